@@ -1,0 +1,56 @@
+"""campwatch: measure how detention camps change between satellite acquisitions.
+
+The public API is listed in ``__all__``; everything else is internal.
+"""
+
+from campwatch._version import __version__
+from campwatch.errors import (
+    AcquisitionDateWarning,
+    CampwatchError,
+    CampwatchWarning,
+    ConfigError,
+    GridMismatchError,
+    InvalidAOIError,
+    InvalidSceneError,
+    LowValidDataWarning,
+    MisregistrationWarning,
+    MissingBandsError,
+    NoOverlapError,
+    OutputExistsError,
+    ReprojectionWarning,
+    TileReadError,
+)
+from campwatch.grid import Grid
+from campwatch.io import open_source, read_raster, read_scene, write_raster
+from campwatch.profiles import PROFILES, SensorProfile, get_profile
+from campwatch.scene import Scene
+from campwatch.versions import show_versions, versions
+
+__all__ = [
+    "__version__",
+    "AcquisitionDateWarning",
+    "CampwatchError",
+    "CampwatchWarning",
+    "ConfigError",
+    "Grid",
+    "GridMismatchError",
+    "InvalidAOIError",
+    "InvalidSceneError",
+    "LowValidDataWarning",
+    "MisregistrationWarning",
+    "MissingBandsError",
+    "NoOverlapError",
+    "OutputExistsError",
+    "PROFILES",
+    "ReprojectionWarning",
+    "Scene",
+    "SensorProfile",
+    "TileReadError",
+    "get_profile",
+    "open_source",
+    "read_raster",
+    "read_scene",
+    "show_versions",
+    "versions",
+    "write_raster",
+]

@@ -1,0 +1,3 @@
+from campwatch.cli.main import run
+
+run()

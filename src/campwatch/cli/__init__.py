@@ -1,0 +1,1 @@
+"""The thin command-line edge: one module per command; each parses, calls a tool, writes."""

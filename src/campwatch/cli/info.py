@@ -1,0 +1,45 @@
+"""``campwatch info PATH``: bands, common names, size, CRS, resolution, bounds and date."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from campwatch.io import open_source
+from campwatch.profiles import PROFILES, parse_band_override
+
+
+@click.command("info")
+@click.argument("path", type=click.Path(path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
+@click.option("--profile", type=click.Choice(sorted(PROFILES)), default=None, help="Override the detected sensor profile.")
+@click.option("--bands", "band_map", default=None, metavar="NAME=INDEX,...",
+              help="Map band indexes of a multi-band file, e.g. red=1,green=2,blue=3,nir=4.")
+def command(path: str, as_json: bool, profile: str | None, band_map: str | None) -> None:
+    """Describe a scene: a multi-band raster or a folder of per-band files."""
+    src = open_source(path, profile=profile, bands=parse_band_override(band_map) if band_map else None)
+    desc = src.describe()
+    if as_json:
+        click.echo(json.dumps(desc, indent=2))
+        return
+    con = Console()
+    con.print(f"[bold]{desc['path']}[/bold]  ({desc['layout']}, profile [cyan]{desc['profile']}[/cyan])")
+    con.print(f"  {desc['profile_description']}")
+    con.print(f"  date: {desc['date'] or 'unknown'}" + (f"  (from {desc['date_source']})" if desc["date_source"] else ""))
+    con.print(f"  CRS: {desc['crs']}   size: {desc['size']['rows']} x {desc['size']['cols']} px   "
+              f"resolution: {desc['resolution'][0]:.6g} x {desc['resolution'][1]:.6g} (~{desc['pixel_size_m']} m)")
+    b = desc["bounds"]
+    ll = desc["bounds_lonlat"]
+    con.print(f"  bounds: {b[0]:.6f}, {b[1]:.6f}, {b[2]:.6f}, {b[3]:.6f}   lon/lat: {ll[0]}, {ll[1]}, {ll[2]}, {ll[3]}")
+    table = Table(title=f"{len(desc['bands'])} bands")
+    for col in ("name", "band id", "file", "index", "pixel (m)", "size", "dtype", "nodata"):
+        table.add_column(col)
+    for band in desc["bands"]:
+        table.add_row(band["name"], band["band_id"], band["file"], str(band["index"]), f"{band['pixel_size_m']:.1f}",
+                      f"{band['size'][0]}x{band['size'][1]}", band["dtype"], str(band["nodata"]))
+    con.print(table)
+    for note in desc["notes"]:
+        con.print(f"  note: {note}")

@@ -1,0 +1,75 @@
+"""``campwatch`` entry point: the command group and the one-line error handling.
+
+Every library error is a :class:`~campwatch.errors.CampwatchError`; here it becomes one
+line on stderr and exit code 2, with the traceback only under ``--debug``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import warnings
+
+import click
+
+from campwatch._version import __version__
+from campwatch.errors import CampwatchError
+
+# One module per command in campwatch.cli; each defines ``command`` (a click command or group).
+COMMANDS = ("info",)
+
+_state = {"debug": False}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="campwatch")
+@click.option("--debug", is_flag=True, help="Show full tracebacks and debug logging.")
+def cli(debug: bool) -> None:
+    """campwatch: measure change at detention camps between satellite acquisitions."""
+    _state["debug"] = debug
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+for _name in COMMANDS:
+    cli.add_command(importlib.import_module(f"campwatch.cli.{_name}").command)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+    click.echo(f"warning: {message}", err=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code (0 ok, 1 findings or failed sites, 2 bad input)."""
+    args = sys.argv[1:] if argv is None else argv
+    _state["debug"] = "--debug" in args
+    if not _state["debug"]:
+        warnings.showwarning = _show_warning
+        # Library deprecations (rasterio on affine 3, ...) are for developers, not analysts.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+    try:
+        result = cli.main(args=args, prog_name="campwatch", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except CampwatchError as exc:
+        if _state["debug"]:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        return 2
+    except Exception as exc:
+        if _state["debug"]:
+            raise
+        click.echo(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback, "
+                   "and please report it)", err=True)
+        return 1
+    return int(result or 0)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Typed errors and warnings.
+
+Every error derives from :class:`CampwatchError` and from the builtin it most
+resembles, so callers can catch either (``except ValueError`` still works), in
+the way rasterio's ``RasterioIOError(RasterioError, OSError)`` does.  Code
+catches by type, never by message text.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CampwatchError",
+    "InvalidAOIError",
+    "InvalidSceneError",
+    "MissingBandsError",
+    "GridMismatchError",
+    "NoOverlapError",
+    "TileReadError",
+    "OutputExistsError",
+    "ConfigError",
+    "CampwatchWarning",
+    "MisregistrationWarning",
+    "LowValidDataWarning",
+    "ReprojectionWarning",
+    "AcquisitionDateWarning",
+]
+
+
+class CampwatchError(Exception):
+    """Base class of every error campwatch raises on purpose."""
+
+
+class InvalidAOIError(CampwatchError, ValueError):
+    """An area of interest is missing, malformed, or geometrically invalid."""
+
+
+class InvalidSceneError(CampwatchError, ValueError):
+    """A path does not hold a usable scene (empty folder, mixed files, unknown layout)."""
+
+
+class MissingBandsError(CampwatchError, ValueError):
+    """A method needs bands the scene lacks; the message lists what is there."""
+
+
+class GridMismatchError(CampwatchError, ValueError):
+    """Two arrays that must share a pixel grid do not."""
+
+
+class NoOverlapError(CampwatchError, ValueError):
+    """An AOI or a second scene does not overlap the first; the message gives both bounds."""
+
+
+class TileReadError(CampwatchError, OSError):
+    """A raster file is missing or cannot be read; the message names the path."""
+
+
+class OutputExistsError(CampwatchError, FileExistsError):
+    """An output exists already and ``overwrite`` was not given."""
+
+
+class ConfigError(CampwatchError, ValueError):
+    """A batch configuration file is malformed."""
+
+
+class CampwatchWarning(UserWarning):
+    """Base class of campwatch warnings; filter by class, never by text."""
+
+
+class MisregistrationWarning(CampwatchWarning):
+    """The dates are shifted more than can be corrected, or the shift estimate is unreliable."""
+
+
+class LowValidDataWarning(CampwatchWarning):
+    """Too few valid (cloud-free, non-nodata) pixels for a trustworthy figure."""
+
+
+class ReprojectionWarning(CampwatchWarning):
+    """A scene was reprojected onto another CRS to align it."""
+
+
+class AcquisitionDateWarning(CampwatchWarning):
+    """The acquisition date could not be found, or only a processing date was."""

@@ -1,0 +1,778 @@
+"""The I/O edge: find the bands of a scene, read an AOI window onto a grid, write outputs atomically.
+
+Only this module (and the AOI reader) opens files.  Reading is two steps:
+
+1. :func:`open_source` inspects a path (a multi-band raster, a folder of per-band
+   files such as a Sentinel-2 ``IMG_DATA`` or L2A ``R10m/R20m/R60m`` tree, or any
+   other GDAL-readable raster) and returns a :class:`SceneSource`: which file and
+   band index hold each common-name band, the sensor profile, and the date.
+2. :func:`read_source` reads a source onto a target :class:`~campwatch.grid.Grid`.
+   When the file's pixels already lie on the grid's lattice it is a plain windowed
+   read; otherwise the band is warped (``WarpedVRT``) onto the grid.  This is how the
+   second date is aligned to the first: by georeferencing, never by array shape.
+
+:func:`read_scene` does both, choosing the grid from the AOI when none is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import math
+import os
+import re
+import shutil
+import tempfile
+import warnings
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds, transform_geom
+from rasterio.windows import Window
+
+from campwatch import masks
+from campwatch.errors import (
+    AcquisitionDateWarning,
+    InvalidSceneError,
+    MissingBandsError,
+    NoOverlapError,
+    OutputExistsError,
+    ReprojectionWarning,
+    TileReadError,
+)
+from campwatch.grid import Grid
+from campwatch.profiles import (
+    COMMON_NAMES,
+    PROFILES,
+    SensorProfile,
+    band_key_from_text,
+    get_profile,
+)
+from campwatch.scene import Scene
+
+__all__ = [
+    "BandRef",
+    "SceneSource",
+    "open_source",
+    "read_source",
+    "read_scene",
+    "scene_grid",
+    "utm_crs_for",
+    "read_raster",
+    "write_raster",
+    "atomic_path",
+    "atomic_dir",
+    "check_writable",
+]
+
+log = logging.getLogger(__name__)
+
+RASTER_SUFFIXES = {".tif", ".tiff", ".jp2", ".vrt", ".img", ".dat", ".bsq", ".bil", ".hdr", ".nc", ".png"}
+_S2_FILE_RE = re.compile(r"(?:^|_)(B(?:0[1-9]|1[0-2]|8A))(?:_(10|20|60)m)?\.(?:tif|tiff|jp2)$", re.IGNORECASE)
+_LANDSAT_FILE_RE = re.compile(r"^(L[CTEO]0[4-9])_.*_((?:SR_)?B\d{1,2})\.(?:tif|tiff)$", re.IGNORECASE)
+_SCL_FILE_RE = re.compile(r"(?:^|_)SCL(?:_(20|60)m)?\.(?:tif|tiff|jp2)$", re.IGNORECASE)
+
+_DATE_TAGS = ("ACQUISITION_DATETIME", "ACQUISITION_DATE", "CAPTURE_DATE", "DATATAKE_1_DATATAKE_SENSING_START",
+              "SENSING_TIME", "DATE_ACQUIRED", "TIFFTAG_DATETIME")
+_DATE_NAME_PATTERNS = (
+    ("sentinel-2 tile name sensing time", re.compile(r"T\d{2}[A-Z]{3}_(\d{8})T\d{6}")),
+    ("SAFE product sensing time", re.compile(r"MSIL[12][AC]_(\d{8})T\d{6}")),
+    ("landsat product acquisition date", re.compile(r"L[CTEO]0\d_L\w{3}_\d{6}_(\d{8})_")),
+    ("ISO date in file name", re.compile(r"(?<!\d)(\d{4}-\d{2}-\d{2})(?!\d)")),
+)
+# Old-style Sentinel-2 names (S2A_OPER_MSI_L1C_TL_EPA__20160706T155721_...) carry the *processing*
+# time, not the sensing time, so they are not read as an acquisition date.
+_OLD_S2_NAME = re.compile(r"S2[AB]_OPER_MSI_L1C_TL_\w{4}_(\d{8})T")
+
+
+@dataclass(frozen=True)
+class BandRef:
+    """Where one band lives: file, 1-based band index, native grid and nodata."""
+
+    key: str
+    path: str
+    index: int
+    band_id: str
+    grid: Grid
+    nodata: float | None
+    dtype: str
+
+
+@dataclass(frozen=True)
+class SceneSource:
+    """A scene on disk, inspected but not read: band locations, profile and date."""
+
+    path: str
+    layout: Literal["multiband", "band-folder"]
+    profile: SensorProfile
+    bands: tuple[BandRef, ...]
+    date: dt.date | None
+    date_source: str | None
+    scl: BandRef | None = None
+    notes: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(b.key for b in self.bands)
+
+    def band(self, key: str) -> BandRef:
+        for b in self.bands:
+            if b.key == key:
+                return b
+        raise MissingBandsError(f"{self.path} has no band {key!r}; it has {', '.join(self.keys)}")
+
+    @property
+    def finest(self) -> BandRef:
+        """The band with the smallest pixels (first such band in wavelength order)."""
+        return min(self.bands, key=lambda b: (round(b.grid.pixel_size_m(), 3), COMMON_NAMES.index(b.key)))
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready description of the source (what ``campwatch info`` prints)."""
+        fine = self.finest.grid
+        lon_lat = transform_bounds(fine.crs, "EPSG:4326", *fine.bounds, densify_pts=21)
+        return {
+            "path": self.path,
+            "layout": self.layout,
+            "profile": self.profile.name,
+            "profile_description": self.profile.description,
+            "date": self.date.isoformat() if self.date else None,
+            "date_source": self.date_source,
+            "crs": fine.crs.to_string(),
+            "size": {"rows": fine.height, "cols": fine.width},
+            "resolution": list(fine.res),
+            "pixel_size_m": round(fine.pixel_size_m(), 3),
+            "bounds": list(fine.bounds),
+            "bounds_lonlat": [round(v, 7) for v in lon_lat],
+            "reflectance_scale": self.profile.scale,
+            "reflectance_offset": self.profile.offset,
+            "bands": [
+                {"name": b.key, "band_id": b.band_id, "file": os.path.basename(b.path), "index": b.index,
+                 "resolution": list(b.grid.res), "pixel_size_m": round(b.grid.pixel_size_m(), 3),
+                 "size": [b.grid.height, b.grid.width], "dtype": b.dtype, "nodata": b.nodata}
+                for b in self.bands
+            ],
+            "scl": os.path.basename(self.scl.path) if self.scl else None,
+            "notes": list(self.notes),
+        }
+
+
+# --------------------------------------------------------------------------------------
+# inspection
+# --------------------------------------------------------------------------------------
+def _open(path: str | Path) -> rasterio.DatasetReader:
+    try:
+        return rasterio.open(path)
+    except RasterioError as exc:
+        raise TileReadError(f"{path}: not a readable raster ({exc}); check the file is a GDAL-readable image") from exc
+
+
+def _grid_of(ds: rasterio.DatasetReader, path: str | Path) -> Grid:
+    if ds.crs is None or ds.transform == Affine.identity():
+        raise InvalidSceneError(
+            f"{path}: the raster has no georeferencing (CRS or transform); campwatch needs georeferenced imagery"
+        )
+    return Grid((ds.height, ds.width), ds.transform, ds.crs)
+
+
+def _date_from_tags(tags: Mapping[str, str]) -> tuple[dt.date | None, str | None]:
+    for key in _DATE_TAGS:
+        value = tags.get(key)
+        if value:
+            m = re.search(r"(\d{4})[-:]?(\d{2})[-:]?(\d{2})", value)
+            if m:
+                with contextlib.suppress(ValueError):
+                    return dt.date(int(m[1]), int(m[2]), int(m[3])), f"tag {key}"
+    return None, None
+
+
+def _date_from_dates_txt(folder: Path) -> tuple[dt.date | None, str | None]:
+    """OSCD layout: ``<city>/dates.txt`` gives ``date_1`` for ``imgs_1`` and ``date_2`` for ``imgs_2``."""
+    m = re.fullmatch(r"imgs_(\d)", folder.name)
+    dates = folder.parent / "dates.txt"
+    if not m or not dates.is_file():
+        return None, None
+    for line in dates.read_text(errors="replace").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == f"date_{m[1]}":
+            with contextlib.suppress(ValueError):
+                return dt.datetime.strptime(value.strip(), "%Y%m%d").date(), f"{dates.name} date_{m[1]}"
+    return None, None
+
+
+def _date_from_name(name: str) -> tuple[dt.date | None, str | None]:
+    for label, rx in _DATE_NAME_PATTERNS:
+        m = rx.search(name)
+        if m:
+            text = m[1].replace("-", "")
+            with contextlib.suppress(ValueError):
+                return dt.datetime.strptime(text, "%Y%m%d").date(), f"{label} ({m[0]})"
+    return None, None
+
+
+def _find_date(path: Path, files: Sequence[Path], tags: Mapping[str, str]) -> tuple[dt.date | None, str | None, list[str]]:
+    notes: list[str] = []
+    date, source = _date_from_tags(tags)
+    if date is None:
+        folder = path if path.is_dir() else path.parent
+        date, source = _date_from_dates_txt(folder)
+    if date is None:
+        for f in [path, *files]:
+            date, source = _date_from_name(f.name)
+            if date:
+                break
+    if date is None and any(_OLD_S2_NAME.search(f.name) for f in files):
+        notes.append("file names carry a processing date, not the acquisition date; pass the date explicitly")
+    return date, source, notes
+
+
+def _s2_metadata_scaling(folder: Path, level: str) -> tuple[float | None, float | None, str | None]:
+    """Quantification value and additive offset from a SAFE ``MTD_MSIL1C/2A.xml`` above ``folder``."""
+    for parent in [folder, *folder.parents][:6]:
+        for mtd in parent.glob("MTD_MSIL*.xml"):
+            try:
+                root = ET.parse(mtd).getroot()
+            except ET.ParseError:
+                continue
+            quant = offset = None
+            baseline = None
+            for el in root.iter():
+                tag = el.tag.rsplit("}", 1)[-1]
+                if tag in ("BOA_QUANTIFICATION_VALUE", "QUANTIFICATION_VALUE") and el.text:
+                    quant = float(el.text)
+                elif tag in ("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET") and el.text and offset is None:
+                    offset = float(el.text)
+                elif tag == "PROCESSING_BASELINE" and el.text:
+                    baseline = el.text.strip()
+            return quant, offset, f"{mtd.name} (processing baseline {baseline})"
+    return None, None, None
+
+
+def _band_folder_files(folder: Path) -> list[Path]:
+    files = [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES]
+    return sorted(files)
+
+
+def _source_from_folder(folder: Path, profile: SensorProfile | None) -> SceneSource:
+    files = _band_folder_files(folder)
+    if not files:
+        raise InvalidSceneError(
+            f"{folder}: the folder holds no raster files; point at a multi-band image or a folder of band files (*_B02.tif ...)"
+        )
+    s2: dict[str, list[Path]] = {}
+    landsat: dict[str, Path] = {}
+    landsat_sensor = None
+    scl: list[Path] = []
+    for f in files:
+        if _SCL_FILE_RE.search(f.name):
+            scl.append(f)
+        elif m := _S2_FILE_RE.search(f.name):
+            s2.setdefault(m[1].upper(), []).append(f)
+        elif m := _LANDSAT_FILE_RE.search(f.name):
+            landsat[m[2].upper()] = f
+            landsat_sensor = m[1].upper()
+    if not s2 and not landsat:
+        if len(files) == 1:
+            return _source_from_file(files[0], profile)
+        raise InvalidSceneError(
+            f"{folder}: {len(files)} raster files but none named like band files (*_B02.tif, *_SR_B4.TIF); "
+            "point at one multi-band image, or at a folder holding one scene's band files"
+        )
+    notes: list[str] = []
+    if s2:
+        is_l2a = bool(scl) or any(re.search(r"_(10|20|60)m\.|MSIL2A|/R[126]0m/", str(f)) for fs in s2.values() for f in fs)
+        name = "sentinel2-l2a" if is_l2a else "sentinel2-l1c"
+        prof = profile or PROFILES[name]
+        # several resolutions of one band (L2A R10m/R20m/R60m): keep the finest copy.
+        chosen: dict[str, Path] = {}
+        for bid, fs in s2.items():
+            chosen[bid] = min(fs, key=lambda p: int((_S2_FILE_RE.search(p.name) or [None, None, "99"])[2] or 99))
+        tiles = {re.sub(r"_?B(?:0[1-9]|1[0-2]|8A)(?:_\d\dm)?\.\w+$", "", p.name, flags=re.I) for p in chosen.values()}
+        if len(tiles) > 1:
+            raise InvalidSceneError(
+                f"{folder}: band files of {len(tiles)} different products ({', '.join(sorted(tiles)[:3])}...); "
+                "a scene folder must hold one product's bands"
+            )
+        if profile is None:
+            quant, offset, mtd = _s2_metadata_scaling(next(iter(chosen.values())).parent, name)
+            if quant:
+                prof = prof.with_scaling(scale=1.0 / quant, offset=offset or 0.0)
+                notes.append(f"reflectance scaling from {mtd}: (DN + {offset or 0:g}) / {quant:g}")
+        refs = []
+        for bid, f in chosen.items():
+            key = prof.key_for(bid)
+            if key is None:
+                continue
+            with _open(f) as ds:
+                refs.append(BandRef(key, str(f), 1, bid, _grid_of(ds, f), ds.nodata, ds.dtypes[0]))
+                tags = ds.tags()
+        scl_ref = None
+        if scl:
+            f = min(scl, key=lambda p: p.name)
+            with _open(f) as ds:
+                scl_ref = BandRef("scl", str(f), 1, "SCL", _grid_of(ds, f), ds.nodata, ds.dtypes[0])
+    else:
+        name = "landsat-oli" if landsat_sensor in ("LC08", "LC09", "LO08", "LO09") else "landsat-tm-etm"
+        if any(k.startswith("SR_") for k in landsat):
+            name = "landsat-c2l2"
+        prof = profile or PROFILES[name]
+        refs = []
+        for bid, f in landsat.items():
+            key = prof.key_for(bid)
+            if key is None:
+                continue
+            with _open(f) as ds:
+                refs.append(BandRef(key, str(f), 1, bid, _grid_of(ds, f), ds.nodata, ds.dtypes[0]))
+                tags = ds.tags()
+        scl_ref = None
+    refs.sort(key=lambda b: COMMON_NAMES.index(b.key))
+    crss = {b.grid.crs.to_string() for b in refs}
+    if len(crss) > 1:
+        raise InvalidSceneError(f"{folder}: band files in different CRSs ({', '.join(sorted(crss))}); one scene needs one CRS")
+    date, date_source, date_notes = _find_date(folder, [Path(b.path) for b in refs], tags)
+    return SceneSource(str(folder), "band-folder", prof, tuple(refs), date, date_source, scl_ref,
+                       tuple(notes + date_notes), tags)
+
+
+def _guess_multiband_profile(ds: rasterio.DatasetReader, grid: Grid) -> tuple[SensorProfile, list[str | None]]:
+    """Pick a profile for a multi-band file and the key of each band (None = unnamed)."""
+    count = ds.count
+    from_desc = [band_key_from_text(d) for d in ds.descriptions]
+    colour = [c.name if c.name in ("red", "green", "blue") else None for c in ds.colorinterp]
+    keys: list[str | None] = [d or c for d, c in zip(from_desc, colour, strict=True)]
+    tags = {k.upper(): v for k, v in ds.tags().items()}
+    sensor = " ".join(tags.get(k, "") for k in ("SENSOR", "PRODUCT", "SPACECRAFT_ID", "SATELLITE")).lower()
+    px = grid.pixel_size_m()
+    is_float = ds.dtypes[0].startswith("float")
+    if all(keys) and len(set(keys)) == count:
+        if "sentinel-2" in sensor or all(band_key_from_text(d) and d and d.upper().startswith("B") for d in ds.descriptions):
+            name = "sentinel2-reflectance" if is_float or "0-1" in sensor else "sentinel2-l1c"
+        elif "landsat" in sensor:
+            name = "landsat-oli" if ("oli" in sensor or "8" in sensor or "9" in sensor) and "etm" not in sensor else "landsat-tm-etm"
+        elif px < 5.0:
+            name = "vhr-rgbn" if "nir" in keys else "vhr-rgb"
+        else:
+            name = "generic"
+        base = PROFILES[name]
+        return SensorProfile(base.name, base.description + " (bands named by the file's band descriptions)",
+                             {str(i + 1): k for i, k in enumerate(keys) if k}, base.scale, base.offset,
+                             px, base.saturation), keys
+    # No usable names: fall back on band count and pixel size.
+    if count == 13:
+        base = PROFILES["sentinel2-reflectance" if is_float else "sentinel2-l1c"]
+        order = ["coastal", "blue", "green", "red", "rededge1", "rededge2", "rededge3", "nir", "nir08", "nir09",
+                 "cirrus", "swir16", "swir22"]
+    elif count in (3, 4) and px < 5.0:
+        base = PROFILES["vhr-rgb" if count == 3 else "vhr-rgbn"]
+        order = ["red", "green", "blue", "nir"][:count]
+    elif count == 4 and 5.0 <= px <= 20.0:
+        base = PROFILES["sentinel2-l1c"] if ds.dtypes[0] == "uint16" else PROFILES["generic"]
+        order = ["blue", "green", "red", "nir"]  # Sentinel-2 10 m stack B02, B03, B04, B08
+    elif count == 6 and px >= 20:
+        base = PROFILES["landsat-tm-etm"]
+        order = ["blue", "green", "red", "nir", "swir16", "swir22"]
+    elif count in (3, 4):
+        base = PROFILES["rgb" if count == 3 else "rgbn"]
+        order = ["red", "green", "blue", "nir"][:count]
+    else:
+        raise InvalidSceneError(
+            f"{ds.name}: {count} unnamed bands at {px:.1f} m; campwatch cannot tell which is which. "
+            "Name them with --bands red=1,green=2,blue=3,nir=4 or --profile NAME"
+        )
+    return SensorProfile(base.name, base.description + f" (band order assumed from {count} bands at {px:.1f} m)",
+                         {str(i + 1): k for i, k in enumerate(order)}, base.scale, base.offset, px,
+                         base.saturation), list(order)
+
+
+def _source_from_file(path: Path, profile: SensorProfile | None, band_map: Mapping[str, int] | None = None) -> SceneSource:
+    with _open(path) as ds:
+        grid = _grid_of(ds, path)
+        tags = ds.tags()
+        notes: list[str] = []
+        if band_map:
+            bad = [f"{k}={i}" for k, i in band_map.items() if i > ds.count]
+            if bad:
+                raise MissingBandsError(f"{path}: has {ds.count} bands, cannot map {', '.join(bad)}")
+            base = profile or PROFILES["generic"]
+            prof = SensorProfile(base.name, base.description + " (bands mapped by the user)",
+                                 {str(i): k for k, i in band_map.items()}, base.scale, base.offset,
+                                 grid.pixel_size_m(), base.saturation)
+            keys: list[str | None] = [None] * ds.count
+            for k, i in band_map.items():
+                keys[i - 1] = k
+        elif profile is not None:
+            keys = [profile.key_for(str(i + 1)) or band_key_from_text(ds.descriptions[i]) for i in range(ds.count)]
+            prof = profile
+        else:
+            prof, keys = _guess_multiband_profile(ds, grid)
+        refs = [BandRef(k, str(path), i + 1, ds.descriptions[i] or str(i + 1), grid, ds.nodata, ds.dtypes[i])
+                for i, k in enumerate(keys) if k]
+        if not refs:
+            raise MissingBandsError(f"{path}: none of its {ds.count} bands maps to a known band name")
+    refs.sort(key=lambda b: COMMON_NAMES.index(b.key))
+    date, date_source, date_notes = _find_date(path, [path], tags)
+    return SceneSource(str(path), "multiband", prof, tuple(refs), date, date_source, None, tuple(notes + date_notes), tags)
+
+
+def open_source(path: str | os.PathLike[str], *, profile: str | None = None,
+                bands: Mapping[str, int] | None = None) -> SceneSource:
+    """Inspect a scene on disk without reading its pixels.
+
+    Parameters
+    ----------
+    path : path-like
+        A multi-band raster, a folder of per-band files, or a single-file folder.
+    profile : str, optional
+        A name from :data:`campwatch.profiles.PROFILES`; by default it is detected.
+    bands : mapping, optional
+        ``{"red": 1, "nir": 4}``: the user's band mapping for a multi-band file.
+
+    Examples
+    --------
+    >>> src = open_source("data/sample_tiles/rennes/imgs_2")
+    >>> src.profile.name, len(src.bands), src.date.isoformat()
+    ('sentinel2-l1c', 13, '2017-06-21')
+    """
+    p = Path(path)
+    prof = get_profile(profile) if profile else None
+    if not p.exists():
+        raise TileReadError(f"{p}: no such file or folder; check the path")
+    if p.is_dir():
+        if bands:
+            raise MissingBandsError(f"{p}: --bands maps band indexes of one multi-band file, not a folder of band files")
+        src = _source_from_folder(p, prof)
+    else:
+        src = _source_from_file(p, prof, bands)
+    if src.date is None:
+        warnings.warn(f"{p}: acquisition date not found in tags or file names"
+                      + (f" ({src.notes[-1]})" if src.notes else ""), AcquisitionDateWarning, stacklevel=2)
+    return src
+
+
+# --------------------------------------------------------------------------------------
+# grids and reading
+# --------------------------------------------------------------------------------------
+def utm_crs_for(lon: float, lat: float) -> CRS:
+    """The WGS84 UTM zone CRS that contains ``(lon, lat)``.
+
+    Examples
+    --------
+    >>> utm_crs_for(126.98, 39.6).to_epsg()   # Yodok, North Korea
+    32652
+    """
+    zone = int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
+    return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
+
+
+def _geometry_bounds(aoi: Any, crs: CRS) -> tuple[float, float, float, float]:
+    """Bounds of an EPSG:4326 geometry (shapely or ``__geo_interface__``) in ``crs``."""
+    geo = aoi.__geo_interface__ if hasattr(aoi, "__geo_interface__") else aoi
+    if crs != CRS.from_epsg(4326):
+        geo = transform_geom("EPSG:4326", crs, geo)
+    xs: list[float] = []
+    ys: list[float] = []
+
+    def walk(c: Any) -> None:
+        if isinstance(c[0], (int, float)):
+            xs.append(float(c[0]))
+            ys.append(float(c[1]))
+        else:
+            for sub in c:
+                walk(sub)
+
+    walk(geo["coordinates"])
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def scene_grid(source: SceneSource, *, aoi: Any = None, margin_m: float = 100.0,
+               resolution: float | None = None, crs: str | CRS | None = None) -> Grid:
+    """The grid a scene is read onto.
+
+    By default, the source's finest band grid, cut to the AOI (an EPSG:4326 geometry)
+    plus ``margin_m``.  With ``resolution`` (metres), the AOI's local UTM grid at that
+    resolution (or ``crs`` if given) instead.
+    """
+    fine = source.finest.grid
+    if resolution is not None:
+        if aoi is None:
+            lon0, lat0, lon1, lat1 = transform_bounds(fine.crs, "EPSG:4326", *fine.bounds, densify_pts=21)
+            target = CRS.from_user_input(crs) if crs else utm_crs_for((lon0 + lon1) / 2, (lat0 + lat1) / 2)
+            bounds = transform_bounds(fine.crs, target, *fine.bounds, densify_pts=21)
+        else:
+            b4326 = _geometry_bounds(aoi, CRS.from_epsg(4326))
+            target = CRS.from_user_input(crs) if crs else utm_crs_for((b4326[0] + b4326[2]) / 2, (b4326[1] + b4326[3]) / 2)
+            left, bottom, right, top = _geometry_bounds(aoi, target)
+            bounds = (left - margin_m, bottom - margin_m, right + margin_m, top + margin_m)
+        left = math.floor(bounds[0] / resolution) * resolution
+        top = math.ceil(bounds[3] / resolution) * resolution
+        cols = max(1, math.ceil((bounds[2] - left) / resolution))
+        rows = max(1, math.ceil((top - bounds[1]) / resolution))
+        grid = Grid((rows, cols), Affine(resolution, 0, left, 0, -resolution, top), target)
+        overlap = transform_bounds(fine.crs, target, *fine.bounds, densify_pts=21)
+        if overlap[0] >= grid.bounds[2] or overlap[2] <= grid.bounds[0] or overlap[1] >= grid.bounds[3] or overlap[3] <= grid.bounds[1]:
+            raise NoOverlapError(f"{source.path}: scene bounds {tuple(round(v, 6) for v in overlap)} do not overlap "
+                                 f"the requested grid {tuple(round(v, 6) for v in grid.bounds)} ({target.to_string()})")
+        return grid
+    if aoi is None:
+        return fine
+    left, bottom, right, top = _geometry_bounds(aoi, fine.crs)
+    if fine.is_geographic:
+        lat = (bottom + top) / 2
+        mx = margin_m / (111_320.0 * max(math.cos(math.radians(lat)), 1e-6))
+        my = margin_m / 110_574.0
+    else:
+        mx = my = margin_m
+    try:
+        win = fine.window_of_bounds((left - mx, bottom - my, right + mx, top + my))
+    except NoOverlapError:
+        aoi_b = _geometry_bounds(aoi, CRS.from_epsg(4326))
+        scene_b = transform_bounds(fine.crs, "EPSG:4326", *fine.bounds, densify_pts=21)
+        raise NoOverlapError(
+            f"the AOI (lon/lat bounds {tuple(round(v, 5) for v in aoi_b)}) lies outside the scene {source.path} "
+            f"(lon/lat bounds {tuple(round(v, 5) for v in scene_b)}); pick the scene that covers the AOI"
+        ) from None
+    return fine.window(win)
+
+
+def _lattice_window(src: Grid, dst: Grid) -> Window | None:
+    """The window of ``src`` equal to ``dst`` when both share CRS, pixel size and pixel lattice."""
+    if src.crs != dst.crs:
+        return None
+    a, b = src.transform, dst.transform
+    if a.b or a.d or b.b or b.d:
+        return None
+    if not (math.isclose(a.a, b.a, rel_tol=1e-6) and math.isclose(a.e, b.e, rel_tol=1e-6)):
+        return None
+    col = (b.c - a.c) / a.a
+    row = (b.f - a.f) / a.e
+    if abs(col - round(col)) > 1e-3 or abs(row - round(row)) > 1e-3:
+        return None
+    return Window(round(col), round(row), dst.width, dst.height)
+
+
+def _read_band(ref: BandRef, grid: Grid, resampling: Resampling) -> tuple[np.ndarray, np.ndarray]:
+    """One band on ``grid`` as float64 DN, plus a mask of pixels that came from the file."""
+    try:
+        with rasterio.open(ref.path) as ds:
+            win = _lattice_window(ref.grid, grid)
+            fill = ref.nodata if ref.nodata is not None else 0
+            if win is not None:
+                arr = ds.read(ref.index, window=win, boundless=True, fill_value=fill, out_dtype="float64")
+                inside = np.zeros(grid.shape, dtype=bool)
+                r0, c0 = max(0, -int(win.row_off)), max(0, -int(win.col_off))
+                r1 = min(grid.height, ref.grid.height - int(win.row_off))
+                c1 = min(grid.width, ref.grid.width - int(win.col_off))
+                if r1 > r0 and c1 > c0:
+                    inside[r0:r1, c0:c1] = True
+                return arr, inside
+            if ref.grid.crs != grid.crs:
+                warnings.warn(f"{ref.path}: reprojected from {ref.grid.crs.to_string()} to {grid.crs.to_string()} "
+                              f"({resampling.name} resampling)", ReprojectionWarning, stacklevel=3)
+                log.info("reprojecting %s from %s to %s", ref.path, ref.grid.crs, grid.crs)
+            with WarpedVRT(ds, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+                           resampling=resampling, src_nodata=ref.nodata, nodata=fill,
+                           add_alpha=False) as vrt:
+                arr = vrt.read(ref.index, out_dtype="float64")
+                inside = vrt.read_masks(ref.index) > 0
+            return arr, inside
+    except RasterioError as exc:
+        raise TileReadError(f"{ref.path}: cannot read band {ref.key} ({exc})") from exc
+
+
+def read_source(source: SceneSource, grid: Grid, *, bands: Sequence[str] | None = None,
+                resampling: Literal["bilinear", "nearest", "cubic", "average"] = "bilinear",
+                use_scl: bool = True) -> Scene:
+    """Read ``source`` onto ``grid``: reflectance, valid mask, date and provenance.
+
+    Invalid pixels (outside the file, nodata, zeros in unsigned products, saturation,
+    and L2A SCL cloud/shadow/cirrus/snow where an SCL band is present) are NaN and
+    False in ``Scene.valid``.
+    """
+    keys = list(bands) if bands is not None else list(source.keys)
+    missing = [k for k in keys if k not in source.keys]
+    if missing:
+        raise MissingBandsError(f"{source.path}: needs bands {', '.join(missing)} but has only {', '.join(source.keys)}")
+    rs = Resampling[resampling]
+    prof = source.profile
+    data = np.empty((len(keys), *grid.shape), dtype=np.float32)
+    valid = np.ones(grid.shape, dtype=bool)
+    for i, key in enumerate(keys):
+        ref = source.band(key)
+        # Shrinking finer pixels onto a coarser grid averages them; enlarging uses ``resampling``.
+        finer = ref.grid.pixel_size_m() < grid.pixel_size_m() * 0.99
+        band_rs = Resampling.average if finer and rs == Resampling.bilinear else rs
+        dn, inside = _read_band(ref, grid, band_rs)
+        valid &= inside & masks.nodata_mask(dn, nodata=ref.nodata, zero_is_nodata=ref.dtype.startswith("uint"),
+                                            saturation=prof.saturation)
+        data[i] = ((dn + prof.offset) * prof.scale).astype(np.float32)
+    meta: dict[str, Any] = {"layout": source.layout, "date_source": source.date_source,
+                            "reflectance_scale": prof.scale, "reflectance_offset": prof.offset,
+                            "resampling": resampling}
+    if source.scl is not None and use_scl:
+        scl, inside = _read_band(source.scl, grid, Resampling.nearest)
+        scl_ok = masks.scl_valid(scl.astype(np.uint8)) & inside
+        meta["scl_masked_fraction"] = round(float(1 - scl_ok[valid].mean()) if valid.any() else 0.0, 6)
+        valid &= scl_ok
+    if source.notes:
+        meta["notes"] = list(source.notes)
+    data[:, ~valid] = np.nan
+    used = tuple(dict.fromkeys(source.band(k).path for k in keys))
+    return Scene(data, tuple(keys), grid, valid, source.date, prof.name, used, meta)
+
+
+def read_scene(path: str | os.PathLike[str], *, aoi: Any = None, grid: Grid | None = None,
+               bands: Sequence[str] | None = None, profile: str | None = None,
+               band_map: Mapping[str, int] | None = None, resolution: float | None = None,
+               margin_m: float = 100.0,
+               resampling: Literal["bilinear", "nearest", "cubic", "average"] = "bilinear") -> Scene:
+    """Read a scene from disk onto one grid.
+
+    Parameters
+    ----------
+    path : path-like
+        Multi-band raster or folder of band files.
+    aoi : shapely geometry (EPSG:4326), optional
+        Only the AOI window plus ``margin_m`` is read.
+    grid : Grid, optional
+        Read onto this grid (to align a second date to the first).  Overrides ``aoi``.
+    bands : sequence of str, optional
+        Common names to read; all by default.
+    profile, band_map :
+        Override the detected sensor profile or band mapping.
+    resolution : float, optional
+        Read onto the AOI's local UTM grid at this resolution in metres.
+
+    Examples
+    --------
+    >>> before = read_scene("data/sample_tiles/rennes/imgs_1", bands=["red", "nir"])
+    >>> after = read_scene("data/sample_tiles/rennes/imgs_2", grid=before.grid, bands=["red", "nir"])
+    >>> after.grid.same_as(before.grid), before.data.shape
+    (True, (2, 339, 563))
+    """
+    source = open_source(path, profile=profile, bands=band_map)
+    if grid is None:
+        grid = scene_grid(source, aoi=aoi, margin_m=margin_m, resolution=resolution)
+    else:
+        fine = source.finest.grid
+        other = transform_bounds(fine.crs, grid.crs, *fine.bounds, densify_pts=21)
+        gb = grid.bounds
+        if other[0] >= gb[2] or other[2] <= gb[0] or other[1] >= gb[3] or other[3] <= gb[1]:
+            raise NoOverlapError(f"{source.path}: scene bounds {tuple(round(v, 6) for v in other)} do not overlap "
+                                 f"the target grid {tuple(round(v, 6) for v in gb)} ({grid.crs.to_string()})")
+    return read_source(source, grid, bands=bands, resampling=resampling)
+
+
+# --------------------------------------------------------------------------------------
+# single rasters and atomic outputs
+# --------------------------------------------------------------------------------------
+def read_raster(path: str | os.PathLike[str], *, grid: Grid | None = None, band: int = 1,
+                resampling: Literal["nearest", "bilinear"] = "nearest") -> tuple[np.ndarray, Grid]:
+    """Read one band of a raster (labels, masks), optionally onto ``grid``.
+
+    A raster without georeferencing (some OSCD label files) is taken to lie on
+    ``grid`` when its shape equals the grid's shape.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise TileReadError(f"{p}: no such file; check the path")
+    with _open(p) as ds:
+        if ds.crs is None or ds.transform == Affine.identity():
+            arr = ds.read(band)
+            if grid is None:
+                raise InvalidSceneError(f"{p}: the raster has no georeferencing; give the grid it belongs to")
+            if arr.shape != grid.shape:
+                raise InvalidSceneError(f"{p}: has no georeferencing and its shape {arr.shape} differs from the grid {grid.shape}")
+            return arr, grid
+        own = Grid((ds.height, ds.width), ds.transform, ds.crs)
+    if grid is None:
+        with rasterio.open(p) as ds:
+            return ds.read(band), own
+    ref = BandRef("mask", str(p), band, str(band), own, None, "float64")
+    arr, _ = _read_band(ref, grid, Resampling[resampling])
+    with rasterio.open(p) as ds:
+        dtype = ds.dtypes[band - 1]
+    return arr.astype(dtype), grid
+
+
+def check_writable(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
+    """Refuse an existing output unless ``overwrite``; return the path."""
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise OutputExistsError(f"{p} exists already; pass --overwrite (overwrite=True) to replace it")
+    return p
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it into place only if the block succeeds."""
+    final = check_writable(path, overwrite=overwrite)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part" + final.suffix, dir=final.parent)
+    os.close(fd)
+    os.unlink(tmp)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, final)
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary directory beside ``path``; swap it into place only if the block succeeds.
+
+    With ``overwrite`` the old directory is removed only after the new one is complete.
+    """
+    final = check_writable(path, overwrite=overwrite)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
+    try:
+        yield tmp
+        if final.exists():
+            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_raster(path: str | os.PathLike[str], array: np.ndarray, grid: Grid, *, nodata: float | None = None,
+                 overwrite: bool = False, tags: Mapping[str, str] | None = None,
+                 band_names: Sequence[str] | None = None) -> Path:
+    """Write an (M, N) or (B, M, N) array on ``grid`` as a tiled DEFLATE GeoTIFF, atomically."""
+    arr = array[None] if array.ndim == 2 else array
+    if arr.shape[1:] != grid.shape:
+        raise InvalidSceneError(f"array shape {arr.shape[1:]} does not match grid {grid.shape} for {path}")
+    profile = {
+        "driver": "GTiff", "height": grid.height, "width": grid.width, "count": arr.shape[0],
+        "dtype": arr.dtype.name, "crs": grid.crs, "transform": grid.transform, "nodata": nodata,
+        "compress": "deflate", "tiled": grid.width >= 256 and grid.height >= 256,
+    }
+    if profile["tiled"]:
+        profile.update(blockxsize=256, blockysize=256)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(arr)
+            if tags:
+                dst.update_tags(**{k: str(v) for k, v in tags.items()})
+            for i, name in enumerate(band_names or []):
+                dst.set_band_description(i + 1, name)
+    return Path(path)

@@ -1,0 +1,116 @@
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from campwatch import (
+    InvalidSceneError,
+    MissingBandsError,
+    NoOverlapError,
+    OutputExistsError,
+    TileReadError,
+    open_source,
+    read_raster,
+    read_scene,
+    write_raster,
+)
+from campwatch.io import atomic_dir, atomic_path
+
+S2_KEYS = ("coastal", "blue", "green", "red", "rededge1", "rededge2", "rededge3", "nir", "nir08", "nir09",
+           "cirrus", "swir16", "swir22")
+
+
+def test_sentinel2_band_folder_has_13_common_names_and_dates(samples):
+    a = open_source(samples / "rennes" / "imgs_1")
+    b = open_source(samples / "rennes" / "imgs_2")
+    assert a.keys == S2_KEYS and a.profile.name == "sentinel2-l1c"
+    assert a.date == dt.date(2015, 8, 21) and "dates.txt" in a.date_source
+    # imgs_2 gets its date from the tile file name (sensing time), which agrees with dates.txt
+    assert b.date == dt.date(2017, 6, 21)
+
+
+def test_read_scene_resamples_all_bands_to_finest_grid(samples):
+    s = read_scene(samples / "bercy" / "imgs_1")
+    assert s.data.shape == (13, 395, 360) and s.data.dtype == np.float32
+    assert s.grid.same_as(open_source(samples / "bercy" / "imgs_1").band("blue").grid)
+    # reflectance, not DN: L1C TOA of a city is mostly 0.02..0.5
+    red = s.band("red")[s.valid]
+    assert 0.02 < np.median(red) < 0.3
+    assert s.valid_fraction > 0.99
+
+
+def test_aoi_window_reads_only_the_aoi(samples):
+    from shapely.geometry import box
+
+    aoi = box(-1.66, 48.10, -1.64, 48.12)
+    s = read_scene(samples / "rennes" / "imgs_1", aoi=aoi, bands=["red", "nir"], margin_m=0)
+    full = read_scene(samples / "rennes" / "imgs_1", bands=["red", "nir"])
+    win = full.grid.window_of_bounds(aoi.bounds)
+    assert s.grid.shape == (win.height, win.width)
+    r, c = int(win.row_off), int(win.col_off)
+    np.testing.assert_array_equal(s.data, full.data[:, r:r + win.height, c:c + win.width])
+    with pytest.raises(NoOverlapError, match="outside the scene"):
+        read_scene(samples / "rennes" / "imgs_1", aoi=box(126.9, 39.5, 127.0, 39.6))
+
+
+def test_utm_grid_gives_metric_pixels(samples):
+    from shapely.geometry import box
+
+    s = read_scene(samples / "rennes" / "imgs_1", aoi=box(-1.66, 48.10, -1.64, 48.12), bands=["red"],
+                   resolution=10.0)
+    assert s.grid.crs.to_epsg() == 32630 and s.grid.res == (10.0, 10.0)
+    assert s.grid.pixel_area_m2()[0, 0] == pytest.approx(100.0)
+
+
+def test_landsat_taizhou_reads_six_common_names(shared_data):
+    s = read_scene(shared_data / "landsat-taizhou" / "taizhou_2000-03-17.tif")
+    assert s.bands == ("blue", "green", "red", "nir", "swir16", "swir22")
+    assert s.date == dt.date(2000, 3, 17) and s.grid.res == (30.0, 30.0)
+
+
+def test_band_override_and_missing_bands(shared_data):
+    path = shared_data / "vhr-joplin-native" / "joplin_pre_utm15n_0p6m.tif"
+    s = read_scene(path, band_map={"blue": 1, "green": 2, "red": 3})
+    assert s.bands == ("blue", "green", "red")
+    with pytest.raises(MissingBandsError, match="has only blue, green, red"):
+        s.require(["nir"], method="ndvi")
+
+
+@pytest.mark.parametrize("bad", ["missing", "text", "empty"])
+def test_bad_inputs_raise_typed_errors(tmp_path, bad):
+    target = tmp_path / "x"
+    if bad == "text":
+        target = tmp_path / "x.tif"
+        target.write_text("not a raster")
+        err = TileReadError
+    elif bad == "empty":
+        target.mkdir()
+        err = InvalidSceneError
+    else:
+        err = TileReadError
+    with pytest.raises(err, match=str(target.name)):
+        open_source(target)
+
+
+def test_write_raster_is_atomic_and_refuses_overwrite(tmp_path, samples):
+    s = read_scene(samples / "paris" / "imgs_1", bands=["red"])
+    out = tmp_path / "red.tif"
+    write_raster(out, s.data[0], s.grid)
+    arr, grid = read_raster(out)
+    assert grid.same_as(s.grid)
+    np.testing.assert_array_equal(arr, s.data[0])
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        write_raster(out, s.data[0], s.grid)
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "never.tif") as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("crash")
+    with pytest.raises(RuntimeError), atomic_dir(tmp_path / "dir") as tmpd:
+        (tmpd / "a").write_text("half")
+        raise RuntimeError("crash")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["red.tif"]
+
+
+def test_unreferenced_label_takes_the_band_grid(samples):
+    s = read_scene(samples / "rennes" / "imgs_1", bands=["blue"])
+    label, grid = read_raster(samples / "rennes" / "cm" / "rennes-cm.tif", grid=s.grid)
+    assert grid is s.grid and set(np.unique(label)) == {1, 2}
