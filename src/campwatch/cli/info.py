@@ -9,15 +9,14 @@ from rich.console import Console
 from rich.table import Table
 
 from campwatch.io import open_source
-from campwatch.profiles import PROFILES, parse_band_override
+from campwatch.cli.options import band_options
+from campwatch.profiles import parse_band_override
 
 
 @click.command("info")
 @click.argument("path", type=click.Path(path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
-@click.option("--profile", type=click.Choice(sorted(PROFILES)), default=None, help="Override the detected sensor profile.")
-@click.option("--bands", "band_map", default=None, metavar="NAME=INDEX,...",
-              help="Map band indexes of a multi-band file, e.g. red=1,green=2,blue=3,nir=4.")
+@band_options
 def command(path: str, as_json: bool, profile: str | None, band_map: str | None) -> None:
     """Describe a scene: a multi-band raster or a folder of per-band files."""
     src = open_source(path, profile=profile, bands=parse_band_override(band_map) if band_map else None)
