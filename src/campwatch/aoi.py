@@ -46,7 +46,6 @@ import shapely
 from pyproj import CRS as ProjCRS
 from pyproj import Geod, Transformer
 from shapely.geometry import MultiPolygon, Polygon, box, mapping, shape
-from shapely.ops import transform as shapely_transform
 
 from campwatch.errors import InvalidAOIError
 
@@ -94,7 +93,7 @@ class AOI:
     >>> from shapely.geometry import box
     >>> aoi = AOI("demo", "Demo", box(126.8, 39.6, 126.81, 39.61), {"geometry_quality": "approximate"})
     >>> round(aoi.area_m2() / 1e6, 3)          # km² on the WGS84 ellipsoid
-    0.952
+    0.954
     >>> aoi.utm_crs().to_epsg()
     32652
     """
@@ -163,7 +162,7 @@ class AOI:
         if target == _WGS84:
             return self.geometry
         tr = Transformer.from_crs(_WGS84, target, always_xy=True)
-        return shapely_transform(tr.transform, self.geometry)
+        return _reproject(self.geometry, tr)
 
     def utm_crs(self) -> Any:
         """The WGS84 UTM zone CRS (a rasterio CRS) containing the AOI's centroid."""
@@ -182,7 +181,7 @@ class AOI:
         >>> from shapely.geometry import box
         >>> w, s, e, n = AOI("d", "D", box(126.8, 39.6, 126.81, 39.61)).search_bbox(buffer_m=1000)
         >>> round((n - s) * 111.0, 1)     # ~1.1 km tall + 2 x 1 km
-        3.1
+        3.2
         """
         if buffer_m < 0 or not math.isfinite(buffer_m):
             raise InvalidAOIError(f"search_bbox buffer_m must be a finite distance >= 0 m, got {buffer_m!r}")
@@ -190,7 +189,7 @@ class AOI:
         x0, y0, x1, y1 = self.to_crs(utm).bounds
         grown = box(x0 - buffer_m, y0 - buffer_m, x1 + buffer_m, y1 + buffer_m).segmentize(max(buffer_m, 100.0))
         back = Transformer.from_crs(utm, _WGS84, always_xy=True)
-        return tuple(float(v) for v in shapely_transform(back.transform, grown).bounds)  # type: ignore[return-value]
+        return tuple(float(v) for v in _reproject(grown, back).bounds)  # type: ignore[return-value]
 
     # --- conversions ----------------------------------------------------------------------------------
     def to_feature(self) -> dict[str, Any]:
@@ -213,6 +212,11 @@ class AOI:
 
     def __repr__(self) -> str:
         return f"AOI(id={self.id!r}, name={self.name!r}, geometry_quality={self.geometry_quality!r})"
+
+
+def _reproject(geom: Any, transformer: Transformer) -> Any:
+    """``geom`` with every vertex passed through ``transformer`` (always_xy)."""
+    return shapely.transform(geom, lambda x, y: transformer.transform(x, y), interleaved=False)
 
 
 def _to_pyproj(crs: Any) -> ProjCRS:
@@ -346,7 +350,7 @@ def features_to_aois(features: Sequence[Mapping[str, Any]], *, source: str,
             problems.append(AOIProblem(source, label, f"the {gtype} is empty"))
             continue
         if tr is not None:
-            geom = shapely_transform(tr.transform, geom)
+            geom = _reproject(geom, tr)
         reason = _coords_ok(geom)
         if reason:
             problems.append(AOIProblem(source, label, reason))
