@@ -17,8 +17,9 @@ and the script says so.
 
 Alias rule (see aois/README.md): generated aliases are the id, the place names in the name's parentheses,
 and for kwanliso only the bare camp number with the prefixes ``camp``/``kwanliso``/``kwalliso``/``kwan-li-so``;
-kyo-hwa-so get ``kyohwaso N``/``kyo-hwa-so N``. A generated alias that two facilities would share (``kaechon``,
-``kyohwaso 8``) is dropped from both, so an alias never silently picks one of two places.
+kyo-hwa-so get ``kyohwaso N``/``kyo-hwa-so N``. An alias that two facilities share (``kaechon``, ``kyohwaso 8``)
+is kept in both files and listed in ``shared_aliases``; ``campwatch.aoi.resolve_aoi`` refuses it and names both
+facilities, so an alias never silently picks one of two places.
 """
 
 from __future__ import annotations
@@ -131,7 +132,9 @@ def _caveats(p: dict, geom, others: dict) -> list[str]:
 def build_camps(reference: Path) -> list[Path]:
     ref = json.loads(reference.read_text(encoding="utf-8"))
     feats = ref["features"]
-    counts = Counter(_key(a) for f in feats for a in set(map(_key, _generated_aliases(f["properties"]))))
+    counts = Counter(k for f in feats
+                     for k in {_key(a) for a in [*_generated_aliases(f["properties"]), f["properties"]["name"],
+                                                  *f["properties"].get("alt_names", [])]})
     geoms = {f["properties"]["id"]: shape(f["geometry"]) for f in feats}
     provenance = {
         "reference_file": "shared/reference/camps_reference.geojson",
@@ -151,9 +154,12 @@ def build_camps(reference: Path) -> list[Path]:
                 continue
         aliases = []
         for a in _generated_aliases(p):
-            if counts[_key(a)] == 1 and a != p["id"] and a not in aliases:
+            if a != p["id"] and a not in aliases:
                 aliases.append(a)
         props = {"id": p["id"], "name": p["name"], "aliases": aliases}
+        shared = sorted({a for a in aliases + p.get("alt_names", []) if counts[_key(a)] > 1})
+        if shared:
+            props["shared_aliases"] = shared
         props.update({k: p[k] for k in FIRST if k in p and k not in props})
         props["caveats"] = _caveats(p, geoms[p["id"]], geoms)
         props.update({k: v for k, v in p.items() if k not in props})

@@ -18,7 +18,8 @@ letter or digit, so ``Kwan-li-so No. 15``, ``kwanliso-15`` and ``KWANLISO15`` ar
 
 Bare camp numbers (``15``, ``camp 15``) are aliases of the kwanliso only, as in the literature;
 prisons (kyo-hwa-so) are reached by ``kyohwaso-22`` and the like. The catalogue's build script
-writes those aliases into each file, so the rule is visible and editable there.
+writes those aliases into each file (and lists any alias shared with another facility under
+``shared_aliases``), so the rule is visible and editable there.
 
 File reading
 ------------
