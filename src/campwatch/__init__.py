@@ -4,6 +4,7 @@ The public API is listed in ``__all__``; everything else is internal.
 """
 
 from campwatch._version import __version__
+from campwatch.aoi import AOI, load_catalogue, read_aoi_file, resolve_aoi, validate_aoi_file
 from campwatch.errors import (
     AcquisitionDateWarning,
     CampwatchError,
@@ -28,6 +29,7 @@ from campwatch.versions import show_versions, versions
 
 __all__ = [
     "__version__",
+    "AOI",
     "AcquisitionDateWarning",
     "CampwatchError",
     "CampwatchWarning",
@@ -47,10 +49,14 @@ __all__ = [
     "SensorProfile",
     "TileReadError",
     "get_profile",
+    "load_catalogue",
     "open_source",
+    "read_aoi_file",
     "read_raster",
     "read_scene",
+    "resolve_aoi",
     "show_versions",
+    "validate_aoi_file",
     "versions",
     "write_raster",
 ]
