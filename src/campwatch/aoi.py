@@ -275,7 +275,7 @@ def _coords_ok(geom: Any) -> str | None:
 
 
 def features_to_aois(features: Sequence[Mapping[str, Any]], *, source: str,
-                     crs: Any = "EPSG:4326", id_fallback: str | None = None) -> tuple[list[AOI], list[AOIProblem]]:
+                     crs: Any = "EPSG:4326") -> tuple[list[AOI], list[AOIProblem]]:
     """Convert GeoJSON-like features to AOIs, collecting every problem instead of stopping at the first.
 
     Parameters
@@ -286,8 +286,6 @@ def features_to_aois(features: Sequence[Mapping[str, Any]], *, source: str,
         File name used in problem messages.
     crs : CRS-like
         The CRS of the coordinates; they are reprojected to EPSG:4326.
-    id_fallback : str, optional
-        A property to use as the id when ``id`` is absent (``"Name"`` for KML).
 
     Returns
     -------
@@ -319,8 +317,6 @@ def features_to_aois(features: Sequence[Mapping[str, Any]], *, source: str,
         fid = props.get("id")
         if fid in (None, ""):
             fid = feat.get("id")
-        if fid in (None, "") and id_fallback:
-            fid = props.get(id_fallback)
         fid = None if fid in (None, "") else str(fid)
         label = _feature_label(i, fid)
         bad = False
@@ -431,6 +427,7 @@ def _read_ogr(p: Path) -> tuple[list[AOI], list[AOIProblem]]:
     import pyogrio
 
     src = str(p)
+    is_kml = p.suffix.lower() == ".kml"
     try:
         layers = pyogrio.list_layers(p)
     except Exception as exc:
@@ -457,16 +454,33 @@ def _read_ogr(p: Path) -> tuple[list[AOI], list[AOIProblem]]:
             continue
         feats = []
         cols = [c for c in df.columns if c != "geometry"]
+        int_fields = {str(n) for n, t in zip(info.get("fields", []), info.get("dtypes", [])) if "int" in str(t)}
         for _, row in df.iterrows():
             props = {c: _plain(row[c]) for c in cols}
+            for c in int_fields:   # integer fields with nulls come back as floats
+                if isinstance(props.get(c), float) and props[c].is_integer():
+                    props[c] = int(props[c])
+            if is_kml:
+                props = _kml_props(props)
             geom = row.geometry
             feats.append({"type": "Feature", "properties": props,
                           "geometry": None if geom is None else mapping(geom)})
-        a, pr = features_to_aois(feats, source=src if len(layers) == 1 else f"{src}[{layer}]", crs=info["crs"],
-                                 id_fallback="Name" if p.suffix.lower() == ".kml" else None)
+        a, pr = features_to_aois(feats, source=src if len(layers) == 1 else f"{src}[{layer}]", crs=info["crs"])
         aois += a
         problems += pr
     return aois, problems
+
+
+_KML_STYLE = ("id", "description", "Description", "timestamp", "begin", "end", "altitudeMode", "tessellate",
+              "extrude", "visibility", "drawOrder", "icon")
+
+
+def _kml_props(props: dict[str, Any]) -> dict[str, Any]:
+    """KML placemarks: the <name> is the id (KML readers invent their own ids); styling fields are dropped."""
+    out = {k: v for k, v in props.items() if k not in _KML_STYLE and k != "Name"}
+    out["id"] = props.get("Name")
+    out["name"] = out.pop("aoi_name", None) or props.get("Name")
+    return out
 
 
 def _plain(value: Any) -> Any:
@@ -550,16 +564,22 @@ def write_aois(path: str | os.PathLike[str], aois: Sequence[AOI], *, format: Exp
                 row = {k: (json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v)
                        for k, v in props.items()}
                 if format == "kml":
-                    row = {"Name": a.id, "Description": a.name, **{k: v for k, v in row.items() if k != "id"}}
+                    # KML readers (LIBKML) invent placemark ids, so the id travels as the placemark <name>.
+                    row = {"Name": a.id, "Description": a.name, "aoi_name": a.name,
+                           **{k: v for k, v in row.items() if k not in ("id", "name")}}
                 rows.append(row)
             # Mixed-type columns (camp_number None/int) are written as text to keep every value.
             gdf = gpd.GeoDataFrame(rows, geometry=[a.geometry for a in aois], crs="EPSG:4326")
             for col in gdf.columns:
-                if col != "geometry" and gdf[col].dtype == object:
+                if col == "geometry":
+                    continue
+                values = [r.get(col) for r in rows]
+                if all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in values):
+                    gdf[col] = gdf[col].astype("Int64")   # camp_number: keep 15, not 15.0
+                elif gdf[col].dtype == object:
                     gdf[col] = gdf[col].map(lambda v: v if v is None or isinstance(v, str) else json.dumps(v))
             driver = "GPKG" if format == "gpkg" else "KML"
-            kwargs = {"layer": "aois"} if format == "gpkg" else {}
-            gdf.to_file(tmp, driver=driver, engine="pyogrio", **kwargs)
+            gdf.to_file(tmp, driver=driver, engine="pyogrio", layer="aois")
     return Path(path)
 
 
