@@ -1,14 +1,25 @@
-"""Validity masks: nodata, zeros and saturation, L2A scene classification, user masks.
+"""Validity masks: nodata, zeros and saturation, L2A scene classification, user masks, clouds.
 
-Pure module: arrays in, boolean masks out (True = valid).  Cloud tests for
-imagery without an SCL band live here too.
+Pure module: arrays (or in-memory :class:`~campwatch.scene.Scene` objects) in,
+boolean masks out.  :func:`nodata_mask`, :func:`scl_valid` and :func:`user_mask_valid`
+return True = valid; :func:`cloud_mask` returns True = cloud.  Nothing here opens a file.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING, Literal
 
-__all__ = ["nodata_mask", "scl_valid", "SCL_INVALID"]
+import numpy as np
+from scipy import ndimage
+
+if TYPE_CHECKING:
+    from campwatch.scene import Scene
+
+__all__ = ["nodata_mask", "scl_valid", "user_mask_valid", "cloud_mask", "mask_clouds", "SCL_INVALID",
+           "CLOUD_TEST_BANDS"]
+
+#: The bands the spectral cloud test needs; ``swir16`` and ``cirrus`` are used when present.
+CLOUD_TEST_BANDS: tuple[str, ...] = ("blue", "green", "red", "nir")
 
 #: Sentinel-2 L2A scene classification values treated as invalid:
 #: 0 no data, 1 saturated/defective, 3 cloud shadow, 8 cloud medium probability,
@@ -55,3 +66,132 @@ def scl_valid(scl: np.ndarray, *, invalid: tuple[int, ...] = SCL_INVALID) -> np.
     [[True, False, False, True]]
     """
     return ~np.isin(scl, invalid)
+
+
+def user_mask_valid(mask: np.ndarray, *, invalid: Literal["nonzero", "zero"] = "nonzero") -> np.ndarray:
+    """True where a user-supplied mask raster marks a pixel as usable.
+
+    Parameters
+    ----------
+    mask : (M, N) ndarray
+        The user's mask, already on the scene's grid (nearest-neighbour resampled).
+        NaN (outside the mask raster) counts as valid: the mask only removes pixels.
+    invalid : {"nonzero", "zero"}
+        Which values mark pixels to drop.  The default, ``"nonzero"``, treats any
+        nonzero value as invalid (a mask drawn over clouds, glare or known artefacts).
+
+    Examples
+    --------
+    >>> user_mask_valid(np.array([[0, 1, 255]])).tolist()
+    [[True, False, False]]
+    >>> user_mask_valid(np.array([[0, 1, 255]]), invalid="zero").tolist()
+    [[False, True, True]]
+    """
+    m = np.asarray(mask)
+    if m.dtype.kind == "f":
+        finite = np.isfinite(m)
+        flagged = finite & ((m != 0) if invalid == "nonzero" else (m == 0))
+    else:
+        flagged = (m != 0) if invalid == "nonzero" else (m == 0)
+    return ~flagged
+
+
+def cloud_mask(scene: Scene, *, hot_threshold: float = 0.0, strong_hot_threshold: float = 0.04,
+               bright_threshold: float = 0.3, whiteness_threshold: float = 0.7, cirrus_threshold: float = 0.01,
+               majority_px: int = 2) -> np.ndarray:
+    """A spectral cloud test for imagery without an L2A scene classification.
+
+    Three tests in reflectance (TOA or BOA), each from Fmask (Zhu & Woodcock 2012,
+    Zhu et al. 2015) and reduced to bands every optical sensor has:
+
+    * **haze** (HOT): ``blue - 0.5 * red - 0.08 > hot_threshold``.  Clear land lies
+      on a line where blue grows more slowly than red; haze and thin cloud raise blue.
+    * **bright and white**: visible mean above ``bright_threshold`` and a flat
+      visible spectrum (whiteness ``sum |b - mean| / mean`` below
+      ``whiteness_threshold``), with NDVI below 0.4: thick cloud.
+    * **cirrus**: the Sentinel-2 cirrus band (B10, TOA) above ``cirrus_threshold``,
+      when the scene has it.
+
+    When ``swir16`` is present, snow (NDSI above 0.6 with NIR above 0.11) is not
+    called cloud; :func:`scl_valid` and the snow class of L2A data handle it.
+
+    Parameters
+    ----------
+    scene : Scene
+        Needs ``blue``, ``green``, ``red`` and ``nir``; uses ``swir16`` and ``cirrus``
+        when present.
+    hot_threshold, bright_threshold, whiteness_threshold, cirrus_threshold : float
+        Test thresholds in reflectance units (see above).
+
+    Returns
+    -------
+    clouds : (M, N) bool ndarray
+        True where a valid pixel looks like cloud.  Invalid pixels are False.
+
+    Examples
+    --------
+    >>> from campwatch.io import read_scene
+    >>> clear = read_scene("data/sample_tiles/rennes/imgs_1", bands=["blue", "green", "red", "nir"])
+    >>> float(cloud_mask(clear).mean()) < 0.05
+    True
+    """
+    scene.require(CLOUD_TEST_BANDS, method="the spectral cloud test")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        blue, green, red, nir = (scene.band(b).astype(np.float64) for b in CLOUD_TEST_BANDS)
+        vis = (blue + green + red) / 3.0
+        whiteness = (np.abs(blue - vis) + np.abs(green - vis) + np.abs(red - vis)) / np.where(vis > 0, vis, np.nan)
+        ndvi = (nir - red) / (nir + red)
+        hot = blue - 0.5 * red - 0.08
+        clouds = ((hot > hot_threshold) & (ndvi > 0.2)) | (hot > strong_hot_threshold)
+        clouds |= (vis > bright_threshold) & (whiteness < whiteness_threshold) & (ndvi < 0.4)
+        if scene.has("cirrus"):
+            clouds |= scene.band("cirrus") > cirrus_threshold
+        if scene.has("swir16"):
+            swir = scene.band("swir16").astype(np.float64)
+            ndsi = (green - swir) / (green + swir)
+            clouds &= ~((ndsi > 0.6) & (nir > 0.11))
+    clouds &= scene.valid
+    if majority_px > 0:
+        size = 2 * majority_px + 1
+        share = ndimage.uniform_filter(clouds.astype(np.float64), size, mode="nearest")
+        clouds = (share > 0.5) & scene.valid
+    return clouds
+
+
+def mask_clouds(scene: Scene, *, buffer_px: int = 2, **thresholds: float) -> Scene:
+    """Mark the pixels :func:`cloud_mask` flags (grown by ``buffer_px``) invalid.
+
+    Parameters
+    ----------
+    scene : Scene
+        A scene with at least blue, green, red and nir.
+    buffer_px : int
+        Grow the cloud mask by this many pixels (cloud edges are thin and bright
+        halos otherwise leak into change maps).
+    **thresholds : float
+        Passed to :func:`cloud_mask`.
+
+    Returns
+    -------
+    Scene
+        ``scene.with_valid(~clouds)`` with ``meta["cloud_fraction"]``: the fraction of
+        previously valid pixels flagged as cloud (after the buffer), and
+        ``meta["cloud_test"]`` naming the test and its parameters.
+
+    Examples
+    --------
+    >>> from campwatch.io import read_scene
+    >>> s = mask_clouds(read_scene("data/sample_tiles/rennes/imgs_1", bands=["blue", "green", "red", "nir"]))
+    >>> 0.0 <= s.meta["cloud_fraction"] < 0.05
+    True
+    """
+    if buffer_px < 0:
+        raise ValueError(f"buffer_px must be >= 0, got {buffer_px}")
+    clouds = cloud_mask(scene, **thresholds)
+    if buffer_px and clouds.any():
+        clouds = ndimage.binary_dilation(clouds, structure=np.ones((3, 3), bool), iterations=buffer_px)
+    clouds &= scene.valid
+    n_valid = int(scene.valid.sum())
+    fraction = float(clouds.sum() / n_valid) if n_valid else 0.0
+    test = {"method": "spectral (HOT, bright-white, cirrus)", "buffer_px": buffer_px, **thresholds}
+    return scene.with_valid(~clouds, cloud_fraction=round(fraction, 6), cloud_test=test)

@@ -1,0 +1,293 @@
+"""Co-registration: estimate and correct the sub-pixel shift between two dates.
+
+Pure module: scenes and arrays in, scenes and :class:`Shift` records out.
+
+**Sign convention.** ``dx_px`` and ``dy_px`` say how far the second scene's content
+sits from the first's, in pixels of the first scene's grid: ``dx`` positive east
+(towards larger column numbers), ``dy`` positive south (towards larger row numbers).
+A road at column 100 in ``before`` and column 102.3 in ``after`` gives ``dx_px = +2.3``.
+
+**Method.** Phase correlation (``skimage.registration.phase_cross_correlation`` with
+100x upsampling) on the gradient magnitude of one band, so that radiometric change
+between dates (season, sun, haze) matters less than the position of edges.  Invalid
+pixels and a 2-pixel rim around them carry no gradient, and a Hann window tapers the
+image edges, so that shared nodata borders cannot pin the estimate to zero.
+
+**Reliability** is ``1 - second / first``: the height of the strongest phase
+correlation peak against the strongest peak more than 2 pixels away from it.
+A unique, sharp match gives values near 1; noise, cloud or a featureless scene gives
+values near 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+from skimage.filters import window as taper_window
+from skimage.registration import phase_cross_correlation
+
+from campwatch.errors import GridMismatchError, MisregistrationWarning, MissingBandsError
+from campwatch.scene import Scene
+
+__all__ = ["Shift", "estimate_shift", "coregister", "apply_shift", "DEFAULT_MIN_RELIABILITY"]
+
+#: Below this reliability a shift estimate is not trusted (and not applied).
+DEFAULT_MIN_RELIABILITY = 0.2
+
+#: Bands tried, in order, when ``band`` is not given (sharp 10 m bands first).
+_PREFERRED_BANDS = ("red", "nir", "green", "blue", "swir16")
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A shift estimate between two dates, and what was done with it.
+
+    Attributes
+    ----------
+    dx_px, dy_px : float
+        How far the second scene's content sits from the first's, in pixels of the
+        first scene's grid; ``dx`` positive east, ``dy`` positive south.
+    reliability : float
+        0..1; see the module docstring.
+    applied : bool
+        Whether the second scene was resampled to remove the shift.
+    residual_px : float or None
+        Shift length re-estimated after the correction (None when not applied).
+    reason : str
+        Why the shift was, or was not, applied.
+    band : str or None
+        The band the estimate was made on.
+    """
+
+    dx_px: float
+    dy_px: float
+    reliability: float
+    applied: bool = False
+    residual_px: float | None = None
+    reason: str = ""
+    band: str | None = None
+
+    @property
+    def magnitude_px(self) -> float:
+        """Length of the shift in pixels."""
+        return math.hypot(self.dx_px, self.dy_px)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready record (rounded to 1/1000 px).
+
+        Examples
+        --------
+        >>> Shift(1.23456, -0.5, 0.9).to_dict()["dx_px"]
+        1.235
+        """
+        return {
+            "dx_px": round(self.dx_px, 3),
+            "dy_px": round(self.dy_px, 3),
+            "magnitude_px": round(self.magnitude_px, 3),
+            "reliability": round(self.reliability, 3),
+            "applied": self.applied,
+            "residual_px": None if self.residual_px is None else round(self.residual_px, 3),
+            "reason": self.reason,
+            "band": self.band,
+        }
+
+
+def _gradient(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Gradient magnitude of ``image`` with invalid pixels (and a 2 px rim) set to 0."""
+    img = np.asarray(image, dtype=np.float64)
+    ok = valid & np.isfinite(img)
+    if not ok.any():
+        return np.zeros(img.shape)
+    filled = np.where(ok, img, float(np.median(img[ok])))
+    g = np.hypot(ndimage.sobel(filled, axis=0), ndimage.sobel(filled, axis=1))
+    keep = ndimage.binary_erosion(ok, structure=np.ones((3, 3), bool), iterations=2, border_value=1)
+    g = np.where(keep, g, 0.0)
+    # centre on the mean of the kept pixels so the taper does not create a DC artefact
+    if keep.any():
+        g = np.where(keep, g - g[keep].mean(), 0.0)
+    return g
+
+
+def _peak_reliability(ref: np.ndarray, mov: np.ndarray) -> float:
+    """``1 - second/first`` phase-correlation peak height (peaks > 2 px apart)."""
+    f = np.fft.fft2(ref) * np.conj(np.fft.fft2(mov))
+    mag = np.abs(f)
+    f = np.where(mag > 1e-12 * max(float(mag.max()), 1e-300), f / np.maximum(mag, 1e-300), 0)
+    corr = np.fft.fftshift(np.abs(np.fft.ifft2(f)))
+    r, c = np.unravel_index(int(np.argmax(corr)), corr.shape)
+    first = float(corr[r, c])
+    if first <= 0:
+        return 0.0
+    masked = corr.copy()
+    masked[max(0, r - 2):r + 3, max(0, c - 2):c + 3] = 0
+    second = float(masked.max())
+    return float(np.clip(1.0 - second / first, 0.0, 1.0))
+
+
+def estimate_shift(reference: np.ndarray, moving: np.ndarray, *, valid: np.ndarray | None = None,
+                   upsample_factor: int = 100) -> Shift:
+    """Estimate the sub-pixel shift of ``moving`` relative to ``reference``.
+
+    Parameters
+    ----------
+    reference, moving : (M, N) ndarray
+        One band of each date on the same grid; NaN where invalid.
+    valid : (M, N) bool ndarray, optional
+        Pixels usable in both images (default: where both are finite).
+    upsample_factor : int
+        Sub-pixel precision is ``1 / upsample_factor`` px.
+
+    Returns
+    -------
+    Shift
+        ``dx_px``/``dy_px`` (content of ``moving`` relative to ``reference``; positive
+        east/south) and ``reliability``; ``applied`` is False.
+
+    Examples
+    --------
+    >>> from scipy import ndimage
+    >>> from campwatch.io import read_scene
+    >>> red = read_scene("data/sample_tiles/rennes/imgs_1", bands=["red"]).band("red")
+    >>> moved = ndimage.shift(red, (-1.5, 2.0), order=3, mode="nearest")  # 2 px east, 1.5 px north
+    >>> s = estimate_shift(red, moved)
+    >>> round(s.dx_px, 1), round(s.dy_px, 1), s.reliability > 0.5
+    (2.0, -1.5, True)
+    """
+    ref = np.asarray(reference)
+    mov = np.asarray(moving)
+    if ref.shape != mov.shape or ref.ndim != 2:
+        raise GridMismatchError(f"estimate_shift needs two (M, N) arrays of one shape, got {ref.shape} and {mov.shape}")
+    ok = np.isfinite(ref) & np.isfinite(mov)
+    if valid is not None:
+        ok &= valid
+    if ok.sum() < 64:
+        return Shift(0.0, 0.0, 0.0, reason=f"only {int(ok.sum())} valid pixels in common; nothing to correlate")
+    taper = taper_window("hann", ref.shape)
+    g_ref = _gradient(ref, ok) * taper
+    g_mov = _gradient(mov, ok) * taper
+    if not (np.any(g_ref) and np.any(g_mov)):
+        return Shift(0.0, 0.0, 0.0, reason="no texture (flat images); nothing to correlate")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        shift, _, _ = phase_cross_correlation(g_ref, g_mov, upsample_factor=upsample_factor,
+                                              normalization="phase")
+    # skimage returns the shift that registers moving onto reference: the opposite of ours.
+    dy, dx = -float(shift[0]), -float(shift[1])
+    return Shift(dx + 0.0, dy + 0.0, _peak_reliability(g_ref, g_mov))
+
+
+def apply_shift(scene: Scene, dx_px: float, dy_px: float) -> Scene:
+    """Resample ``scene`` so that content at ``(+dx, +dy)`` moves back by that much.
+
+    Bilinear interpolation of each band; a pixel is valid only when all four
+    neighbours it is interpolated from are valid.  Pixels shifted in from outside the
+    grid are invalid.  The input scene is not modified.
+
+    Examples
+    --------
+    >>> from campwatch.io import read_scene
+    >>> s = read_scene("data/sample_tiles/rennes/imgs_1", bands=["red"])
+    >>> moved = apply_shift(s, 1.0, 0.0)
+    >>> bool(np.allclose(moved.band("red")[:, :-1], s.band("red")[:, 1:], equal_nan=True))
+    True
+    """
+    offset = (dy_px, dx_px)  # output(r, c) = input(r + dy, c + dx)
+    valid_f = ndimage.shift(scene.valid.astype(np.float64), [-o for o in offset], order=1, mode="constant", cval=0.0)
+    new_valid = valid_f > 1 - 1e-6
+    data = np.empty_like(scene.data)
+    for i in range(scene.data.shape[0]):
+        band = np.where(scene.valid, scene.data[i], 0.0).astype(np.float64)
+        data[i] = ndimage.shift(band, [-o for o in offset], order=1, mode="constant", cval=0.0)
+    data[:, ~new_valid] = np.nan
+    return dataclasses.replace(scene, data=data, valid=new_valid)
+
+
+def _pick_band(before: Scene, after: Scene, band: str | None) -> str:
+    if band is not None:
+        before.require([band], method="coregister")
+        after.require([band], method="coregister")
+        return band
+    for b in _PREFERRED_BANDS:
+        if before.has(b) and after.has(b):
+            return b
+    common = [b for b in before.bands if b in after.bands]
+    if not common:
+        raise MissingBandsError(f"coregister needs a band both dates have; before has {', '.join(before.bands)}, "
+                                f"after has {', '.join(after.bands)}")
+    return common[0]
+
+
+def coregister(before: Scene, after: Scene, *, max_shift_px: float = 10.0, min_shift_px: float = 0.1,
+               min_reliability: float = DEFAULT_MIN_RELIABILITY, band: str | None = None) -> tuple[Scene, Shift]:
+    """Estimate the shift of ``after`` against ``before`` and correct it when it is safe to.
+
+    Parameters
+    ----------
+    before, after : Scene
+        Two dates on the same grid (read ``after`` with ``grid=before.grid``).
+    max_shift_px : float
+        Larger shifts are not corrected: a :class:`MisregistrationWarning` is raised
+        and ``after`` is returned unchanged.
+    min_shift_px : float
+        Smaller shifts are left alone (resampling would blur more than it fixes).
+    min_reliability : float
+        Estimates below this reliability are not applied (warning as above).
+    band : str, optional
+        The band to correlate; by default red, else nir, green, blue, swir16.
+
+    Returns
+    -------
+    after : Scene
+        Resampled onto ``before``'s pixels when the shift was applied, else ``after``
+        itself.  ``meta["coregistration"]`` holds ``Shift.to_dict()``.
+    shift : Shift
+        The estimate, whether it was applied, the residual after correction, and why.
+
+    Examples
+    --------
+    >>> from campwatch.io import read_scene
+    >>> a = read_scene("data/sample_tiles/rennes/imgs_1", bands=["red", "nir"])
+    >>> b = read_scene("data/sample_tiles/rennes/imgs_2", grid=a.grid, bands=["red", "nir"])
+    >>> _, shift = coregister(a, b)
+    >>> shift.magnitude_px < 1.0, shift.reliability > 0.2
+    (True, True)
+    """
+    if not before.grid.same_as(after.grid):
+        raise GridMismatchError(f"coregister needs both dates on one grid; before is {before.grid}, after is "
+                                f"{after.grid}; read the second date with read_scene(..., grid=before.grid)")
+    name = _pick_band(before, after, band)
+    est = estimate_shift(before.band(name), after.band(name), valid=before.valid & after.valid)
+    mag = est.magnitude_px
+    where = f"{after.label} vs {before.label}"
+    if est.reliability < min_reliability:
+        reason = (f"{where}: shift estimate unreliable (reliability {est.reliability:.2f} < {min_reliability:.2f}, "
+                  f"dx={est.dx_px:+.2f}, dy={est.dy_px:+.2f} px); not corrected. Check for cloud or a featureless AOI")
+        warnings.warn(reason, MisregistrationWarning, stacklevel=2)
+        shift = dataclasses.replace(est, reason=reason, band=name)
+        return _tag(after, shift), shift
+    if mag > max_shift_px:
+        reason = (f"{where}: {mag:.1f} px off (dx={est.dx_px:+.2f}, dy={est.dy_px:+.2f}), more than the "
+                  f"{max_shift_px:g} px that is corrected; not corrected. Check the scenes cover the same place "
+                  f"or raise max_shift_px")
+        warnings.warn(reason, MisregistrationWarning, stacklevel=2)
+        shift = dataclasses.replace(est, reason=reason, band=name)
+        return _tag(after, shift), shift
+    if mag < min_shift_px:
+        shift = dataclasses.replace(est, residual_px=mag, band=name,
+                                    reason=f"shift {mag:.3f} px below {min_shift_px:g} px; left as is")
+        return _tag(after, shift), shift
+    moved = apply_shift(after, est.dx_px, est.dy_px)
+    check = estimate_shift(before.band(name), moved.band(name), valid=before.valid & moved.valid)
+    shift = dataclasses.replace(est, applied=True, residual_px=check.magnitude_px, band=name,
+                                reason=f"corrected {mag:.2f} px by bilinear resampling")
+    return _tag(moved, shift), shift
+
+
+def _tag(scene: Scene, shift: Shift) -> Scene:
+    return dataclasses.replace(scene, meta={**scene.meta, "coregistration": shift.to_dict()})
