@@ -175,20 +175,21 @@ class AOI:
     def search_bbox(self, *, buffer_m: float = 1000.0) -> tuple[float, float, float, float]:
         """``(west, south, east, north)`` in degrees: the AOI's bounds grown by ``buffer_m`` metres.
 
-        The buffer is applied in the local UTM zone, so it is a true distance on the ground.
+        The AOI is buffered by ``buffer_m`` in the local UTM zone (a true distance on the ground), then its
+        longitude/latitude bounds are taken.
 
         Examples
         --------
         >>> from shapely.geometry import box
         >>> w, s, e, n = AOI("d", "D", box(126.8, 39.6, 126.81, 39.61)).search_bbox(buffer_m=1000)
         >>> round((n - s) * 111.0, 1)     # ~1.1 km tall + 2 x 1 km
-        3.2
+        3.1
         """
         if buffer_m < 0 or not math.isfinite(buffer_m):
             raise InvalidAOIError(f"search_bbox buffer_m must be a finite distance >= 0 m, got {buffer_m!r}")
         utm = _to_pyproj(self.utm_crs())
-        x0, y0, x1, y1 = self.to_crs(utm).bounds
-        grown = box(x0 - buffer_m, y0 - buffer_m, x1 + buffer_m, y1 + buffer_m).segmentize(max(buffer_m, 100.0))
+        local = self.to_crs(utm)
+        grown = (local.buffer(buffer_m, quad_segs=32) if buffer_m > 0 else local).segmentize(100.0)
         back = Transformer.from_crs(utm, _WGS84, always_xy=True)
         return tuple(float(v) for v in _reproject(grown, back).bounds)  # type: ignore[return-value]
 
@@ -478,6 +479,11 @@ _KML_STYLE = ("id", "description", "Description", "timestamp", "begin", "end", "
 def _kml_props(props: dict[str, Any]) -> dict[str, Any]:
     """KML placemarks: the <name> is the id (KML readers invent their own ids); styling fields are dropped."""
     out = {k: v for k, v in props.items() if k not in _KML_STYLE and k != "Name"}
+    for k, v in out.items():   # KML stores every value as text
+        if isinstance(v, str) and re.fullmatch(r"-?\d+", v):
+            out[k] = int(v)
+        elif isinstance(v, str) and re.fullmatch(r"-?\d+\.\d*(e-?\d+)?", v):
+            out[k] = float(v)
     out["id"] = props.get("Name")
     out["name"] = out.pop("aoi_name", None) or props.get("Name")
     return out
