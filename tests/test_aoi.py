@@ -94,8 +94,8 @@ def test_catalogue_loses_no_property_of_the_reference(shared_data):
             assert shape(f["geometry"]).equals(a.geometry)
         props = a.to_feature()["properties"]
         for key, value in f["properties"].items():
-            if key == "geometry_quality" and a.geometry_quality != "approximate":
-                continue
+            if key.startswith("geometry_") and a.geometry_quality != "approximate":
+                continue                                  # a digitised file documents its own geometry
             assert props[key] == value, (a.id, key)
 
 
