@@ -13,17 +13,21 @@ pixel size                evidence
 ========================  ==========================================================================
 < 5 m (VHR RGB(N))        :func:`campwatch.vhr.building_mask` (morphological building index, object
                           shape filters).  Not re-implemented here.
-5 m .. 15 m (Sentinel-2)  ``spectral-texture``: built-up index ``BU = NDBI - NDVI`` (Zha et al. 2003)
-                          above ``bu_threshold``, not water (MNDWI <= 0), and a PanTex-like texture
-                          (Pesaresi et al. 2008: the minimum over 10 displacement vectors of the local
-                          mean squared grey-level difference of visible brightness, 5 x 5 window)
-                          above ``texture_threshold``.
-> 15 m (Landsat)          ``spectral``: the same built-up index and water test, no texture: at 30 m a
-                          3 x 3 window spans 90 m and measures fields and blocks, not roofs.
+5 m .. 15 m (Sentinel-2)  ``spectral-texture``, in the manner of the GHSL (texture first, spectra
+                          to exclude vegetation and water): a PanTex-like texture (Pesaresi et al.
+                          2008: the minimum over 10 displacement vectors of the local mean squared
+                          grey-level difference of visible brightness, 5 x 5 window) of at least
+                          ``texture_threshold`` reflectance, with NDVI below ``ndvi_max``, NDBI above
+                          ``ndbi_min`` and not water (MNDWI <= 0).
+> 15 m (Landsat)          ``spectral``: built-up index ``BU = NDBI - NDVI`` (Zha et al. 2003) above
+                          ``bu_threshold`` and not water; no texture: at 30 m a 3 x 3 window spans
+                          90 m and measures fields and blocks, not roofs.
 ========================  ==========================================================================
 
-Without ``swir16`` (a 4-band RGBN image at 10 m) the index falls back to ``-NDVI`` and water to
-NDWI (green/nir); this is weaker evidence and is recorded in ``Builtup.evidence``.  Uncalibrated
+Thresholds are fixed (not fitted per scene), so both dates of a pair are judged by the same rule;
+a per-scene threshold (Otsu) would absorb real growth.  Without ``swir16`` (a 4-band RGBN image)
+the NDBI test is dropped, ``BU`` falls back to ``-NDVI`` and water to NDWI (green/nir); this is
+weaker evidence and is recorded in ``Builtup.evidence``.  Uncalibrated
 digital numbers (values above 2, such as 8-bit Landsat) get a dark-object subtraction per band
 (the 0.1st percentile of valid pixels) before the ratios, so path radiance does not bias them.
 
@@ -118,7 +122,7 @@ LIMITS: dict[str, str] = {
             "into one object are the main errors; off-nadir differences between dates move roofs."),
     "spectral-texture": ("At ~10 m one pixel is ~100 m2: a 16 x 7 m hut is about one pixel, mixed with its "
                          "surroundings, so single huts are at the detection limit and objects are clusters of "
-                         "roofs, yards and roads. Built-up index + PanTex-like texture: bare soil, quarries and "
+                         "roofs, yards and roads. PanTex-like texture + NDVI/NDBI/water tests: bare soil, quarries and "
                          "earthworks can still be called built-up; roofs under snow, shadow or trees are missed; "
                          "compare like seasons. Growth covers only pixels observed on both dates."),
     "spectral": ("At ~30 m one pixel is ~900 m2: individual buildings are invisible, only settlement-sized "
@@ -260,7 +264,8 @@ def _band_stack(scene: Scene, names: list[str]) -> tuple[dict[str, np.ndarray], 
 
 
 def builtup_mask(scene: Scene, *, method: BuiltupMethod = "auto", bu_threshold: float = 0.0,
-                 texture_threshold: float = 0.015, tile: int = 1024) -> Builtup:
+                 texture_threshold: float = 0.02, ndvi_max: float = 0.25, ndbi_min: float = -0.1,
+                 tile: int = 1024) -> Builtup:
     """The built-up (structure) mask of one scene, from spectral and textural evidence.
 
     Parameters
@@ -271,7 +276,10 @@ def builtup_mask(scene: Scene, *, method: BuiltupMethod = "auto", bu_threshold: 
     method : {"auto", "spectral", "spectral-texture", "vhr"}
         ``auto`` picks by pixel size (see the module docstring).
     bu_threshold : float
-        A pixel is built-up only where ``NDBI - NDVI`` exceeds this (0 in Zha et al. 2003).
+        ``spectral``: a pixel is built-up where ``NDBI - NDVI`` exceeds this (0 in Zha et al. 2003).
+    ndvi_max, ndbi_min : float
+        ``spectral-texture``: vegetation (NDVI at or above ``ndvi_max``) and pixels with NDBI at or
+        below ``ndbi_min`` are never built-up.
     texture_threshold : float
         PanTex-like texture of visible brightness, in reflectance units (for uncalibrated DN, in
         units of the scene's 99th-percentile brightness), above which a pixel counts as textured.
@@ -310,10 +318,15 @@ def builtup_mask(scene: Scene, *, method: BuiltupMethod = "auto", bu_threshold: 
     bands, calibrated, dark = _band_stack(scene, names)
     valid = scene.valid.copy()
     evidence: list[str] = []
-    if has_swir:
-        evidence += [f"BU=NDBI-NDVI>{bu_threshold:g}", "not water (MNDWI<=0)"]
+    if use_texture:
+        evidence.append(f"NDVI<{ndvi_max:g}")
+        if has_swir:
+            evidence.append(f"NDBI>{ndbi_min:g}")
+    elif has_swir:
+        evidence.append(f"BU=NDBI-NDVI>{bu_threshold:g}")
     else:
-        evidence += [f"-NDVI>{bu_threshold:g} (no swir16: weaker evidence)", "not water (NDWI<=0)"]
+        evidence.append(f"-NDVI>{bu_threshold:g} (no swir16: weaker evidence)")
+    evidence.append("not water (MNDWI<=0)" if has_swir else "not water (NDWI<=0)")
     scale = 1.0
     if use_texture:
         vis = (bands["blue"] + bands["green"] + bands["red"]) / 3.0
@@ -331,21 +344,24 @@ def builtup_mask(scene: Scene, *, method: BuiltupMethod = "auto", bu_threshold: 
         cs = slice(pc, pc + int(padded.width))
         b = {k: v[rs, cs] for k, v in bands.items()}
         ok = valid[rs, cs]
-        if has_swir:
-            bu = _nd(b["swir16"], b["nir"]) - _nd(b["nir"], b["red"])
-            water = _nd(b["green"], b["swir16"]) > 0
-        else:
-            bu = -_nd(b["nir"], b["red"])
-            water = _nd(b["green"], b["nir"]) > 0
+        ndvi = _nd(b["nir"], b["red"])
+        ndbi = _nd(b["swir16"], b["nir"]) if has_swir else None
+        water = _nd(b["green"], b["swir16"] if has_swir else b["nir"]) > 0
         with np.errstate(invalid="ignore"):
-            built = ok & (bu > bu_threshold) & ~water
             if use_texture:
-                vis_t = vis[rs, cs] / scale
-                built &= pantex(vis_t, valid=ok) >= texture_threshold
+                built = ok & (ndvi < ndvi_max) & ~water
+                if ndbi is not None:
+                    built &= ndbi > ndbi_min
+                built &= pantex(vis[rs, cs] / scale, valid=ok) >= texture_threshold
+            else:
+                bu = (ndbi - ndvi) if ndbi is not None else -ndvi
+                built = ok & (bu > bu_threshold) & ~water
         h, w = int(core.height), int(core.width)
         out[int(core.row_off): int(core.row_off) + h, int(core.col_off): int(core.col_off) + w] = \
             built[r0: r0 + h, c0: c0 + w]
-    params.update(bu_threshold=bu_threshold, texture_threshold=texture_threshold if use_texture else None,
+    params.update(bu_threshold=None if use_texture else bu_threshold,
+                  ndvi_max=ndvi_max if use_texture else None, ndbi_min=ndbi_min if use_texture and has_swir else None,
+                  texture_threshold=texture_threshold if use_texture else None,
                   calibrated=calibrated, dark_object=dark or None, texture_scale=scale if use_texture else None)
     return Builtup(out, valid, scene.grid, chosen, tuple(evidence), params, scene.date, dict(scene.meta))
 
@@ -698,7 +714,8 @@ def growth_between(before: Builtup, after: Builtup, *, aoi: Any = None, min_obje
 def footprint_growth(before: Scene, after: Scene, *, aoi: Any = None, method: BuiltupMethod = "auto",
                      min_object_m2: float | None = None, misregistration_px: float = 0.5,
                      min_valid_fraction: float = 0.5, bu_threshold: float = 0.0,
-                     texture_threshold: float = 0.015) -> GrowthResult:
+                     texture_threshold: float = 0.02, ndvi_max: float = 0.25,
+                     ndbi_min: float = -0.1) -> GrowthResult:
     """Built footprint of two dates of one AOI, their objects, and the growth between them.
 
     Parameters
@@ -708,7 +725,7 @@ def footprint_growth(before: Scene, after: Scene, *, aoi: Any = None, method: Bu
         scenes carry ``meta["cloud_fraction"]``, which the summary reports.
     aoi, min_object_m2, misregistration_px, min_valid_fraction :
         See :func:`growth_between`.
-    method, bu_threshold, texture_threshold :
+    method, bu_threshold, texture_threshold, ndvi_max, ndbi_min :
         See :func:`builtup_mask`; the same thresholds apply to both dates.
 
     Returns
@@ -728,7 +745,8 @@ def footprint_growth(before: Scene, after: Scene, *, aoi: Any = None, method: Bu
     True
     """
     before.grid.require_same(after.grid, what=f"scenes {before.label} and {after.label}")
-    kw = {"method": method, "bu_threshold": bu_threshold, "texture_threshold": texture_threshold}
+    kw = {"method": method, "bu_threshold": bu_threshold, "texture_threshold": texture_threshold,
+          "ndvi_max": ndvi_max, "ndbi_min": ndbi_min}
     bb = builtup_mask(before, **kw)  # type: ignore[arg-type]
     ba = builtup_mask(after, **kw)  # type: ignore[arg-type]
     return growth_between(bb, ba, aoi=aoi, min_object_m2=min_object_m2, misregistration_px=misregistration_px,
