@@ -67,6 +67,7 @@ __all__ = [
     "open_source",
     "read_source",
     "read_scene",
+    "apply_user_mask",
     "scene_grid",
     "utm_crs_for",
     "read_raster",
@@ -260,7 +261,9 @@ def _s2_metadata_scaling(folder: Path, level: str) -> tuple[float | None, float 
 
 
 def _band_folder_files(folder: Path) -> list[Path]:
-    files = [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES]
+    """Raster files under ``folder``, without SAFE quality masks (``QI_DATA/MSK_DETFOO_B02.jp2`` is not a band)."""
+    files = [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES
+             and "QI_DATA" not in p.relative_to(folder).parts[:-1] and not p.name.upper().startswith("MSK_")]
     return sorted(files)
 
 
@@ -580,6 +583,15 @@ def _read_band(ref: BandRef, grid: Grid, resampling: Resampling) -> tuple[np.nda
                 warnings.warn(f"{ref.path}: reprojected from {ref.grid.crs.to_string()} to {grid.crs.to_string()} "
                               f"({resampling.name} resampling)", ReprojectionWarning, stacklevel=3)
                 log.info("reprojecting %s from %s to %s", ref.path, ref.grid.crs, grid.crs)
+            if ref.nodata is None:
+                # Without a nodata value, coverage comes from an alpha band: a nodata of 0 would
+                # also mark the file's real zeros (a mask's "keep" value, a dark pixel) as outside.
+                with WarpedVRT(ds, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+                               resampling=resampling, add_alpha=True) as vrt:
+                    arr = vrt.read(ref.index, out_dtype="float64")
+                    inside = vrt.read(vrt.count) > 0
+                arr[~inside] = fill
+                return arr, inside
             with WarpedVRT(ds, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
                            resampling=resampling, src_nodata=ref.nodata, nodata=fill,
                            add_alpha=False) as vrt:
@@ -635,7 +647,9 @@ def read_scene(path: str | os.PathLike[str], *, aoi: Any = None, grid: Grid | No
                bands: Sequence[str] | None = None, profile: str | None = None,
                band_map: Mapping[str, int] | None = None, resolution: float | None = None,
                margin_m: float = 100.0,
-               resampling: Literal["bilinear", "nearest", "cubic", "average"] = "bilinear") -> Scene:
+               resampling: Literal["bilinear", "nearest", "cubic", "average"] = "bilinear",
+               mask: str | os.PathLike[str] | None = None,
+               mask_invalid: Literal["nonzero", "zero"] = "nonzero") -> Scene:
     """Read a scene from disk onto one grid.
 
     Parameters
@@ -652,6 +666,12 @@ def read_scene(path: str | os.PathLike[str], *, aoi: Any = None, grid: Grid | No
         Override the detected sensor profile or band mapping.
     resolution : float, optional
         Read onto the AOI's local UTM grid at this resolution in metres.
+    mask : path-like, optional
+        A user mask raster (any CRS and resolution).  It is read onto the scene's
+        grid with nearest-neighbour resampling; pixels it marks become invalid.
+        Pixels outside the mask raster are left as they are.
+    mask_invalid : {"nonzero", "zero"}
+        Which mask values mark invalid pixels: by default any nonzero value.
 
     Examples
     --------
@@ -670,7 +690,35 @@ def read_scene(path: str | os.PathLike[str], *, aoi: Any = None, grid: Grid | No
         if other[0] >= gb[2] or other[2] <= gb[0] or other[1] >= gb[3] or other[3] <= gb[1]:
             raise NoOverlapError(f"{source.path}: scene bounds {tuple(round(v, 6) for v in other)} do not overlap "
                                  f"the target grid {tuple(round(v, 6) for v in gb)} ({grid.crs.to_string()})")
-    return read_source(source, grid, bands=bands, resampling=resampling)
+    scene = read_source(source, grid, bands=bands, resampling=resampling)
+    if mask is not None:
+        scene = apply_user_mask(scene, mask, invalid=mask_invalid)
+    return scene
+
+
+def apply_user_mask(scene: Scene, path: str | os.PathLike[str], *,
+                    invalid: Literal["nonzero", "zero"] = "nonzero") -> Scene:
+    """Mark the pixels a user mask raster flags as invalid (see :func:`read_scene`'s ``mask``).
+
+    ``meta["user_mask"]`` records the file and ``meta["user_masked_fraction"]`` the share
+    of previously valid pixels it removed.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise TileReadError(f"{p}: no such mask file; check the --mask path")
+    with _open(p) as ds:
+        own = _grid_of(ds, p) if ds.crs is not None and ds.transform != Affine.identity() else None
+    if own is not None:
+        ref = BandRef("mask", str(p), 1, "1", own, None, "float64")
+        arr, inside = _read_band(ref, scene.grid, Resampling.nearest)
+        arr = np.where(inside, arr, np.nan)
+    else:
+        arr, _ = read_raster(p, grid=scene.grid)
+    ok = masks.user_mask_valid(arr, invalid=invalid)
+    before = int(scene.valid.sum())
+    removed = int((scene.valid & ~ok).sum())
+    return scene.with_valid(ok, user_mask=str(p), user_mask_invalid=invalid,
+                            user_masked_fraction=round(removed / before, 6) if before else 0.0)
 
 
 # --------------------------------------------------------------------------------------

@@ -98,30 +98,48 @@ def user_mask_valid(mask: np.ndarray, *, invalid: Literal["nonzero", "zero"] = "
 
 def cloud_mask(scene: Scene, *, hot_threshold: float = 0.0, strong_hot_threshold: float = 0.04,
                bright_threshold: float = 0.3, whiteness_threshold: float = 0.7, cirrus_threshold: float = 0.01,
-               majority_px: int = 2) -> np.ndarray:
+               cirrus_haze_threshold: float = 0.0025, majority_px: int = 2) -> np.ndarray:
     """A spectral cloud test for imagery without an L2A scene classification.
 
-    Three tests in reflectance (TOA or BOA), each from Fmask (Zhu & Woodcock 2012,
-    Zhu et al. 2015) and reduced to bands every optical sensor has:
+    Tests in reflectance (TOA or BOA), adapted from Fmask (Zhu & Woodcock 2012) and
+    reduced to bands every optical sensor has:
 
-    * **haze** (HOT): ``blue - 0.5 * red - 0.08 > hot_threshold``.  Clear land lies
-      on a line where blue grows more slowly than red; haze and thin cloud raise blue.
-    * **bright and white**: visible mean above ``bright_threshold`` and a flat
-      visible spectrum (whiteness ``sum |b - mean| / mean`` below
-      ``whiteness_threshold``), with NDVI below 0.4: thick cloud.
-    * **cirrus**: the Sentinel-2 cirrus band (B10, TOA) above ``cirrus_threshold``,
-      when the scene has it.
+    * **haze** (HOT, ``blue - 0.5 * red - 0.08 > hot_threshold``) over vegetated pixels
+      (NDVI > 0.2): clear land lies on a line where blue grows more slowly than red,
+      and haze or thin cloud lifts blue above it.  When the scene has the Sentinel-2
+      cirrus band, haze must also show ``cirrus > cirrus_haze_threshold``: low winter
+      sun lifts TOA blue over clear vegetation too (Paris in November would otherwise
+      be called hazy).
+    * **strong haze**: ``HOT > strong_hot_threshold`` on any surface.
+    * **bright and white**: visible mean above ``bright_threshold``, a flat visible
+      spectrum (whiteness ``sum |b - mean| / mean`` below ``whiteness_threshold``)
+      and NDVI below 0.4: thick cloud.
+    * **cirrus**: B10 above ``cirrus_threshold``, when present.
+    * When ``swir16`` is present, snow (NDSI above 0.6 with NIR above 0.11) is not
+      called cloud.
 
-    When ``swir16`` is present, snow (NDSI above 0.6 with NIR above 0.11) is not
-    called cloud; :func:`scl_valid` and the snow class of L2A data handle it.
+    Finally a majority filter (a pixel is cloud when more than half of its
+    ``(2 * majority_px + 1)`` square neighbourhood passed) removes isolated bright
+    roofs and fills pinholes inside cloud.  :func:`mask_clouds` then grows the mask.
+
+    Measured (``benchmarks/clouds_coreg.py``): IoU against the hand labels of the
+    two ``s2-l2a-clouds`` chips about 0.73 pooled with :func:`mask_clouds`'s
+    default 2 px buffer (precision near 1, thin cloud is missed); the two fully cloudy
+    Slovenia dates are flagged at 98 % and 100 % with the buffer (89 % and 98 %
+    without it); the clear OSCD cities mostly under 2 %.  Limits: no thermal band
+    and no parallax test, so bright white roofs at low sun and thin haze
+    over bare ground are the weak cases; no cloud-shadow test.
 
     Parameters
     ----------
     scene : Scene
         Needs ``blue``, ``green``, ``red`` and ``nir``; uses ``swir16`` and ``cirrus``
         when present.
-    hot_threshold, bright_threshold, whiteness_threshold, cirrus_threshold : float
+    hot_threshold, strong_hot_threshold, bright_threshold, whiteness_threshold, \
+cirrus_threshold, cirrus_haze_threshold : float
         Test thresholds in reflectance units (see above).
+    majority_px : int
+        Radius of the majority filter; 0 turns it off.
 
     Returns
     -------
@@ -142,7 +160,12 @@ def cloud_mask(scene: Scene, *, hot_threshold: float = 0.0, strong_hot_threshold
         whiteness = (np.abs(blue - vis) + np.abs(green - vis) + np.abs(red - vis)) / np.where(vis > 0, vis, np.nan)
         ndvi = (nir - red) / (nir + red)
         hot = blue - 0.5 * red - 0.08
-        clouds = ((hot > hot_threshold) & (ndvi > 0.2)) | (hot > strong_hot_threshold)
+        haze = (hot > hot_threshold) & (ndvi > 0.2)
+        if scene.has("cirrus"):
+            # Low winter sun raises TOA blue over clear vegetation (path radiance) as haze does;
+            # where B10 exists, haze must also show a trace of high-altitude scattering.
+            haze &= scene.band("cirrus") > cirrus_haze_threshold
+        clouds = haze | (hot > strong_hot_threshold)
         clouds |= (vis > bright_threshold) & (whiteness < whiteness_threshold) & (ndvi < 0.4)
         if scene.has("cirrus"):
             clouds |= scene.band("cirrus") > cirrus_threshold
