@@ -41,6 +41,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from scipy import ndimage
 from shapely.geometry import box, mapping, shape
 
+
 def shp_transform(fn, geom):
     return shapely.transform(geom, lambda x, y: fn(x, y), interleaved=False)
 
@@ -197,7 +198,7 @@ def build_samples() -> list[Path]:
         x0, y0 = rasterio.transform.xy(transform, rr.max() + 1, cc.min(), offset="ul")
         x1, y1 = rasterio.transform.xy(transform, rr.min(), cc.max() + 1, offset="ul")
         lon, lat = footprint.centroid.x, footprint.centroid.y
-        utm = f"EPSG:{32600 + int((lon + 180) // 6) + 1}"
+        utm = f"EPSG:{(32600 if lat >= 0 else 32700) + int((lon + 180) // 6) % 60 + 1}"
         fwd = Transformer.from_crs("EPSG:4326", utm, always_xy=True).transform
         back = Transformer.from_crs(utm, "EPSG:4326", always_xy=True).transform
         cluster = shp_transform(fwd, box(x0, y0, x1, y1))

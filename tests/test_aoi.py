@@ -160,7 +160,7 @@ def test_shared_alias_is_refused_and_names_both(text, both):
 
 
 def test_unknown_aoi_lists_close_matches():
-    with pytest.raises(InvalidAOIError, match="unknown AOI 'yodock'.*kwanliso-15"):
+    with pytest.raises(InvalidAOIError, match=r"unknown AOI 'yodock'.*kwanliso-15"):
         resolve_aoi("yodock")
 
 
@@ -171,7 +171,7 @@ def test_resolve_file_and_feature(tmp_path):
         resolve_aoi(str(path))
     assert resolve_aoi(f"{path}#south").id == "south"
     assert resolve_aoi(f"{path}#1").id == "south"
-    with pytest.raises(InvalidAOIError, match="no feature 'east'.*north, south"):
+    with pytest.raises(InvalidAOIError, match=r"no feature 'east'.*north, south"):
         resolve_aoi(f"{path}#east")
     with pytest.raises(InvalidAOIError, match="does not exist"):
         resolve_aoi(str(tmp_path / "missing.geojson"))
@@ -183,7 +183,7 @@ def test_catalogue_folder_from_environment(tmp_path, monkeypatch):
     assert [a.id for a in load_catalogue()] == ["my-site"]
     assert resolve_aoi("site my-site").id == "my-site"      # the name is an alias
     (tmp_path / "other.geojson").write_text(_fc(_feature("my-site", _poly())))
-    with pytest.raises(InvalidAOIError, match="my-site.*already used"):
+    with pytest.raises(InvalidAOIError, match=r"my-site.*already used"):
         load_catalogue()
     monkeypatch.setenv("CAMPWATCH_AOIS", str(tmp_path / "nowhere"))
     with pytest.raises(InvalidAOIError, match="CAMPWATCH_AOIS"):

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_aoi import BAD_CASES, KWANLISO, write_case
 
 from campwatch import read_aoi_file
 from campwatch.cli.main import main
+from test_aoi import BAD_CASES, KWANLISO, write_case
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -31,6 +31,7 @@ the GeoJSON feature ``id`` or, for KML only, the placemark ``Name``).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import html
 import json
@@ -46,7 +47,7 @@ from typing import Any, Literal
 import shapely
 from pyproj import CRS as ProjCRS
 from pyproj import Geod, Transformer
-from shapely.geometry import MultiPolygon, Polygon, box, mapping, shape
+from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 
 from campwatch.errors import InvalidAOIError
 
@@ -455,7 +456,7 @@ def _read_ogr(p: Path) -> tuple[list[AOI], list[AOIProblem]]:
             continue
         feats = []
         cols = [c for c in df.columns if c != "geometry"]
-        int_fields = {str(n) for n, t in zip(info.get("fields", []), info.get("dtypes", [])) if "int" in str(t)}
+        int_fields = {str(n) for n, t in zip(info.get("fields", []), info.get("dtypes", []), strict=False) if "int" in str(t)}
         for _, row in df.iterrows():
             props = {c: _plain(row[c]) for c in cols}
             for c in int_fields:   # integer fields with nulls come back as floats
@@ -494,10 +495,8 @@ def _plain(value: Any) -> Any:
     if value is None:
         return None
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        try:
+        with contextlib.suppress(ValueError, AttributeError):
             value = value.item()
-        except (ValueError, AttributeError):
-            pass
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, str) and value[:1] in "[{":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from campwatch.aoi import AOI_SUFFIXES, load_catalogue, resolve_aoi, validate_aoi_file, write_aois
+from campwatch.aoi import AOI, AOI_SUFFIXES, load_catalogue, resolve_aoi, validate_aoi_file, write_aois
 from campwatch.cli.options import overwrite_option
 
 _FORMATS = ("geojson", "gpkg", "kml")
@@ -19,7 +20,7 @@ _FORMATS = ("geojson", "gpkg", "kml")
 
 def _console() -> Console:
     # Wide enough that ids and names are never cut when the output is piped.
-    return Console(width=None if click.get_text_stream("stdout").isatty() else 140, soft_wrap=False)
+    return Console(width=None if sys.stdout.isatty() else 140, soft_wrap=False)
 
 
 @click.group("aois")
@@ -36,7 +37,7 @@ def list_cmd(as_json: bool, no_samples: bool) -> None:
     aois = sorted(load_catalogue(include_samples=not no_samples),
                   key=lambda a: (order.get(a.kind, 1 if a.kind.startswith("restricted") else 3),
                                  a.properties.get("camp_number") or 999, a.id))
-    rows = [{"id": a.id, "name": a.name, "kind": a.kind, "status": a.status,
+    rows: list[dict[str, Any]] = [{"id": a.id, "name": a.name, "kind": a.kind, "status": a.status,
              "area_km2": round(a.area_m2() / 1e6, 3), "geometry_quality": a.geometry_quality} for a in aois]
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
@@ -172,7 +173,7 @@ def export_cmd(aois: tuple[str, ...], fmt: str | None, output: Path, overwrite: 
     """Write catalogue AOIs (ids, aliases or files) to one GeoJSON, GeoPackage or KML file."""
     if fmt is None:
         fmt = {".gpkg": "gpkg", ".kml": "kml"}.get(output.suffix.lower(), "geojson")
-    resolved = []
+    resolved: list[AOI] = []
     for text in aois:
         a = resolve_aoi(text)
         if a.id not in {r.id for r in resolved}:
