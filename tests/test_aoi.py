@@ -164,7 +164,7 @@ def test_unknown_aoi_lists_close_matches():
         resolve_aoi("yodock")
 
 
-def test_resolve_file_and_feature(tmp_path):
+def test_resolve_file_and_feature(tmp_path, monkeypatch):
     path = tmp_path / "sites.geojson"
     path.write_text(_fc(_feature("north", _poly()), _feature("south", _poly([[x, y - 0.1] for x, y in YODOK_SQUARE]))))
     with pytest.raises(InvalidAOIError, match=r"2 features.*#<feature id>"):
@@ -175,6 +175,12 @@ def test_resolve_file_and_feature(tmp_path):
         resolve_aoi(f"{path}#east")
     with pytest.raises(InvalidAOIError, match="does not exist"):
         resolve_aoi(str(tmp_path / "missing.geojson"))
+    # A catalogue id beats a same-named file in the working directory; a suffix-less file still works.
+    (tmp_path / "15").write_text(_fc(_feature("decoy", _poly())))
+    (tmp_path / "site").write_text(_fc(_feature("plain", _poly())))
+    monkeypatch.chdir(tmp_path)
+    assert resolve_aoi("15").id == "kwanliso-15"
+    assert resolve_aoi("site").id == "plain"
 
 
 def test_catalogue_folder_from_environment(tmp_path, monkeypatch):

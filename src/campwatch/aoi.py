@@ -669,7 +669,7 @@ def resolve_aoi(text: str, *, catalogue: Sequence[AOI] | None = None) -> AOI:
     if not text:
         raise InvalidAOIError("empty AOI: give a catalogue id (see `campwatch aois list`) or an AOI file")
     path_part, _, feature = text.partition("#")
-    looks_like_file = Path(path_part).suffix.lower() in AOI_SUFFIXES or Path(path_part).is_file()
+    looks_like_file = Path(path_part).suffix.lower() in AOI_SUFFIXES
     if looks_like_file and Path(path_part).exists():
         return _resolve_file(Path(path_part), feature or None)
     cat = list(catalogue) if catalogue is not None else load_catalogue()
@@ -686,6 +686,8 @@ def resolve_aoi(text: str, *, catalogue: Sequence[AOI] | None = None) -> AOI:
     if len(hits) > 1:
         listed = ", ".join(f"{i} ({by_id[i].name})" for i in hits)
         raise InvalidAOIError(f"AOI {text!r} is ambiguous: it names {listed}; use the id")
+    if Path(path_part).is_file():          # a file without a known suffix, e.g. exported from a web map
+        return _resolve_file(Path(path_part), feature or None)
     if looks_like_file:
         raise InvalidAOIError(f"AOI file {path_part} does not exist")
     close = difflib.get_close_matches(_key(text), list(index), n=8, cutoff=0.6)
