@@ -21,8 +21,10 @@ from campwatch.errors import (
     ReprojectionWarning,
     TileReadError,
 )
+from campwatch.coregister import Shift, coregister, estimate_shift
 from campwatch.grid import Grid
 from campwatch.io import open_source, read_raster, read_scene, write_raster
+from campwatch.masks import cloud_mask, mask_clouds
 from campwatch.profiles import PROFILES, SensorProfile, get_profile
 from campwatch.scene import Scene
 from campwatch.versions import show_versions, versions
@@ -59,4 +61,9 @@ __all__ = [
     "validate_aoi_file",
     "versions",
     "write_raster",
+    "Shift",
+    "estimate_shift",
+    "coregister",
+    "cloud_mask",
+    "mask_clouds",
 ]
