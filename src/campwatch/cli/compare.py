@@ -1,0 +1,61 @@
+"""``campwatch compare BEFORE AFTER -o OUTDIR``: change mask, score, polygons, summary and quicklook."""
+
+from __future__ import annotations
+
+import click
+
+from campwatch.cli.options import aoi_option, band_options, overwrite_option
+from campwatch.detect import METHODS
+
+
+@click.command("compare")
+@click.argument("before", type=click.Path(path_type=str))
+@click.argument("after", type=click.Path(path_type=str))
+@click.option("-o", "--out", "outdir", required=True, type=click.Path(path_type=str), help="Output folder.")
+@aoi_option
+@click.option("--method", type=click.Choice(METHODS), default="default", show_default=True,
+              help="Change detector (see campwatch.detect).")
+@click.option("--threshold", default="auto", show_default=True, metavar="auto|otsu|ki|chi2|NUMBER",
+              help="Threshold method, or a fixed value in score units.")
+@click.option("--alpha", type=float, default=1e-6, show_default=True, help="Significance level of the chi2 test.")
+@click.option("--min-area", "min_area_m2", type=float, default=200.0, show_default=True,
+              help="Minimum mapping unit in m².")
+@click.option("--opening", "opening_radius", type=int, default=0, show_default=True,
+              help="Morphological opening radius in pixels (0: none).")
+@click.option("--increase-only", is_flag=True, help="Keep only increases of the built-up index.")
+@click.option("--no-coregister", is_flag=True, help="Do not estimate or correct a shift between the dates.")
+@click.option("--clouds/--no-clouds", default=None, help="Mask clouds (default: on for Sentinel-2 without SCL).")
+@band_options
+@overwrite_option
+def command(before: str, after: str, outdir: str, aoi: str | None, method: str, threshold: str, alpha: float,
+            min_area_m2: float, opening_radius: int, increase_only: bool, no_coregister: bool, clouds: bool | None,
+            profile: str | None, band_map: str | None, overwrite: bool) -> None:
+    """Compare BEFORE and AFTER (files or band folders); outputs are on BEFORE's grid.
+
+    Without --aoi the whole overlap is processed.
+    """
+    from campwatch.compare import OUTPUTS, compare_scenes, read_pair, write_compare_outputs
+    from campwatch.io import check_writable
+    from campwatch.profiles import parse_band_override
+
+    value = None
+    t = threshold.strip().lower()
+    if t not in ("auto", "otsu", "ki", "chi2"):
+        try:
+            value = float(t)
+        except ValueError:
+            raise click.BadParameter(f"{threshold!r}: give auto, otsu, ki, chi2 or a number", param_hint="--threshold") from None
+        t = "fixed"
+    for name in OUTPUTS:  # refuse before any work
+        check_writable(f"{outdir}/{name}", overwrite=overwrite)
+    b, a, aoi_obj = read_pair(before, after, aoi=aoi, method=method, profile=profile,
+                              band_map=parse_band_override(band_map) if band_map else None)
+    result = compare_scenes(b, a, method=method, threshold=t, value=value, alpha=alpha,  # type: ignore[arg-type]
+                            min_area_m2=min_area_m2, opening_radius=opening_radius, increase_only=increase_only,
+                            coregister=not no_coregister, clouds=clouds, aoi=aoi_obj)
+    paths = write_compare_outputs(result, outdir, before=b, after=a, overwrite=overwrite)
+    click.echo(f"{result.method}: changed {result.changed_area_m2:,.0f} m² ({result.changed_fraction:.3%} of valid), "
+               f"threshold {result.threshold.value:.4g} ({result.threshold.method}), valid {result.valid_fraction:.1%}")
+    if result.threshold.note:
+        click.echo(f"note: {result.threshold.note}")
+    click.echo(f"outputs in {outdir}: {', '.join(p.name for p in paths.values())}")

@@ -1,0 +1,305 @@
+"""Compare two dates: the tool layer behind ``campwatch compare``.
+
+- :func:`compare_scenes` (pure): cloud masks, co-registration, AOI mask, then
+  :func:`campwatch.detect.detect_change`.
+- :func:`read_pair` / :func:`compare_files`: read BEFORE (its grid is the output grid;
+  for Sentinel-2 the 10 m grid) and AFTER aligned onto it by georeferencing.
+- :func:`build_summary` makes the ``summary.json`` dict in one place, so later blocks
+  (structures, provenance) are added there.
+- :func:`write_compare_outputs` writes ``change_mask.tif`` (uint8: 1 change, 0 no
+  change, 255 no data), ``change_score.tif`` (float32), ``changes.gpkg``,
+  ``summary.json`` and ``quicklook.png``, each atomically, refusing existing files
+  unless ``overwrite``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from rasterio import features
+from rasterio.crs import CRS
+from rasterio.warp import transform_geom
+
+from campwatch._version import __version__
+from campwatch.detect import METHOD_BANDS, NODATA, ChangeResult, Method, detect_change, rgb_composite
+from campwatch.grid import Grid
+from campwatch.scene import Scene
+from campwatch.threshold import ThresholdMethod
+
+__all__ = ["compare_scenes", "compare_files", "read_pair", "build_summary", "write_compare_outputs", "quicklook",
+           "aoi_mask", "OUTPUTS", "oscd_cities", "bench_oscd_city"]
+
+OUTPUTS = ("change_mask.tif", "change_score.tif", "changes.gpkg", "summary.json", "quicklook.png")
+
+
+def aoi_mask(geometry: Any, grid: Grid) -> np.ndarray:
+    """(M, N) bool: True inside an EPSG:4326 ``geometry`` (pixel centres), on ``grid``.
+
+    Examples
+    --------
+    >>> from affine import Affine
+    >>> from shapely.geometry import box
+    >>> g = Grid((4, 4), Affine(0.25, 0, 0, 0, -0.25, 1), "EPSG:4326")
+    >>> int(aoi_mask(box(0, 0.5, 0.5, 1), g).sum())
+    4
+    """
+    geo = geometry.__geo_interface__ if hasattr(geometry, "__geo_interface__") else geometry
+    if grid.crs != CRS.from_epsg(4326):
+        geo = transform_geom("EPSG:4326", grid.crs, geo)
+    return features.geometry_mask([geo], out_shape=grid.shape, transform=grid.transform, invert=True)
+
+
+def _is_sentinel2(scene: Scene) -> bool:
+    return scene.profile.startswith("sentinel2")
+
+
+def compare_scenes(before: Scene, after: Scene, *, method: Method = "default",
+                   threshold: ThresholdMethod | Literal["auto"] = "auto", value: float | None = None,
+                   alpha: float = 1e-6, min_area_m2: float = 200.0, opening_radius: int = 0,
+                   increase_only: bool = False, coregister: bool = True, clouds: bool | None = None,
+                   aoi: Any = None, window_size: int | None = 512) -> ChangeResult:
+    """Compare two aligned scenes.
+
+    Parameters
+    ----------
+    before, after : Scene
+        On one grid (read ``after`` with ``grid=before.grid``); outputs are on it.
+    method, threshold, value, alpha, min_area_m2, opening_radius, increase_only, window_size :
+        See :func:`campwatch.detect.detect_change`.
+    coregister : bool
+        Estimate and correct a shift of ``after`` (``campwatch.coregister``); the
+        estimate goes into the result either way.
+    clouds : bool or None
+        Mask clouds with :func:`campwatch.masks.mask_clouds`.  None: on for Sentinel-2
+        scenes read without an L2A SCL band.
+    aoi : AOI or shapely geometry (EPSG:4326), optional
+        Pixels outside it become no data (255).
+
+    Returns
+    -------
+    ChangeResult
+        ``params`` records clouds, AOI and co-registration choices.
+
+    Examples
+    --------
+    >>> from campwatch.io import read_scene
+    >>> b = read_scene("data/sample_tiles/bercy/imgs_1")
+    >>> r = compare_scenes(b, b)
+    >>> r.changed_area_m2, r.coregistration["applied"]
+    (0.0, False)
+    """
+    extra: dict[str, Any] = {}
+    if clouds is None:
+        clouds = _is_sentinel2(before) and "scl_masked_fraction" not in before.meta
+        extra["clouds_reason"] = ("default for Sentinel-2 without SCL" if clouds
+                                  else "off: not Sentinel-2, or an SCL band already masked clouds")
+    cloud_info: dict[str, Any] = {"masked": bool(clouds)}
+    if clouds:
+        from campwatch.masks import mask_clouds
+
+        before = mask_clouds(before)
+        after = mask_clouds(after)
+        cloud_info.update(before_fraction=before.meta.get("cloud_fraction"),
+                          after_fraction=after.meta.get("cloud_fraction"), test=before.meta.get("cloud_test"))
+    for name, s in (("before", before), ("after", after)):
+        if "scl_masked_fraction" in s.meta:
+            cloud_info[f"{name}_scl_masked_fraction"] = s.meta["scl_masked_fraction"]
+    shift_dict: dict[str, Any] | None = None
+    if coregister:
+        from campwatch.coregister import coregister as _coregister
+
+        after, shift = _coregister(before, after)
+        shift_dict = shift.to_dict()
+    valid = None
+    aoi_info: dict[str, Any] | None = None
+    if aoi is not None:
+        geom = getattr(aoi, "geometry", aoi)
+        valid = aoi_mask(geom, before.grid)
+        aoi_info = {"id": getattr(aoi, "id", None), "geometry_quality": getattr(aoi, "geometry_quality", None),
+                    "inside_fraction": round(float(valid.mean()), 6),
+                    "note": "pixels outside the AOI polygon are no data (255)"}
+    result = detect_change(before, after, method=method, threshold=threshold, value=value, alpha=alpha,
+                           min_area_m2=min_area_m2, opening_radius=opening_radius, increase_only=increase_only,
+                           valid=valid, window_size=window_size)
+    params = {**result.params, "clouds": cloud_info, "aoi": aoi_info, "coregister": coregister, **extra}
+    return dataclasses.replace(result, coregistration=shift_dict if coregister else None, params=params)
+
+
+def _bands_for(method: str) -> list[str] | None:
+    """Bands to read: those the method and the cloud test need (None: all, for naive-cva/cva/irmad)."""
+    if method in ("naive-cva", "cva", "irmad"):
+        return None
+    need = ["blue", "green", "red", "nir", "swir16", "cirrus", *METHOD_BANDS[method]]
+    return list(dict.fromkeys(need))
+
+
+def read_pair(before_path: str | os.PathLike[str], after_path: str | os.PathLike[str], *, aoi: Any = None,
+              method: str = "default", profile: str | None = None,
+              band_map: dict[str, int] | None = None) -> tuple[Scene, Scene, Any]:
+    """Read BEFORE (cut to the AOI if given) and AFTER onto BEFORE's grid.
+
+    ``aoi`` is a catalogue id or alias, an AOI file, an :class:`~campwatch.aoi.AOI` or a
+    shapely geometry in EPSG:4326.  Returns ``(before, after, aoi_object)``.
+    """
+    from campwatch.io import open_source, read_scene
+
+    if isinstance(aoi, str):
+        from campwatch.aoi import resolve_aoi
+
+        aoi = resolve_aoi(aoi)
+    geom = getattr(aoi, "geometry", aoi)
+    wanted = _bands_for(method)
+    src = open_source(before_path, profile=profile, bands=band_map)
+    bands = None if wanted is None else [b for b in wanted if b in src.keys]
+    before = read_scene(before_path, aoi=geom, bands=bands, profile=profile, band_map=band_map)
+    after = read_scene(after_path, grid=before.grid, bands=list(before.bands), profile=profile, band_map=band_map)
+    return before, after, aoi
+
+
+def compare_files(before_path: str | os.PathLike[str], after_path: str | os.PathLike[str], *, aoi: Any = None,
+                  profile: str | None = None, band_map: dict[str, int] | None = None,
+                  **options: Any) -> ChangeResult:
+    """:func:`read_pair` then :func:`compare_scenes` (``options`` are its keywords).
+
+    Examples
+    --------
+    >>> r = compare_files("data/sample_tiles/rennes/imgs_1", "data/sample_tiles/rennes/imgs_2")
+    >>> r.grid.shape, r.mask.dtype.name
+    ((339, 563), 'uint8')
+    """
+    before, after, aoi_obj = read_pair(before_path, after_path, aoi=aoi, method=options.get("method", "default"),
+                                       profile=profile, band_map=band_map)
+    return compare_scenes(before, after, aoi=aoi_obj, **options)
+
+
+def build_summary(result: ChangeResult, *, before: Scene, after: Scene,
+                  polygons: int | None = None) -> dict[str, Any]:
+    """The ``summary.json`` dict: figures, method, threshold, validity, co-registration, inputs.
+
+    Examples
+    --------
+    >>> from campwatch.io import read_scene
+    >>> b = read_scene("data/sample_tiles/rennes/imgs_1", bands=["blue", "green", "red", "nir"])
+    >>> s = build_summary(compare_scenes(b, b, coregister=False, clouds=False), before=b, after=b)
+    >>> s["changed_area_m2"], s["coregistration"]
+    (0.0, None)
+    """
+    s = result.summary()
+    if result.coregistration is None:
+        s["coregistration_note"] = "not estimated (--no-coregister)"
+    s["histogram"] = {"bins": len(result.histogram.counts), "range": [float(result.histogram.edges[0]),
+                                                                      float(result.histogram.edges[-1])],
+                      "valid_pixels": result.histogram.total}
+    s["before"] = {"date": before.date.isoformat() if before.date else None, "profile": before.profile,
+                   "sources": list(before.sources), "valid_fraction": round(before.valid_fraction, 6)}
+    s["after"] = {"date": after.date.isoformat() if after.date else None, "profile": after.profile,
+                  "sources": list(after.sources), "valid_fraction": round(after.valid_fraction, 6)}
+    s["clouds"] = result.params.get("clouds")
+    s["aoi"] = result.params.get("aoi")
+    if polygons is not None:
+        s["polygons"] = polygons
+    s["limitations"] = [
+        f"pixels are {result.grid.pixel_size_m():.1f} m: structures smaller than about two pixels are not resolved",
+        "change means spectral change beyond the noise of the no-change pixels; it is not a building count",
+        "areas are geodesic (WGS84) sums of pixel areas",
+    ]
+    s["campwatch_version"] = __version__
+    return s
+
+
+def quicklook(before: Scene, after: Scene, result: ChangeResult) -> np.ndarray:
+    """(M, 3N, 3) uint8: before, after, and after with change in red (no data grey)."""
+    rb, ra = rgb_composite(before), rgb_composite(after)
+    ov = (ra.astype(np.float32) * 0.6).astype(np.uint8)
+    ov[result.mask == 1] = (255, 0, 0)
+    ov[result.mask == NODATA] = (60, 60, 60)
+    return np.concatenate([rb, ra, ov], axis=1)
+
+
+def write_compare_outputs(result: ChangeResult, outdir: str | os.PathLike[str], *, before: Scene, after: Scene,
+                          overwrite: bool = False, extra_summary: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write the five outputs into ``outdir``; return their paths by name.
+
+    Every output is checked first, so nothing is written when one exists and
+    ``overwrite`` is False; each file is written to a temporary name and renamed.
+    """
+    import rasterio
+
+    from campwatch.io import atomic_path, check_writable, write_raster
+    from campwatch.vectorize import mask_to_polygons
+
+    out = Path(outdir)
+    paths = {name: out / name for name in OUTPUTS}
+    for p in paths.values():
+        check_writable(p, overwrite=overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    tags = {"campwatch_version": __version__, "method": result.method,
+            "threshold": f"{result.threshold.value:.6g} ({result.threshold.method})"}
+    write_raster(paths["change_mask.tif"], result.mask, result.grid, nodata=NODATA, overwrite=overwrite,
+                 tags={**tags, "values": "1 change, 0 no change, 255 no data"}, band_names=["change"])
+    write_raster(paths["change_score.tif"], result.score.astype(np.float32), result.grid, nodata=float("nan"),
+                 overwrite=overwrite, tags=tags, band_names=["change_score"])
+    gdf = mask_to_polygons(result.mask == 1, result.grid, values={"score": result.score})
+    with atomic_path(paths["changes.gpkg"], overwrite=overwrite) as tmp:
+        gdf.to_file(tmp, driver="GPKG", layer="changes")
+    summary = build_summary(result, before=before, after=after, polygons=len(gdf))
+    if extra_summary:
+        summary.update(extra_summary)
+    summary["outputs"] = sorted(OUTPUTS)
+    with atomic_path(paths["summary.json"], overwrite=overwrite) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, default=_json_default))
+    img = quicklook(before, after, result)
+    with atomic_path(paths["quicklook.png"], overwrite=overwrite) as tmp:
+        with rasterio.open(tmp, "w", driver="PNG", width=img.shape[1], height=img.shape[0], count=3,
+                           dtype="uint8") as dst:
+            dst.write(img.transpose(2, 0, 1))
+        aux = Path(str(tmp) + ".aux.xml")
+        if aux.exists():
+            aux.unlink()
+    return paths
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Sequence):
+        return list(o)
+    return str(o)
+
+
+def oscd_cities(root: str | os.PathLike[str]) -> list[Path]:
+    """The labelled OSCD city folders under ``root`` (those with ``cm/<city>-cm.tif``)."""
+    from campwatch.errors import InvalidSceneError
+
+    r = Path(root)
+    if not r.is_dir():
+        raise InvalidSceneError(f"{r}: no such folder; give the OSCD folder holding <city>/imgs_1, imgs_2 and cm/")
+    cities = sorted(p for p in r.iterdir() if (p / "cm" / f"{p.name}-cm.tif").is_file()
+                    and (p / "imgs_1").is_dir() and (p / "imgs_2").is_dir())
+    if not cities:
+        raise InvalidSceneError(f"{r}: no labelled OSCD city (<city>/cm/<city>-cm.tif with imgs_1/ and imgs_2/)")
+    return cities
+
+
+def bench_oscd_city(city: str | os.PathLike[str], **options: Any) -> tuple[Any, ChangeResult]:
+    """Compare one OSCD city with ``options`` and score it against ``cm/<city>-cm.tif`` (1 no change, 2 change).
+
+    The labels are read only after the comparison, to score it.  Pixels that are no data
+    in the prediction count as predicted no change, so every labelled pixel is scored.
+    """
+    from campwatch.evaluate import confusion, labels_to_bool
+    from campwatch.io import read_raster
+
+    c = Path(city)
+    result = compare_files(c / "imgs_1", c / "imgs_2", **options)
+    labels, _ = read_raster(c / "cm" / f"{c.name}-cm.tif", grid=result.grid)
+    truth, ok = labels_to_bool(labels)
+    return confusion(result.mask == 1, truth, valid=ok), result
