@@ -21,7 +21,10 @@ from campwatch.errors import (
     ReprojectionWarning,
     TileReadError,
 )
+from campwatch.compare import compare_files, compare_scenes, write_compare_outputs
 from campwatch.coregister import Shift, coregister, estimate_shift
+from campwatch.detect import ChangeResult, detect_change
+from campwatch.evaluate import Confusion, confusion
 from campwatch.grid import Grid
 from campwatch.io import open_source, read_raster, read_scene, write_raster
 from campwatch.masks import cloud_mask, mask_clouds
@@ -66,4 +69,11 @@ __all__ = [
     "coregister",
     "cloud_mask",
     "mask_clouds",
+    "ChangeResult",
+    "detect_change",
+    "compare_scenes",
+    "compare_files",
+    "write_compare_outputs",
+    "Confusion",
+    "confusion",
 ]
