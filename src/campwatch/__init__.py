@@ -30,6 +30,8 @@ from campwatch.io import open_source, read_raster, read_scene, write_raster
 from campwatch.masks import cloud_mask, mask_clouds
 from campwatch.profiles import PROFILES, SensorProfile, get_profile
 from campwatch.scene import Scene
+from campwatch.structures import Builtup, GrowthResult, builtup_mask, footprint_growth, structure_objects
+from campwatch.track import Timeline, track, write_structures, write_timeline
 from campwatch.versions import show_versions, versions
 
 __all__ = [
@@ -76,4 +78,13 @@ __all__ = [
     "write_compare_outputs",
     "Confusion",
     "confusion",
+    "Builtup",
+    "GrowthResult",
+    "builtup_mask",
+    "footprint_growth",
+    "structure_objects",
+    "Timeline",
+    "track",
+    "write_structures",
+    "write_timeline",
 ]
