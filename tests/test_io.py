@@ -114,3 +114,29 @@ def test_unreferenced_label_takes_the_band_grid(samples):
     s = read_scene(samples / "rennes" / "imgs_1", bands=["blue"])
     label, grid = read_raster(samples / "rennes" / "cm" / "rennes-cm.tif", grid=s.grid)
     assert grid is s.grid and set(np.unique(label)) == {1, 2}
+
+
+def test_reprojection_onto_another_crs_warns_and_keeps_the_pixels(shared_data):
+    """A UTM (EPSG:32633) scene read onto an EPSG:4326 grid is warped, warned about, and still lines up."""
+    import warnings
+
+    from affine import Affine
+    from rasterio.warp import transform_bounds
+
+    from campwatch.errors import ReprojectionWarning
+    from campwatch.grid import Grid
+
+    path = shared_data / "s2-timeseries-slovenia" / "slovenia_2015-07-11.tif"
+    native = read_scene(path, bands=["red", "nir"])
+    left, bottom, right, top = transform_bounds(native.grid.crs, "EPSG:4326", *native.grid.bounds)
+    res = 1e-4  # ~8-11 m
+    grid = Grid((int((top - bottom) / res), int((right - left) / res)), Affine(res, 0, left, 0, -res, top), "EPSG:4326")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warped = read_scene(path, grid=grid, bands=["red", "nir"])
+    assert any(issubclass(w.category, ReprojectionWarning) and "EPSG:32633" in str(w.message) for w in caught)
+    assert warped.grid.crs.to_epsg() == 4326 and warped.valid_fraction > 0.8
+    # reflectance is preserved: same distribution inside the scene (bilinear only smooths)
+    for band in ("red", "nir"):
+        a, b = native.band(band)[native.valid], warped.band(band)[warped.valid]
+        assert np.median(b) == pytest.approx(np.median(a), rel=0.05)

@@ -132,16 +132,17 @@ def test_plain_chip_band_folder(shared_data):
     with rasterio.open(chip / "B04.tif") as ds:
         dn = ds.read(1)
     np.testing.assert_allclose(s.band("red"), dn / 10000.0, rtol=1e-6)
-    label, grid = read_raster(shared_data / "s2-l2a-clouds" / "train_labels" / "adwp.tif", grid=s.grid)
+    label, _ = read_raster(shared_data / "s2-l2a-clouds" / "train_labels" / "adwp.tif", grid=s.grid)
     assert label.shape == s.grid.shape and set(np.unique(label)) <= {0, 1}
 
 
 def test_user_mask_raster_is_read_onto_the_grid(samples, tmp_path):
     """A coarser mask in another CRS (UTM) masks the right pixels of an EPSG:4326 scene."""
+    from affine import Affine
+
     from campwatch import write_raster
     from campwatch.errors import TileReadError
     from campwatch.grid import Grid
-    from affine import Affine
 
     s = read_scene(samples / "rennes" / "imgs_1", bands=["red"])
     # a 20 m UTM mask with a nonzero block over the scene's north-west quarter
@@ -171,5 +172,5 @@ def test_user_mask_raster_is_read_onto_the_grid(samples, tmp_path):
     assert np.isnan(masked.band("red")[r0, c0]) and not np.isnan(s.band("red")[r0, c0])  # input untouched
     keep = read_scene(samples / "rennes" / "imgs_1", bands=["red"], mask=path, mask_invalid="zero")
     assert (keep.valid == expected).mean() > 0.995
-    with pytest.raises(TileReadError, match="nope.tif"):
+    with pytest.raises(TileReadError, match=r"nope\.tif"):
         read_scene(samples / "rennes" / "imgs_1", bands=["red"], mask=tmp_path / "nope.tif")

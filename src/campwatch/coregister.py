@@ -35,7 +35,7 @@ from skimage.registration import phase_cross_correlation
 from campwatch.errors import GridMismatchError, MisregistrationWarning, MissingBandsError
 from campwatch.scene import Scene
 
-__all__ = ["Shift", "estimate_shift", "coregister", "apply_shift", "DEFAULT_MIN_RELIABILITY"]
+__all__ = ["DEFAULT_MIN_RELIABILITY", "Shift", "apply_shift", "coregister", "estimate_shift"]
 
 #: Below this reliability a shift estimate is not trusted (and not applied).
 DEFAULT_MIN_RELIABILITY = 0.2

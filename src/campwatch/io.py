@@ -64,17 +64,17 @@ from campwatch.scene import Scene
 __all__ = [
     "BandRef",
     "SceneSource",
-    "open_source",
-    "read_source",
-    "read_scene",
     "apply_user_mask",
+    "atomic_dir",
+    "atomic_path",
+    "check_writable",
+    "open_source",
+    "read_raster",
+    "read_scene",
+    "read_source",
     "scene_grid",
     "utm_crs_for",
-    "read_raster",
     "write_raster",
-    "atomic_path",
-    "atomic_dir",
-    "check_writable",
 ]
 
 log = logging.getLogger(__name__)
@@ -816,11 +816,10 @@ def write_raster(path: str | os.PathLike[str], array: np.ndarray, grid: Grid, *,
     }
     if profile["tiled"]:
         profile.update(blockxsize=256, blockysize=256)
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(arr)
-            if tags:
-                dst.update_tags(**{k: str(v) for k, v in tags.items()})
-            for i, name in enumerate(band_names or []):
-                dst.set_band_description(i + 1, name)
+    with atomic_path(path, overwrite=overwrite) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(arr)
+        if tags:
+            dst.update_tags(**{k: str(v) for k, v in tags.items()})
+        for i, name in enumerate(band_names or []):
+            dst.set_band_description(i + 1, name)
     return Path(path)

@@ -15,8 +15,15 @@ from scipy import ndimage
 if TYPE_CHECKING:
     from campwatch.scene import Scene
 
-__all__ = ["nodata_mask", "scl_valid", "user_mask_valid", "cloud_mask", "mask_clouds", "SCL_INVALID",
-           "CLOUD_TEST_BANDS"]
+__all__ = [
+    "CLOUD_TEST_BANDS",
+    "SCL_INVALID",
+    "cloud_mask",
+    "mask_clouds",
+    "nodata_mask",
+    "scl_valid",
+    "user_mask_valid",
+]
 
 #: The bands the spectral cloud test needs; ``swir16`` and ``cirrus`` are used when present.
 CLOUD_TEST_BANDS: tuple[str, ...] = ("blue", "green", "red", "nir")
