@@ -585,10 +585,10 @@ def clean_mask(score: np.ndarray, threshold: float, grid: Grid, *, valid: np.nda
     >>> s = np.zeros((6, 6), np.float32); s[0, 0] = 9; s[2:5, 2:5] = 9
     >>> m = clean_mask(s, 5.0, g, valid=np.ones((6, 6), bool), min_area_m2=200)
     >>> int(m.sum()), int(m[0, 0])
-    9 0
+    (9, 0)
     """
     hit = np.zeros(grid.shape, dtype=bool)
-    halo = opening_radius
+    halo = 2 * opening_radius  # erosion then dilation: each reaches r pixels
     footprint = _disk(opening_radius) if opening_radius else None
     for cs, ps, inner in _tiles(grid, window_size, halo):
         w = np.nan_to_num(score[ps], nan=-np.inf) > threshold

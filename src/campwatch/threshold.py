@@ -185,7 +185,7 @@ def chi2_threshold(*, dof: int, alpha: float) -> float:
     Examples
     --------
     >>> round(chi2_threshold(dof=4, alpha=1e-6), 2)
-    5.69
+    5.78
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from shapely.geometry import box
+
+from campwatch.compare import OUTPUTS, compare_scenes, read_pair, write_compare_outputs
+from campwatch.errors import OutputExistsError
+
+
+@pytest.fixture(scope="module")
+def bercy():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "data" / "sample_tiles" / "bercy"
+    return read_pair(root / "imgs_1", root / "imgs_2")
+
+
+def test_outputs_and_areas(bercy, tmp_path):
+    b, a, _ = bercy
+    r = compare_scenes(b, a)
+    paths = write_compare_outputs(r, tmp_path / "out", before=b, after=a)
+    assert sorted(p.name for p in paths.values()) == sorted(OUTPUTS)
+    with rasterio.open(paths["change_mask.tif"]) as ds:
+        m = ds.read(1)
+        assert ds.dtypes[0] == "uint8" and ds.nodata == 255 and ds.crs == b.grid.crs
+        assert ds.transform == b.grid.transform
+    assert np.array_equal(m, r.mask)
+    s = json.loads(paths["summary.json"].read_text())
+    for k in ("changed_area_m2", "changed_fraction", "method", "threshold", "valid_fraction", "coregistration"):
+        assert k in s
+    assert s["coregistration"] is not None and "dx_px" in s["coregistration"]
+    gdf = gpd.read_file(paths["changes.gpkg"])
+    assert {"area_m2", "mean_score", "centroid_lon", "centroid_lat"} <= set(gdf.columns)
+    # polygon areas (geodesic) equal the sum of pixel areas
+    assert gdf["area_m2"].sum() == pytest.approx(s["changed_area_m2"], rel=1e-3)
+    with rasterio.open(paths["quicklook.png"]) as ds:
+        assert ds.count == 3 and ds.width == 3 * b.grid.width
+    with pytest.raises(OutputExistsError):
+        write_compare_outputs(r, tmp_path / "out", before=b, after=a)
+
+
+def test_aoi_pixels_outside_are_nodata(bercy):
+    b, a, _ = bercy
+    left, bottom, right, top = b.grid.bounds
+    half = box(left, bottom, (left + right) / 2, top)
+    r = compare_scenes(b, a, aoi=half)
+    assert (r.mask[:, -5:] == 255).all()
+    assert (r.mask[:, :5] != 255).any()
+    assert r.params["aoi"]["inside_fraction"] == pytest.approx(0.5, abs=0.02)
