@@ -17,7 +17,6 @@ from campwatch.structures import (
     builtup_mask,
     date_footprint,
     footprint_growth,
-    growth_between,
     structure_objects,
 )
 
@@ -168,7 +167,7 @@ def test_low_valid_data_is_insufficient(pairs):
 
 
 def test_errors(pairs):
-    before, after = pairs["rennes"]
+    before, _ = pairs["rennes"]
     with pytest.raises(MissingBandsError, match="nir"):
         builtup_mask(before.select(["blue", "green", "red"]))
     other, _ = pairs["paris"]

@@ -95,16 +95,16 @@ from campwatch.scene import Scene
 from campwatch.vectorize import mask_to_polygons
 
 __all__ = [
+    "GROWTH_CLASSES",
     "Builtup",
     "GrowthResult",
-    "GROWTH_CLASSES",
     "builtup_mask",
-    "pantex",
-    "structure_objects",
-    "remove_small_objects",
-    "growth_between",
-    "footprint_growth",
     "date_footprint",
+    "footprint_growth",
+    "growth_between",
+    "pantex",
+    "remove_small_objects",
+    "structure_objects",
 ]
 
 BuiltupMethod = Literal["auto", "spectral", "spectral-texture", "vhr"]
@@ -518,8 +518,8 @@ class GrowthResult:
             "significance": info["significance"],
             "significance_reason": info["significance_reason"],
             "significance_rule": info["significance_rule"],
-            "objects_before": int(len(self.objects_before)),
-            "objects_after": int(len(self.objects_after)),
+            "objects_before": len(self.objects_before),
+            "objects_after": len(self.objects_after),
             "counts": counts,
             "significant_counts": sig_counts,
             "areas_m2": {k: round(v, 1) for k, v in areas.items()},
@@ -577,7 +577,7 @@ def _aoi_mask(aoi: Any, grid: Grid) -> tuple[np.ndarray, str | None, str]:
     quality = str(getattr(aoi, "geometry_quality", "unspecified"))
     try:
         gj = transform_geom("EPSG:4326", grid.crs, mapping(geom))
-    except Exception as exc:  # noqa: BLE001 - any shapely/GDAL failure is a bad AOI
+    except Exception as exc:
         raise InvalidAOIError(f"AOI {aoi_id or ''} cannot be projected to {grid.crs.to_string()}: {exc}") from exc
     inside = geometry_mask([gj], out_shape=grid.shape, transform=grid.transform, invert=True, all_touched=False)
     if not inside.any():

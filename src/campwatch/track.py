@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import itertools
 import json
 import os
 import re
@@ -51,7 +52,7 @@ from campwatch.structures import (
     growth_between,
 )
 
-__all__ = ["TrackInput", "DateRecord", "Timeline", "parse_scene_arg", "track", "write_timeline", "write_structures"]
+__all__ = ["DateRecord", "Timeline", "TrackInput", "parse_scene_arg", "track", "write_structures", "write_timeline"]
 
 _DATE_SUFFIX = re.compile(r"^(.*)@(\d{4}-\d{2}-\d{2})$")
 _WANTED = ("blue", "green", "red", "nir", "swir16", "cirrus")
@@ -282,7 +283,7 @@ def track(scenes: Sequence[str | os.PathLike[str] | TrackInput], *, aoi: Any = N
                                     f"as {inp.path}@YYYY-MM-DD")
         dated.append((date, inp))
     dated.sort(key=lambda t: t[0])
-    first_date, first = dated[0]
+    first = dated[0][1]
     bands = _bands_for(first.path, profile, band_map)
     ref = read_scene(first.path, aoi=geom, bands=bands, profile=profile, band_map=band_map)
     grid = ref.grid
@@ -318,8 +319,9 @@ def track(scenes: Sequence[str | os.PathLike[str] | TrackInput], *, aoi: Any = N
                       f"({'; '.join(f'{r.date}: {r.reason}' for r in records if r.status != 'used')})",
                       LowValidDataWarning, stacklevel=2)
     pairs = []
-    for prev, cur in zip(used, used[1:], strict=False):
-        assert prev.builtup is not None and cur.builtup is not None  # set for every used date
+    for prev, cur in itertools.pairwise(used):
+        if prev.builtup is None or cur.builtup is None:  # pragma: no cover - set for every used date
+            continue
         pairs.append(growth_between(prev.builtup, cur.builtup, min_valid_fraction=min_valid_fraction, **kw))
     params = {"max_cloud_fraction": max_cloud_fraction, "min_valid_fraction": min_valid_fraction,
               "method": method, "min_object_m2": min_object_m2, "misregistration_px": misregistration_px,
@@ -378,10 +380,12 @@ def _chart(timeline: Timeline, path: Path) -> str | None:
         x = [d.date for d in used]
         y = [d.footprint["footprint_m2"] for d in used]
         err = [d.footprint["footprint_uncertainty_m2"] for d in used]
-        ax.errorbar(x, y, yerr=err, marker="o", capsize=4, label="built footprint (± outline uncertainty)")
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=4,  # type: ignore[arg-type]
+                    label="built footprint (± outline uncertainty)")
     skipped = [d for d in timeline.dates if d.status != "used"]
     if skipped:
-        ax.scatter([d.date for d in skipped], [0] * len(skipped), marker="x", color="grey", label="skipped (clouds)")
+        ax.scatter([d.date for d in skipped], [0] * len(skipped),  # type: ignore[arg-type]
+                   marker="x", color="grey", label="skipped")
     for p in timeline.pairs:
         s = p.summary()
         if s["significance"] == "significant":
