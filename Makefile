@@ -19,7 +19,11 @@ demo: $(VENV)/.installed
 	  name=$$(echo $$s | cut -d/ -f3)_$$(basename $$s); \
 	  $(VENV)/bin/campwatch info --json $$s > $(OUT)/$$name.json || exit 1; \
 	done
-	@echo "demo results: $(OUT)/ ($$(ls $(OUT) | wc -l) files)"
+	@for c in data/sample_tiles/*/; do \
+	  city=$$(basename $$c); \
+	  $(VENV)/bin/campwatch compare $$c/imgs_1 $$c/imgs_2 -o $(OUT)/$$city --overwrite || exit 1; \
+	done
+	@echo "demo results: $(OUT)/ (change maps, polygons, summary.json and quicklook.png per city in $(OUT)/<city>/)"
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

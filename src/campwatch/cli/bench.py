@@ -69,7 +69,7 @@ def oscd(root: str, method: str, baseline: bool, as_json: bool) -> None:
                               for n in runs for k in ("f1", "precision", "recall", "changed_fraction")])
     table.add_row("POOLED", *[v for n in runs for v in (f"{pooled[n].f1:.3f}", f"{pooled[n].precision:.3f}",
                                                          f"{pooled[n].recall:.3f}", "")], style="bold")
-    Console().print(table)
+    Console(width=max(120, Console().width)).print(table)
     for n in runs:
         click.echo(f"pooled F1 {n}: {pooled[n].f1:.4f}")
 
