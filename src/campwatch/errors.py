@@ -18,6 +18,7 @@ __all__ = [
     "TileReadError",
     "OutputExistsError",
     "ConfigError",
+    "MissingDependencyError",
     "CampwatchWarning",
     "MisregistrationWarning",
     "LowValidDataWarning",
@@ -60,6 +61,10 @@ class OutputExistsError(CampwatchError, FileExistsError):
 
 class ConfigError(CampwatchError, ValueError):
     """A batch configuration file is malformed."""
+
+
+class MissingDependencyError(CampwatchError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
 
 
 class CampwatchWarning(UserWarning):
