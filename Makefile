@@ -14,16 +14,8 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 demo: $(VENV)/.installed
-	@mkdir -p $(OUT)
-	@for s in data/sample_tiles/*/imgs_[12]; do \
-	  name=$$(echo $$s | cut -d/ -f3)_$$(basename $$s); \
-	  $(VENV)/bin/campwatch info --json $$s > $(OUT)/$$name.json || exit 1; \
-	done
-	@for c in data/sample_tiles/*/; do \
-	  city=$$(basename $$c); \
-	  $(VENV)/bin/campwatch compare $$c/imgs_1 $$c/imgs_2 -o $(OUT)/$$city --overwrite || exit 1; \
-	done
-	@echo "demo results: $(OUT)/ (change maps, polygons, summary.json and quicklook.png per city in $(OUT)/<city>/)"
+	$(VENV)/bin/campwatch report examples/demo.toml -o $(OUT) --overwrite
+	@echo "open $(OUT)/index.html (summary.json, summary.csv, changes.gpkg and manifest.json beside it)"
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

@@ -52,3 +52,18 @@ def test_aoi_pixels_outside_are_nodata(bercy):
     assert (r.mask[:, -5:] == 255).all()
     assert (r.mask[:, :5] != 255).any()
     assert r.params["aoi"]["inside_fraction"] == pytest.approx(0.5, abs=0.02)
+
+
+def test_compare_writes_structures_block_consistent_with_growth(samples, tmp_path):
+    b, a, aoi = read_pair(samples / "paris" / "imgs_1", samples / "paris" / "imgs_2", aoi="sample-paris")
+    result = compare_scenes(b, a, aoi=aoi, structures=True)
+    paths = write_compare_outputs(result, tmp_path / "out", before=b, after=a)
+    summary = json.loads(paths["summary.json"].read_text())
+    s = summary["structures"]
+    areas = s["areas_m2"]
+    identity = areas["new"] - areas["demolished"] + areas["expanded"] - areas["shrunk"] + areas["unchanged_net"]
+    assert identity == pytest.approx(s["net_m2"], abs=0.5)
+    assert s["aoi_id"] == "sample-paris" and s["geometry_quality"] == "sample"
+    growth = gpd.read_file(paths["structures.gpkg"], layer="growth")
+    assert len(growth) == sum(s["counts"].values())
+    assert set(growth["class"]) <= {"new", "demolished", "expanded", "shrunk", "unchanged"}

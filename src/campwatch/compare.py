@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +37,8 @@ __all__ = ["compare_scenes", "compare_files", "read_pair", "build_summary", "wri
            "aoi_mask", "OUTPUTS", "oscd_cities", "bench_oscd_city"]
 
 OUTPUTS = ("change_mask.tif", "change_score.tif", "changes.gpkg", "summary.json", "quicklook.png")
+#: Written beside them when ``result.structures`` is set.
+STRUCTURE_OUTPUTS = ("structures.gpkg", "structures.geojson")
 
 
 def aoi_mask(geometry: Any, grid: Grid) -> np.ndarray:
@@ -63,7 +66,7 @@ def compare_scenes(before: Scene, after: Scene, *, method: Method = "default",
                    threshold: ThresholdMethod | Literal["auto"] = "auto", value: float | None = None,
                    alpha: float = 1e-6, min_area_m2: float = 200.0, opening_radius: int = 0,
                    increase_only: bool = False, coregister: bool = True, clouds: bool | None = None,
-                   aoi: Any = None, window_size: int | None = 512) -> ChangeResult:
+                   aoi: Any = None, window_size: int | None = 512, structures: bool = False) -> ChangeResult:
     """Compare two aligned scenes.
 
     Parameters
@@ -80,6 +83,11 @@ def compare_scenes(before: Scene, after: Scene, *, method: Method = "default",
         scenes read without an L2A SCL band.
     aoi : AOI or shapely geometry (EPSG:4326), optional
         Pixels outside it become no data (255).
+    structures : bool
+        Also measure built-up footprint growth (:func:`campwatch.structures.footprint_growth`)
+        on the same cloud-masked, co-registered scenes; it lands in ``result.structures``.
+        The misregistration that enters its significance test is the residual shift
+        (or the uncorrected shift, when none was applied).
 
     Returns
     -------
@@ -128,7 +136,17 @@ def compare_scenes(before: Scene, after: Scene, *, method: Method = "default",
                            min_area_m2=min_area_m2, opening_radius=opening_radius, increase_only=increase_only,
                            valid=valid, window_size=window_size)
     params = {**result.params, "clouds": cloud_info, "aoi": aoi_info, "coregister": coregister, **extra}
-    return dataclasses.replace(result, coregistration=shift_dict if coregister else None, params=params)
+    growth = None
+    if structures:
+        from campwatch.structures import footprint_growth
+
+        misreg = 0.5
+        if shift_dict is not None:
+            left = shift_dict.get("residual_px") if shift_dict.get("applied") else None
+            misreg = max(0.5, float(left if left is not None else math.hypot(shift_dict["dx_px"], shift_dict["dy_px"])))
+        growth = footprint_growth(before, after, aoi=aoi, misregistration_px=misreg)
+    return dataclasses.replace(result, coregistration=shift_dict if coregister else None, params=params,
+                               structures=growth)
 
 
 def _bands_for(method: str) -> list[str] | None:
@@ -229,13 +247,12 @@ def write_compare_outputs(result: ChangeResult, outdir: str | os.PathLike[str], 
     Every output is checked first, so nothing is written when one exists and
     ``overwrite`` is False; each file is written to a temporary name and renamed.
     """
-    import rasterio
-
-    from campwatch.io import atomic_path, check_writable, write_raster
+    from campwatch.io import atomic_path, check_writable, write_png, write_raster
     from campwatch.vectorize import mask_to_polygons
 
     out = Path(outdir)
-    paths = {name: out / name for name in OUTPUTS}
+    names = OUTPUTS + (STRUCTURE_OUTPUTS if result.structures is not None else ())
+    paths = {name: out / name for name in names}
     for p in paths.values():
         check_writable(p, overwrite=overwrite)
     out.mkdir(parents=True, exist_ok=True)
@@ -249,19 +266,17 @@ def write_compare_outputs(result: ChangeResult, outdir: str | os.PathLike[str], 
     with atomic_path(paths["changes.gpkg"], overwrite=overwrite) as tmp:
         gdf.to_file(tmp, driver="GPKG", layer="changes")
     summary = build_summary(result, before=before, after=after, polygons=len(gdf))
+    if result.structures is not None:
+        from campwatch.track import write_structures
+
+        write_structures(result.structures, paths["structures.gpkg"], paths["structures.geojson"], overwrite=overwrite)
+        summary["structures"] = result.structures.summary()
     if extra_summary:
         summary.update(extra_summary)
-    summary["outputs"] = sorted(OUTPUTS)
+    summary["outputs"] = sorted(names)
     with atomic_path(paths["summary.json"], overwrite=overwrite) as tmp:
         tmp.write_text(json.dumps(summary, indent=2, default=_json_default))
-    img = quicklook(before, after, result)
-    with atomic_path(paths["quicklook.png"], overwrite=overwrite) as tmp:
-        with rasterio.open(tmp, "w", driver="PNG", width=img.shape[1], height=img.shape[0], count=3,
-                           dtype="uint8") as dst:
-            dst.write(img.transpose(2, 0, 1))
-        aux = Path(str(tmp) + ".aux.xml")
-        if aux.exists():
-            aux.unlink()
+    write_png(paths["quicklook.png"], quicklook(before, after, result), overwrite=overwrite)
     return paths
 
 

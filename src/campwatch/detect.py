@@ -175,6 +175,9 @@ class ChangeResult:
         CVA direction in degrees (``cva`` only).
     coregistration : dict or None
         ``Shift.to_dict()`` when the dates were co-registered.
+    structures : GrowthResult or None
+        Built-up footprint growth between the dates
+        (:func:`campwatch.structures.footprint_growth`), when computed by ``compare_scenes``.
     params : dict
         Every parameter and fitted statistic, for provenance.
     """
@@ -190,6 +193,7 @@ class ChangeResult:
     direction: np.ndarray | None = None
     coregistration: dict[str, Any] | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    structures: Any = None
 
     @property
     def changed_fraction(self) -> float:

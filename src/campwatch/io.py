@@ -823,3 +823,24 @@ def write_raster(path: str | os.PathLike[str], array: np.ndarray, grid: Grid, *,
         for i, name in enumerate(band_names or []):
             dst.set_band_description(i + 1, name)
     return Path(path)
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """Encode an (M, N, 3) uint8 image as PNG bytes (no matplotlib needed)."""
+    from rasterio.errors import NotGeoreferencedWarning
+    from rasterio.io import MemoryFile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with MemoryFile() as mem:
+            with mem.open(driver="PNG", width=rgb.shape[1], height=rgb.shape[0], count=3, dtype="uint8") as dst:
+                dst.write(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
+            return bytes(mem.read())
+
+
+def write_png(path: str | os.PathLike[str], rgb: np.ndarray, *, overwrite: bool = False) -> Path:
+    """Write an (M, N, 3) uint8 image as a PNG file, atomically."""
+    data = png_bytes(rgb)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)

@@ -25,16 +25,18 @@ from campwatch.detect import METHODS
 @click.option("--increase-only", is_flag=True, help="Keep only increases of the built-up index.")
 @click.option("--no-coregister", is_flag=True, help="Do not estimate or correct a shift between the dates.")
 @click.option("--clouds/--no-clouds", default=None, help="Mask clouds (default: on for Sentinel-2 without SCL).")
+@click.option("--structures/--no-structures", default=True, show_default=True,
+              help="Also measure built-up footprint growth (structures.gpkg/.geojson, summary 'structures').")
 @band_options
 @overwrite_option
 def command(before: str, after: str, outdir: str, aoi: str | None, method: str, threshold: str, alpha: float,
             min_area_m2: float, opening_radius: int, increase_only: bool, no_coregister: bool, clouds: bool | None,
-            profile: str | None, band_map: str | None, overwrite: bool) -> None:
+            structures: bool, profile: str | None, band_map: str | None, overwrite: bool) -> None:
     """Compare BEFORE and AFTER (files or band folders); outputs are on BEFORE's grid.
 
     Without --aoi the whole overlap is processed.
     """
-    from campwatch.compare import OUTPUTS, compare_scenes, read_pair, write_compare_outputs
+    from campwatch.compare import OUTPUTS, STRUCTURE_OUTPUTS, compare_scenes, read_pair, write_compare_outputs
     from campwatch.io import check_writable
     from campwatch.profiles import parse_band_override
 
@@ -46,16 +48,22 @@ def command(before: str, after: str, outdir: str, aoi: str | None, method: str, 
         except ValueError:
             raise click.BadParameter(f"{threshold!r}: give auto, otsu, ki, chi2 or a number", param_hint="--threshold") from None
         t = "fixed"
-    for name in OUTPUTS:  # refuse before any work
+    for name in OUTPUTS + (STRUCTURE_OUTPUTS if structures else ()):  # refuse before any work
         check_writable(f"{outdir}/{name}", overwrite=overwrite)
     b, a, aoi_obj = read_pair(before, after, aoi=aoi, method=method, profile=profile,
                               band_map=parse_band_override(band_map) if band_map else None)
     result = compare_scenes(b, a, method=method, threshold=t, value=value, alpha=alpha,  # type: ignore[arg-type]
                             min_area_m2=min_area_m2, opening_radius=opening_radius, increase_only=increase_only,
-                            coregister=not no_coregister, clouds=clouds, aoi=aoi_obj)
+                            coregister=not no_coregister, clouds=clouds, aoi=aoi_obj, structures=structures)
     paths = write_compare_outputs(result, outdir, before=b, after=a, overwrite=overwrite)
     click.echo(f"{result.method}: changed {result.changed_area_m2:,.0f} m² ({result.changed_fraction:.3%} of valid), "
                f"threshold {result.threshold.value:.4g} ({result.threshold.method}), valid {result.valid_fraction:.1%}")
     if result.threshold.note:
         click.echo(f"note: {result.threshold.note}")
+    if result.structures is not None:
+        s = result.structures.summary()
+        c = s["counts"]
+        click.echo(f"built-up footprint {s['footprint_before_m2']:,.0f} -> {s['footprint_after_m2']:,.0f} m² "
+                   f"(net {s['net_m2']:+,.0f} m², {s['significance']}); structures new {c['new']}, "
+                   f"demolished {c['demolished']}, expanded {c['expanded']}, shrunk {c['shrunk']}")
     click.echo(f"outputs in {outdir}: {', '.join(p.name for p in paths.values())}")

@@ -1,0 +1,631 @@
+"""Batch reports on camp expansion: the tool layer behind ``campwatch report``.
+
+A TOML config lists sites; each site has an optional AOI and two or more dated scenes.
+Every consecutive pair of dates of a site is one task, run in-process (``scheduler="sync"``),
+on a ``LocalCluster`` sized to the machine (the default), or on an existing
+dask.distributed cluster given by address.  Tasks return plain data (rows, polygons as
+WKB, PNG bytes), so the same code runs anywhere; only the submitting process writes.
+
+Outputs (built in a temporary directory and renamed into place):
+
+- ``index.html``: self-contained (images inlined), one section per site;
+- ``summary.json`` / ``summary.csv``: one row per site and date pair; no times, so
+  rerunning a config gives a byte-identical ``summary.json``;
+- ``changes.gpkg``: every change and structure polygon with site, dates and class;
+- ``manifest.json``: inputs (path, size, SHA-256), dates, parameters, versions, times.
+
+Config form::
+
+    [options]            # optional: method, threshold, min_area_m2, coregister, clouds, structures
+    method = "default"
+
+    [[site]]
+    name = "Yodok"       # optional; defaults to the AOI id or "site-N"
+    aoi = "kwanliso-15"  # a catalogue id or alias, or a path to an AOI file; optional
+    scenes = [
+      { date = "2015-08-21", path = "data/sample_tiles/rennes/imgs_1" },
+      { date = "2017-06-21", path = "data/sample_tiles/rennes/imgs_2" },
+    ]
+
+Relative paths are resolved against the config file's folder, or against
+``options.base_dir`` (itself relative to the config file) when given.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import dataclasses
+import datetime as dt
+import io as _io
+import json
+import math
+import os
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from campwatch._version import __version__
+from campwatch.errors import CampwatchError, ConfigError
+
+__all__ = [
+    "SceneSpec",
+    "SiteSpec",
+    "ReportConfig",
+    "PairTask",
+    "config_from_dict",
+    "read_config",
+    "pair_tasks",
+    "run_pair",
+    "run_report",
+    "write_report",
+    "SUMMARY_FIELDS",
+]
+
+#: Options a config may set, with their defaults (passed to :func:`campwatch.compare.compare_scenes`).
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "method": "default",
+    "threshold": "auto",
+    "value": None,
+    "min_area_m2": 200.0,
+    "coregister": True,
+    "clouds": None,
+    "structures": True,
+}
+_COMPARE_KEYS = ("method", "threshold", "value", "min_area_m2", "coregister", "clouds")
+
+#: Columns of ``summary.csv`` (and keys of each ``summary.json`` row), in order.
+SUMMARY_FIELDS = (
+    "site", "aoi", "geometry_quality", "date_before", "date_after", "status", "error",
+    "changed_area_m2", "changed_fraction", "valid_fraction",
+    "footprint_before_m2", "footprint_after_m2", "net_growth_m2", "net_growth_pct", "growth_significant",
+    "new_count", "new_area_m2", "demolished_count", "demolished_area_m2",
+    "expanded_count", "expanded_area_m2", "shrunk_count", "shrunk_area_m2",
+    "pixel_size_m", "cloud_fraction_before", "cloud_fraction_after",
+    "shift_dx_px", "shift_dy_px", "shift_applied", "method", "threshold",
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# config (pure, plus read_config for the file)
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SceneSpec:
+    path: str
+    date: str | None = None
+
+
+@dataclass(frozen=True)
+class SiteSpec:
+    name: str
+    aoi: str | None
+    scenes: tuple[SceneSpec, ...]
+
+    @property
+    def anchor(self) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-") or "site"
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    path: str
+    options: Mapping[str, Any]
+    sites: tuple[SiteSpec, ...]
+
+
+def _date_text(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    try:
+        return dt.date.fromisoformat(str(value)).isoformat()
+    except ValueError:
+        raise ConfigError(f"{where}: date {value!r} is not YYYY-MM-DD") from None
+
+
+def config_from_dict(data: Mapping[str, Any], *, source: str = "<config>", base_dir: str | os.PathLike[str] = ".",
+                     ) -> ReportConfig:
+    """Validate a parsed config and resolve its relative paths against ``base_dir``.
+
+    Examples
+    --------
+    >>> cfg = config_from_dict({"site": [{"aoi": "sample-rennes", "scenes": [
+    ...     {"date": "2015-08-21", "path": "a"}, {"date": "2017-06-21", "path": "b"}]}]}, base_dir="/data")
+    >>> cfg.sites[0].name, cfg.sites[0].scenes[1].path, cfg.options["method"]
+    ('sample-rennes', '/data/b', 'default')
+    """
+    unknown = set(data) - {"options", "site"}
+    if unknown:
+        raise ConfigError(f"{source}: unknown top-level key(s) {', '.join(sorted(unknown))}; use [options] and [[site]]")
+    opts = dict(data.get("options") or {})
+    base = Path(base_dir)
+    if "base_dir" in opts:
+        base = base / str(opts.pop("base_dir"))
+    bad = set(opts) - set(DEFAULT_OPTIONS)
+    if bad:
+        raise ConfigError(f"{source}: unknown option(s) {', '.join(sorted(bad))}; "
+                          f"allowed: {', '.join(sorted(DEFAULT_OPTIONS))}, base_dir")
+    options = {**DEFAULT_OPTIONS, **opts}
+    raw_sites = data.get("site")
+    if not raw_sites or not isinstance(raw_sites, list):
+        raise ConfigError(f"{source}: no [[site]] entries; add at least one site with two or more scenes")
+    sites: list[SiteSpec] = []
+    names: set[str] = set()
+    for i, raw in enumerate(raw_sites, start=1):
+        where = f"{source}: site {i}"
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{where}: must be a table with 'scenes' (and optionally 'aoi', 'name')")
+        extra = set(raw) - {"name", "aoi", "scenes"}
+        if extra:
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(extra))}; allowed: name, aoi, scenes")
+        aoi = raw.get("aoi")
+        if aoi is not None:
+            aoi = str(aoi)
+            if any(sep in aoi for sep in ("/", "\\")) or aoi.lower().endswith((".geojson", ".json", ".gpkg", ".kml", ".shp")):
+                aoi = str(base / aoi)
+        scenes_raw = raw.get("scenes")
+        if not isinstance(scenes_raw, list) or len(scenes_raw) < 2:
+            raise ConfigError(f"{where}: needs 'scenes' with two or more entries {{ date = ..., path = ... }}")
+        scenes = []
+        for j, s in enumerate(scenes_raw, start=1):
+            if isinstance(s, str):
+                s = {"path": s}
+            if not isinstance(s, Mapping) or "path" not in s:
+                raise ConfigError(f"{where}, scene {j}: needs a 'path'")
+            scenes.append(SceneSpec(str(base / str(s["path"])), _date_text(s.get("date"), f"{where}, scene {j}")))
+        name = str(raw.get("name") or aoi and Path(aoi).stem if raw.get("name") or aoi else f"site-{i}")
+        if raw.get("name") is None and aoi is not None and os.sep not in str(raw.get("aoi")):
+            name = str(raw.get("aoi"))
+        if name in names:
+            name = f"{name}-{i}"
+        names.add(name)
+        sites.append(SiteSpec(name, aoi, tuple(scenes)))
+    return ReportConfig(source, options, tuple(sites))
+
+
+def read_config(path: str | os.PathLike[str]) -> ReportConfig:
+    """Read and validate a TOML report config (see the module docstring)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: no such config file; give a TOML file with [[site]] entries")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid TOML ({exc}); fix the syntax") from None
+    return config_from_dict(data, source=str(p), base_dir=p.parent)
+
+
+# --------------------------------------------------------------------------------------------------
+# tasks
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PairTask:
+    """One site and one consecutive pair of its dates (plain data: it travels to dask workers)."""
+
+    site: str
+    aoi: str | None
+    before: SceneSpec
+    after: SceneSpec
+    options: Mapping[str, Any]
+    index: int = 0
+
+
+def pair_tasks(config: ReportConfig) -> list[PairTask]:
+    """Each site's consecutive date pairs, ordered by date (undated scenes keep config order)."""
+    tasks: list[PairTask] = []
+    for site in config.sites:
+        ordered = sorted(site.scenes, key=lambda s: s.date or "")
+        if any(s.date is None for s in ordered):
+            ordered = list(site.scenes)
+        for b, a in zip(ordered, ordered[1:], strict=False):
+            tasks.append(PairTask(site.name, site.aoi, b, a, dict(config.options), len(tasks)))
+    return tasks
+
+
+def _overlay(after_rgb: np.ndarray, change: np.ndarray, growth: Any) -> np.ndarray:
+    """After (dimmed) with change in red, new structures cyan, demolished yellow, no data grey."""
+    from campwatch.detect import NODATA
+
+    ov = (after_rgb.astype(np.float32) * 0.55).astype(np.uint8)
+    ov[change == 1] = (255, 45, 45)
+    if growth is not None:
+        new = growth.after_mask & ~growth.before_mask
+        gone = growth.before_mask & ~growth.after_mask
+        ov[new] = (0, 229, 255)
+        ov[gone] = (255, 212, 0)
+    ov[change == NODATA] = (138, 138, 138)
+    return ov
+
+
+def _f(x: Any, nd: int = 1) -> float | None:
+    if x is None:
+        return None
+    v = float(x)
+    return None if math.isnan(v) else round(v, nd)
+
+
+def run_pair(task: PairTask) -> dict[str, Any]:
+    """Run one task; never raises for a bad input: the row gets status ``failed`` and the error.
+
+    Returns a dict with ``row`` (the summary row), ``polygons`` (list of dicts with WKB geometry
+    in EPSG:4326), ``figures`` (PNG bytes), ``aoi`` (JSON-ready facts), ``inputs`` and ``detail``.
+    """
+    base_row: dict[str, Any] = {k: None for k in SUMMARY_FIELDS}
+    base_row.update(site=task.site, aoi=task.aoi, date_before=task.before.date, date_after=task.after.date)
+    try:
+        return _run_pair(task, base_row)
+    except (CampwatchError, OSError, ValueError) as exc:
+        row = {**base_row, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        return {"row": row, "polygons": [], "figures": [], "aoi": None, "inputs": [], "detail": {}}
+
+
+def _run_pair(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
+    import warnings
+
+    import geopandas as gpd
+
+    from campwatch.compare import compare_scenes, read_pair
+    from campwatch.detect import rgb_composite
+    from campwatch.io import png_bytes
+    from campwatch.errors import CampwatchWarning
+
+    opts = {k: task.options[k] for k in _COMPARE_KEYS if k in task.options}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CampwatchWarning)
+        before, after, aoi = read_pair(task.before.path, task.after.path, aoi=task.aoi, method=opts.get("method", "default"))
+        if task.before.date:
+            before = dataclasses.replace(before, date=dt.date.fromisoformat(task.before.date))
+        if task.after.date:
+            after = dataclasses.replace(after, date=dt.date.fromisoformat(task.after.date))
+        result = compare_scenes(before, after, aoi=aoi, structures=bool(task.options.get("structures", True)), **opts)
+    notes = sorted({f"{w.category.__name__}: {w.message}" for w in caught if issubclass(w.category, CampwatchWarning)})
+    s = result.summary()
+    growth = result.structures
+    g = growth.summary() if growth is not None else {}
+    shift = result.coregistration or {}
+    counts = g.get("counts", {})
+    areas = g.get("areas_m2", {})
+    geometry_quality = getattr(aoi, "geometry_quality", None) or ("none" if aoi is None else "unknown")
+    row.update(
+        aoi=getattr(aoi, "id", task.aoi), geometry_quality=geometry_quality, status="ok", error=None,
+        date_before=before.date.isoformat() if before.date else task.before.date,
+        date_after=after.date.isoformat() if after.date else task.after.date,
+        changed_area_m2=_f(s.get("changed_area_m2")), changed_fraction=_f(s.get("changed_fraction"), 6),
+        valid_fraction=_f(s.get("valid_fraction"), 6),
+        footprint_before_m2=_f(g.get("footprint_before_m2")), footprint_after_m2=_f(g.get("footprint_after_m2")),
+        net_growth_m2=_f(g.get("net_m2")), net_growth_pct=_f(g.get("net_pct"), 2),
+        growth_significant=(g.get("significance") == "significant") if g else None,
+        new_count=counts.get("new"), new_area_m2=_f(areas.get("new")),
+        demolished_count=counts.get("demolished"), demolished_area_m2=_f(areas.get("demolished")),
+        expanded_count=counts.get("expanded"), expanded_area_m2=_f(areas.get("expanded")),
+        shrunk_count=counts.get("shrunk"), shrunk_area_m2=_f(areas.get("shrunk")),
+        pixel_size_m=_f(result.grid.pixel_size_m(), 2),
+        cloud_fraction_before=_f(before.meta.get("cloud_fraction") if "cloud_fraction" in before.meta
+                                 else (result.params.get("clouds") or {}).get("before_fraction"), 4),
+        cloud_fraction_after=_f((result.params.get("clouds") or {}).get("after_fraction"), 4),
+        shift_dx_px=_f(shift.get("dx_px"), 3), shift_dy_px=_f(shift.get("dy_px"), 3),
+        shift_applied=shift.get("applied"), method=result.method,
+        threshold=_f(result.threshold.value, 6),
+    )
+    # polygons, in EPSG:4326 for one GeoPackage across sites
+    from campwatch.vectorize import mask_to_polygons
+
+    frames = []
+    ch = mask_to_polygons(result.mask == 1, result.grid, values={"score": result.score})
+    if len(ch):
+        frames.append(gpd.GeoDataFrame({"class": "change", "area_m2": ch["area_m2"], "mean_score": ch["mean_score"]},
+                                       geometry=ch.geometry, crs=ch.crs))
+    if growth is not None and len(growth.polygons):
+        gp = growth.polygons
+        frames.append(gpd.GeoDataFrame({"class": gp["class"], "area_m2": gp["area_m2"],
+                                        "area_before_m2": gp["area_before_m2"], "area_after_m2": gp["area_after_m2"],
+                                        "delta_m2": gp["delta_m2"], "significant": gp["significant"]},
+                                       geometry=gp.geometry, crs=gp.crs))
+    polygons: list[dict[str, Any]] = []
+    for frame in frames:
+        ll = frame.to_crs(4326)
+        for rec, geom in zip(ll.drop(columns="geometry").to_dict("records"), ll.geometry, strict=True):
+            polygons.append({**{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()},
+                             "wkb": geom.wkb})
+    rb, ra = rgb_composite(before), rgb_composite(after)
+    figures = [
+        {"caption": f"Before, {row['date_before']} (true colour)", "png": png_bytes(rb)},
+        {"caption": f"After, {row['date_after']} (true colour)", "png": png_bytes(ra)},
+        {"caption": "Change (red), new structures (cyan), demolished (yellow), no data (grey)",
+         "png": png_bytes(_overlay(ra, result.mask, growth))},
+    ]
+    aoi_facts = None
+    if aoi is not None and hasattr(aoi, "properties"):
+        props = aoi.properties
+        aoi_facts = {
+            "id": aoi.id, "name": aoi.name, "geometry_quality": aoi.geometry_quality,
+            "status": props.get("status"), "status_confidence": props.get("status_confidence"),
+            "area_km2": round(aoi.area_m2() / 1e6, 3), "caveats": list(props.get("caveats") or []),
+            "expected_changes": [_expected(e) for e in aoi.expected_changes],
+            "sources": [_source(s) for s in aoi.sources],
+            "file": aoi.source_path,
+        }
+    inputs = sorted({*before.sources, *after.sources} | ({aoi.source_path} if getattr(aoi, "source_path", None) else set()))
+    detail = {"compare": s, "structures": g, "notes": notes,
+              "limitations": list(dict.fromkeys([*(s.get("limitations") or []), *([g["limits"]] if g.get("limits") else [])]))}
+    return {"row": row, "polygons": polygons, "figures": figures, "aoi": aoi_facts, "inputs": inputs, "detail": detail}
+
+
+def _source(s: Any) -> dict[str, Any]:
+    if isinstance(s, Mapping):
+        return {"title": s.get("title") or s.get("source") or s.get("url"), "url": s.get("url")}
+    return {"title": str(s), "url": None}
+
+
+def _expected(e: Mapping[str, Any]) -> dict[str, Any]:
+    srcs = e.get("sources")
+    if not srcs:
+        srcs = [{"title": e.get("source"), "url": e.get("url")}] if (e.get("source") or e.get("url")) else []
+    return {"date": e.get("period") or e.get("date"), "text": e.get("observation") or e.get("text") or "",
+            "change_type": e.get("change_type"), "sources": [_source(s) for s in srcs]}
+
+
+# --------------------------------------------------------------------------------------------------
+# running
+# --------------------------------------------------------------------------------------------------
+def _run_tasks(tasks: Sequence[PairTask], *, scheduler: str | None, fail_fast: bool,
+               progress: Callable[[PairTask, dict[str, Any]], None] | None) -> list[dict[str, Any]]:
+    results: dict[int, dict[str, Any]] = {}
+
+    def done(task: PairTask, res: dict[str, Any]) -> bool:
+        results[task.index] = res
+        if progress:
+            progress(task, res)
+        return fail_fast and res["row"]["status"] != "ok"
+
+    if scheduler == "sync":
+        for t in tasks:
+            if done(t, run_pair(t)):
+                break
+    else:
+        import logging
+
+        from dask.distributed import Client, LocalCluster, as_completed
+
+        if not logging.getLogger("campwatch").isEnabledFor(logging.DEBUG):
+            for name in ("distributed", "dask"):
+                logging.getLogger(name).setLevel(logging.ERROR)
+
+        cluster = None
+        if scheduler:
+            client = Client(scheduler, timeout="30s")
+        else:
+            n = max(1, min(len(tasks), os.cpu_count() or 1))
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   silence_logs=40)
+            client = Client(cluster)
+        try:
+            futures = {client.submit(run_pair, t, key=f"campwatch-pair-{t.index}-{t.site}", pure=False): t for t in tasks}
+            for fut in as_completed(list(futures)):
+                t = futures[fut]
+                if done(t, fut.result()):
+                    for other in futures:
+                        other.cancel()
+                    break
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    return [results[i] for i in sorted(results)]
+
+
+def run_report(config: ReportConfig, *, scheduler: str | None = None, fail_fast: bool = False,
+               progress: Callable[[PairTask, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run every task of ``config``; return everything :func:`write_report` needs.
+
+    ``scheduler``: ``None`` starts a LocalCluster sized to the machine, ``"sync"`` runs in this
+    process, and an address such as ``tcp://127.0.0.1:8786`` uses an existing cluster.
+    """
+    from campwatch.provenance import now_utc
+
+    started = now_utc()
+    tasks = pair_tasks(config)
+    results = _run_tasks(tasks, scheduler=scheduler, fail_fast=fail_fast, progress=progress)
+    return {"config": config, "tasks": tasks, "results": results, "started": started, "finished": now_utc(),
+            "scheduler": scheduler or "LocalCluster"}
+
+
+# --------------------------------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------------------------------
+def _summary_json(config: ReportConfig, rows: Sequence[Mapping[str, Any]]) -> str:
+    doc = {
+        "campwatch_version": __version__,
+        "config": Path(config.path).name,
+        "options": dict(sorted(config.options.items())),
+        "sites": [s.name for s in config.sites],
+        "n_pairs": len(rows),
+        "n_failed": sum(1 for r in rows if r["status"] != "ok"),
+        "rows": [{k: r.get(k) for k in SUMMARY_FIELDS} for r in rows],
+        "units": {"area": "m² on the WGS84 ellipsoid", "pixel_size_m": "metres", "shift": "pixels of BEFORE's grid"},
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+def _chart_png(dates: Sequence[str], values: Sequence[float], title: str) -> bytes | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3), dpi=100)
+    x = [dt.date.fromisoformat(d) for d in dates]
+    ax.plot(x, [v / 1e6 for v in values], marker="o", color="#1f6feb")
+    ax.set_ylabel("built-up footprint (km²)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _net_text(r: Mapping[str, Any]) -> str:
+    if r["net_growth_m2"] is None:
+        return "not computed"
+    pct = "n/a" if r["net_growth_pct"] is None else f"{r['net_growth_pct']:+.1f} %"
+    sig = "significant" if r["growth_significant"] else "NOT significant (within measurement uncertainty)"
+    return f"{r['net_growth_m2']:+,.0f} m² ({pct}), {sig}"
+
+
+def _site_caveats(site: SiteSpec, pairs: Sequence[dict[str, Any]]) -> list[str]:
+    out: list[str] = []
+    aoi = next((p["aoi"] for p in pairs if p["aoi"]), None)
+    if aoi:
+        if aoi["geometry_quality"] != "digitised":
+            out.append(f"AOI geometry quality is '{aoi['geometry_quality']}': the polygon is not a surveyed perimeter, "
+                       "so areas inside it include land outside the facility and may miss parts of it.")
+        out += [str(c) for c in aoi["caveats"]]
+    elif site.aoi is None:
+        out.append("No AOI was given: the whole overlap of the scenes is analysed.")
+    for p in pairs:
+        r = p["row"]
+        if r["status"] != "ok":
+            continue
+        label = f"{r['date_before']} → {r['date_after']}"
+        out.append(f"{label}: pixels are {r['pixel_size_m']} m; objects smaller than about two pixels "
+                   "(for Sentinel-2, a 16 × 7 m hut is one pixel) are not resolved.")
+        cb, ca = r["cloud_fraction_before"], r["cloud_fraction_after"]
+        if cb is not None or ca is not None:
+            out.append(f"{label}: cloud fraction masked {cb if cb is not None else 'n/a'} before, "
+                       f"{ca if ca is not None else 'n/a'} after; only pixels valid on both dates are measured "
+                       f"(valid fraction {r['valid_fraction']}).")
+        if r["shift_dx_px"] is not None:
+            out.append(f"{label}: co-registration shift dx={r['shift_dx_px']:+.2f} px, dy={r['shift_dy_px']:+.2f} px, "
+                       f"{'corrected' if r['shift_applied'] else 'not corrected'}.")
+        else:
+            out.append(f"{label}: co-registration was not estimated.")
+        if r["growth_significant"] is False:
+            out.append(f"{label}: the net footprint change is within the measurement uncertainty and is not "
+                       "reported as growth.")
+        out += [f"{label}: {n}" for n in p["detail"].get("notes", [])]
+    return list(dict.fromkeys(out))
+
+
+def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, overwrite: bool = False,
+                 repo_root: str | os.PathLike[str] | None = None) -> dict[str, Path]:
+    """Write index.html, summary.json, summary.csv, changes.gpkg and manifest.json, atomically."""
+    import geopandas as gpd
+    import jinja2
+    import shapely
+
+    from campwatch.io import atomic_dir
+    from campwatch.provenance import input_records, now_utc
+    from campwatch.versions import versions
+
+    config: ReportConfig = run["config"]
+    results: list[dict[str, Any]] = run["results"]
+    rows = [r["row"] for r in results]
+    by_site: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        by_site.setdefault(r["row"]["site"], []).append(r)
+    with atomic_dir(outdir, overwrite=overwrite) as tmp:
+        (tmp / "summary.json").write_text(_summary_json(config, rows), encoding="utf-8")
+        with open(tmp / "summary.csv", "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=list(SUMMARY_FIELDS), lineterminator="\n")
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in SUMMARY_FIELDS})
+        # polygons
+        recs = [{"site": r["row"]["site"], "date_before": r["row"]["date_before"], "date_after": r["row"]["date_after"],
+                 **{k: v for k, v in p.items() if k != "wkb"}, "geometry": shapely.from_wkb(p["wkb"])}
+                for r in results for p in r["polygons"]]
+        cols = ["site", "date_before", "date_after", "class", "area_m2", "mean_score", "area_before_m2",
+                "area_after_m2", "delta_m2", "significant"]
+        gdf = gpd.GeoDataFrame({c: [rec.get(c) for rec in recs] for c in cols},
+                               geometry=[rec["geometry"] for rec in recs], crs="EPSG:4326")
+        gdf.to_file(tmp / "changes.gpkg", driver="GPKG", layer="changes")
+        # html
+        sites_ctx = []
+        for site in config.sites:
+            pairs = by_site.get(site.name, [])
+            aoi = next((p["aoi"] for p in pairs if p["aoi"]), None)
+            ok = [p["row"] for p in pairs if p["row"]["status"] == "ok" and p["row"]["footprint_before_m2"] is not None]
+            chart = None
+            if ok:
+                dates = [ok[0]["date_before"], *[r["date_after"] for r in ok]]
+                values = [ok[0]["footprint_before_m2"], *[r["footprint_after_m2"] for r in ok]]
+                if all(dates):
+                    png = _chart_png(dates, values, f"{site.name}: built-up footprint in the AOI")
+                    chart = base64.b64encode(png).decode() if png else None
+            pair_ctx = []
+            for p in pairs:
+                r = p["row"]
+                table = [] if r["status"] != "ok" else [
+                    ("changed area", f"{r['changed_area_m2']:,.0f} m² ({100 * (r['changed_fraction'] or 0):.2f} % of valid pixels)"),
+                    ("built-up footprint", f"{r['footprint_before_m2']:,.0f} → {r['footprint_after_m2']:,.0f} m²"
+                     if r["footprint_before_m2"] is not None else "not computed"),
+                    ("net growth", _net_text(r)),
+                    ("structures new / demolished", f"{r['new_count']} ({r['new_area_m2']:,.0f} m²) / "
+                     f"{r['demolished_count']} ({r['demolished_area_m2']:,.0f} m²)" if r["new_count"] is not None else "n/a"),
+                    ("structures expanded / shrunk", f"{r['expanded_count']} (+{r['expanded_area_m2']:,.0f} m²) / "
+                     f"{r['shrunk_count']} (−{r['shrunk_area_m2']:,.0f} m²)" if r["expanded_count"] is not None else "n/a"),
+                    ("valid fraction", f"{r['valid_fraction']}"),
+                    ("pixel size", f"{r['pixel_size_m']} m"),
+                    ("method / threshold", f"{r['method']} / {r['threshold']}"),
+                ]
+                pair_ctx.append({
+                    "date_before": r["date_before"], "date_after": r["date_after"], "status": r["status"],
+                    "error": r["error"], "table": table,
+                    "figures": [{"caption": f["caption"], "png_b64": base64.b64encode(f["png"]).decode()} for f in p["figures"]],
+                })
+            sites_ctx.append({"name": site.name, "anchor": site.anchor, "aoi": aoi, "pairs": pair_ctx, "chart_b64": chart,
+                              "caveats": _site_caveats(site, pairs)})
+        anchors = {s.name: s.anchor for s in config.sites}
+        env = jinja2.Environment(loader=jinja2.PackageLoader("campwatch", "templates"),
+                                 autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+                                 undefined=jinja2.StrictUndefined)
+        page = env.get_template("report.html.j2").render(
+            title=Path(config.path).stem, sites=sites_ctx, rows=[{**r, "anchor": anchors.get(r["site"], "")} for r in rows],
+            n_pairs=len(rows), n_failed=sum(1 for r in rows if r["status"] != "ok"), config_name=Path(config.path).name,
+            version=__version__)
+        (tmp / "index.html").write_text(page, encoding="utf-8")
+        # manifest
+        inputs = sorted({i for r in results for i in r["inputs"]} | {config.path})
+        existing = [i for i in inputs if Path(i).is_file()]
+        manifest = {
+            "campwatch_version": __version__,
+            "config": input_records([config.path], relative_to=repo_root)[0],
+            "inputs": input_records(existing, relative_to=repo_root),
+            "sites": [{"name": s.name, "aoi": s.aoi, "scenes": [dataclasses.asdict(sc) for sc in s.scenes]}
+                      for s in config.sites],
+            "parameters": dict(config.options),
+            "tasks": [{"site": r["row"]["site"], "date_before": r["row"]["date_before"], "date_after": r["row"]["date_after"],
+                       "status": r["row"]["status"], "error": r["row"]["error"], "detail": r["detail"]} for r in results],
+            "scheduler": run.get("scheduler"),
+            "versions": versions(),
+            "started": run["started"],
+            "finished": run["finished"],
+            "written": now_utc(),
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=_json_default) + "\n",
+                                           encoding="utf-8")
+    out = Path(outdir)
+    return {name: out / name for name in ("index.html", "summary.json", "summary.csv", "changes.gpkg", "manifest.json")}
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    if isinstance(o, (dt.date, Path)):
+        return str(o)
+    return str(o)
