@@ -15,10 +15,8 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,8 +31,18 @@ from campwatch.grid import Grid
 from campwatch.scene import Scene
 from campwatch.threshold import ThresholdMethod
 
-__all__ = ["compare_scenes", "compare_files", "read_pair", "build_summary", "write_compare_outputs", "quicklook",
-           "aoi_mask", "OUTPUTS", "oscd_cities", "bench_oscd_city"]
+__all__ = [
+    "OUTPUTS",
+    "aoi_mask",
+    "bench_oscd_city",
+    "build_summary",
+    "compare_files",
+    "compare_scenes",
+    "oscd_cities",
+    "quicklook",
+    "read_pair",
+    "write_compare_outputs",
+]
 
 OUTPUTS = ("change_mask.tif", "change_score.tif", "changes.gpkg", "summary.json", "quicklook.png")
 #: Written beside them when ``result.structures`` is set.
@@ -247,7 +255,7 @@ def write_compare_outputs(result: ChangeResult, outdir: str | os.PathLike[str], 
     Every output is checked first, so nothing is written when one exists and
     ``overwrite`` is False; each file is written to a temporary name and renamed.
     """
-    from campwatch.io import atomic_path, check_writable, write_png, write_raster
+    from campwatch.io import atomic_path, check_writable, write_json, write_png, write_raster
     from campwatch.vectorize import mask_to_polygons
 
     out = Path(outdir)
@@ -274,20 +282,9 @@ def write_compare_outputs(result: ChangeResult, outdir: str | os.PathLike[str], 
     if extra_summary:
         summary.update(extra_summary)
     summary["outputs"] = sorted(names)
-    with atomic_path(paths["summary.json"], overwrite=overwrite) as tmp:
-        tmp.write_text(json.dumps(summary, indent=2, default=_json_default))
+    write_json(paths["summary.json"], summary, overwrite=overwrite)
     write_png(paths["quicklook.png"], quicklook(before, after, result), overwrite=overwrite)
     return paths
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Sequence):
-        return list(o)
-    return str(o)
 
 
 def oscd_cities(root: str | os.PathLike[str]) -> list[Path]:

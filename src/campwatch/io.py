@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 import math
 import os
@@ -267,6 +268,20 @@ def _band_folder_files(folder: Path) -> list[Path]:
     return sorted(files)
 
 
+def _band_refs(files: Mapping[str, Path], prof: SensorProfile) -> tuple[list[BandRef], dict[str, str]]:
+    """A BandRef for each band file the profile names, and the tags of the last one opened."""
+    refs: list[BandRef] = []
+    tags: dict[str, str] = {}
+    for bid, f in files.items():
+        key = prof.key_for(bid)
+        if key is None:
+            continue
+        with _open(f) as ds:
+            refs.append(BandRef(key, str(f), 1, bid, _grid_of(ds, f), ds.nodata, ds.dtypes[0]))
+            tags = ds.tags()
+    return refs, tags
+
+
 def _source_from_folder(folder: Path, profile: SensorProfile | None) -> SceneSource:
     files = _band_folder_files(folder)
     if not files:
@@ -312,14 +327,7 @@ def _source_from_folder(folder: Path, profile: SensorProfile | None) -> SceneSou
             if quant:
                 prof = prof.with_scaling(scale=1.0 / quant, offset=offset or 0.0)
                 notes.append(f"reflectance scaling from {mtd}: (DN + {offset or 0:g}) / {quant:g}")
-        refs = []
-        for bid, f in chosen.items():
-            key = prof.key_for(bid)
-            if key is None:
-                continue
-            with _open(f) as ds:
-                refs.append(BandRef(key, str(f), 1, bid, _grid_of(ds, f), ds.nodata, ds.dtypes[0]))
-                tags = ds.tags()
+        refs, tags = _band_refs(chosen, prof)
         scl_ref = None
         if scl:
             f = min(scl, key=lambda p: p.name)
@@ -330,14 +338,7 @@ def _source_from_folder(folder: Path, profile: SensorProfile | None) -> SceneSou
         if any(k.startswith("SR_") for k in landsat):
             name = "landsat-c2l2"
         prof = profile or PROFILES[name]
-        refs = []
-        for bid, f in landsat.items():
-            key = prof.key_for(bid)
-            if key is None:
-                continue
-            with _open(f) as ds:
-                refs.append(BandRef(key, str(f), 1, bid, _grid_of(ds, f), ds.nodata, ds.dtypes[0]))
-                tags = ds.tags()
+        refs, tags = _band_refs(landsat, prof)
         scl_ref = None
     refs.sort(key=lambda b: COMMON_NAMES.index(b.key))
     crss = {b.grid.crs.to_string() for b in refs}
@@ -474,7 +475,7 @@ def utm_crs_for(lon: float, lat: float) -> CRS:
     >>> utm_crs_for(126.98, 39.6).to_epsg()   # Yodok, North Korea
     32652
     """
-    zone = int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
+    zone = math.floor((lon + 180.0) / 6.0) % 60 + 1
     return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
 
 
@@ -843,4 +844,37 @@ def write_png(path: str | os.PathLike[str], rgb: np.ndarray, *, overwrite: bool 
     data = png_bytes(rgb)
     with atomic_path(path, overwrite=overwrite) as tmp:
         tmp.write_bytes(data)
+    return Path(path)
+
+
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (dt.date, Path)):
+        return o.isoformat() if isinstance(o, dt.date) else str(o)
+    if isinstance(o, (set, frozenset, tuple)):
+        return list(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def to_json(obj: Any) -> str:
+    """JSON text for an output file: indented, UTF-8, numpy scalars/arrays, dates and paths converted.
+
+    Examples
+    --------
+    >>> print(to_json({"area_m2": np.float32(2.5), "date": dt.date(2013, 5, 1)}), end="")
+    {
+      "area_m2": 2.5,
+      "date": "2013-05-01"
+    }
+    """
+    return json.dumps(obj, indent=2, ensure_ascii=False, default=_jsonable) + "\n"
+
+
+def write_json(path: str | os.PathLike[str], obj: Any, *, overwrite: bool = False) -> Path:
+    """Write :func:`to_json` of ``obj`` atomically."""
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        tmp.write_text(to_json(obj), encoding="utf-8")
     return Path(path)

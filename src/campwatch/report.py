@@ -38,13 +38,13 @@ import csv
 import dataclasses
 import datetime as dt
 import io as _io
-import json
+import itertools
 import math
 import os
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,17 +54,17 @@ from campwatch._version import __version__
 from campwatch.errors import CampwatchError, ConfigError
 
 __all__ = [
+    "SUMMARY_FIELDS",
+    "PairTask",
+    "ReportConfig",
     "SceneSpec",
     "SiteSpec",
-    "ReportConfig",
-    "PairTask",
     "config_from_dict",
-    "read_config",
     "pair_tasks",
+    "read_config",
     "run_pair",
     "run_report",
     "write_report",
-    "SUMMARY_FIELDS",
 ]
 
 #: Options a config may set, with their defaults (passed to :func:`campwatch.compare.compare_scenes`).
@@ -179,7 +179,7 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<config>", base_
             if not isinstance(s, Mapping) or "path" not in s:
                 raise ConfigError(f"{where}, scene {j}: needs a 'path'")
             scenes.append(SceneSpec(str(base / str(s["path"])), _date_text(s.get("date"), f"{where}, scene {j}")))
-        name = str(raw.get("name") or aoi and Path(aoi).stem if raw.get("name") or aoi else f"site-{i}")
+        name = str(raw.get("name") or (aoi and Path(aoi).stem) if raw.get("name") or aoi else f"site-{i}")
         if raw.get("name") is None and aoi is not None and os.sep not in str(raw.get("aoi")):
             name = str(raw.get("aoi"))
         if name in names:
@@ -223,7 +223,7 @@ def pair_tasks(config: ReportConfig) -> list[PairTask]:
         ordered = sorted(site.scenes, key=lambda s: s.date or "")
         if any(s.date is None for s in ordered):
             ordered = list(site.scenes)
-        for b, a in zip(ordered, ordered[1:], strict=False):
+        for b, a in itertools.pairwise(ordered):
             tasks.append(PairTask(site.name, site.aoi, b, a, dict(config.options), len(tasks)))
     return tasks
 
@@ -272,8 +272,8 @@ def _run_pair(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
 
     from campwatch.compare import compare_scenes, read_pair
     from campwatch.detect import rgb_composite
-    from campwatch.io import png_bytes
     from campwatch.errors import CampwatchWarning
+    from campwatch.io import png_bytes
 
     opts = {k: task.options[k] for k in _COMPARE_KEYS if k in task.options}
     with warnings.catch_warnings(record=True) as caught:
@@ -440,6 +440,8 @@ def run_report(config: ReportConfig, *, scheduler: str | None = None, fail_fast:
 # writing
 # --------------------------------------------------------------------------------------------------
 def _summary_json(config: ReportConfig, rows: Sequence[Mapping[str, Any]]) -> str:
+    from campwatch.io import to_json
+
     doc = {
         "campwatch_version": __version__,
         "config": Path(config.path).name,
@@ -450,7 +452,7 @@ def _summary_json(config: ReportConfig, rows: Sequence[Mapping[str, Any]]) -> st
         "rows": [{k: r.get(k) for k in SUMMARY_FIELDS} for r in rows],
         "units": {"area": "m² on the WGS84 ellipsoid", "pixel_size_m": "metres", "shift": "pixels of BEFORE's grid"},
     }
-    return json.dumps(doc, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+    return to_json(doc)
 
 
 def _chart_png(dates: Sequence[str], values: Sequence[float], title: str) -> bytes | None:
@@ -524,7 +526,7 @@ def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, over
     import jinja2
     import shapely
 
-    from campwatch.io import atomic_dir
+    from campwatch.io import atomic_dir, to_json
     from campwatch.provenance import input_records, now_utc
     from campwatch.versions import versions
 
@@ -613,19 +615,6 @@ def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, over
             "finished": run["finished"],
             "written": now_utc(),
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=_json_default) + "\n",
-                                           encoding="utf-8")
+        (tmp / "manifest.json").write_text(to_json(manifest), encoding="utf-8")
     out = Path(outdir)
     return {name: out / name for name in ("index.html", "summary.json", "summary.csv", "changes.gpkg", "manifest.json")}
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (set, tuple)):
-        return list(o)
-    if isinstance(o, (dt.date, Path)):
-        return str(o)
-    return str(o)

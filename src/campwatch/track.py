@@ -27,7 +27,6 @@ import csv
 import dataclasses
 import datetime as dt
 import itertools
-import json
 import os
 import re
 import warnings
@@ -40,7 +39,7 @@ import numpy as np
 
 from campwatch.errors import InvalidAOIError, InvalidSceneError, LowValidDataWarning
 from campwatch.grid import Grid
-from campwatch.io import atomic_dir, atomic_path, check_writable, open_source, read_raster, read_scene
+from campwatch.io import atomic_dir, atomic_path, check_writable, open_source, read_raster, read_scene, to_json
 from campwatch.scene import Scene
 from campwatch.structures import (
     GROWTH_CLASSES,
@@ -431,18 +430,8 @@ def write_timeline(timeline: Timeline, outdir: str | os.PathLike[str], *, overwr
             doc["notes"] = [chart_note]
         doc["provenance"] = provenance(timeline.inputs, parameters=timeline.parameters,
                                        dates={d.path: d.date.isoformat() for d in timeline.dates})
-        (tmp / "timeline.json").write_text(json.dumps(doc, indent=2, default=_json_default))
+        (tmp / "timeline.json").write_text(to_json(doc), encoding="utf-8")
         written["json"] = out / "timeline.json"
         if not chart_note:
             written["chart"] = out / "footprint.png"
     return written
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, dt.date):
-        return obj.isoformat()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
