@@ -26,7 +26,6 @@ work at 0.3 m and at 1 m.  Limits are listed in ``docs/vhr.md``.
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,16 +45,16 @@ from campwatch.vectorize import mask_to_polygons
 __all__ = [
     "GROWTH_CLASSES",
     "VHRChangeResult",
-    "rgb_stack",
-    "vegetation_index",
     "building_index",
-    "road_mask",
-    "building_objects",
     "building_mask",
-    "normalise_to",
-    "tolerant_difference",
-    "vhr_change",
+    "building_objects",
     "naive_cva",
+    "normalise_to",
+    "rgb_stack",
+    "road_mask",
+    "tolerant_difference",
+    "vegetation_index",
+    "vhr_change",
 ]
 
 #: Growth classes of :func:`vhr_change`, in report order.
@@ -64,7 +63,7 @@ GROWTH_CLASSES: tuple[str, ...] = ("new", "demolished", "expanded", "shrunk", "u
 
 def _px(metres: float, pixel_size_m: float, *, minimum: int = 1) -> int:
     """``metres`` as a whole number of pixels (at least ``minimum``)."""
-    return max(minimum, int(round(metres / pixel_size_m)))
+    return max(minimum, round(metres / pixel_size_m))
 
 
 def _fill_invalid(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -80,9 +79,11 @@ def _fill_invalid(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
 def rgb_stack(scene: Scene) -> np.ndarray:
     """Red, green, blue (and NIR when present) of a VHR scene, scaled to 0..1 per scene.
 
-    Each band is divided by the 99.5th percentile of the scene's brightest valid band,
-    so uint8 and uint16 products look alike; invalid pixels take the value of their
-    nearest valid neighbour (the valid mask still travels with the scene).
+    Each band is divided by its own 99th percentile over valid pixels (a "white patch"
+    balance: the brightest surfaces, concrete and light roofs, are taken as neutral), so
+    uint8 and uint16 products and different sensors' colour casts look alike.  Invalid
+    pixels take the value of their nearest valid neighbour (the valid mask still travels
+    with the scene).
 
     Parameters
     ----------
@@ -109,11 +110,10 @@ def rgb_stack(scene: Scene) -> np.ndarray:
     data = np.stack([scene.band(n) for n in names]).astype(np.float32)
     valid = scene.valid & np.all(np.isfinite(data), axis=0)
     data = _fill_invalid(data, valid)
-    ref = data[:3][:, valid] if valid.any() else data[:3].reshape(3, -1)
-    scale = float(np.percentile(ref, 99.5)) if ref.size else 1.0
-    if not np.isfinite(scale) or scale <= 0:
-        scale = 1.0
-    return np.clip(data / scale, 0.0, 1.0).astype(np.float32)
+    ref = data[:, valid] if valid.any() else data.reshape(data.shape[0], -1)
+    scale = np.percentile(ref, 99.0, axis=1) if ref.size else np.ones(data.shape[0])
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    return np.clip(data / scale[:, None, None], 0.0, 1.0).astype(np.float32)
 
 
 def vegetation_index(rgb: np.ndarray) -> np.ndarray:
@@ -186,7 +186,7 @@ def building_index(rgb: np.ndarray, *, pixel_size_m: float, smooth_m: float = 5.
 def _line(length_px: int, theta: float) -> np.ndarray:
     """A one-pixel-wide line structuring element of about ``length_px`` at angle ``theta``."""
     r = max(1, length_px // 2)
-    dy, dx = int(round(r * np.sin(theta))), int(round(r * np.cos(theta)))
+    dy, dx = round(r * np.sin(theta)), round(r * np.cos(theta))
     se = np.zeros((2 * abs(dy) + 1, 2 * abs(dx) + 1), bool)
     rr, cc = draw_line(abs(dy) - dy, abs(dx) - dx, abs(dy) + dy, abs(dx) + dx)
     se[rr, cc] = True
@@ -331,3 +331,421 @@ def building_mask(scene: Scene, *, threshold: float = 0.45, min_area_m2: float =
     lab = building_objects(rgb_stack(scene), scene.valid, pixel_size_m=px, threshold=threshold,
                            min_area_m2=min_area_m2, min_shadow_fraction=min_shadow_fraction)
     return (lab > 0) & scene.valid
+
+
+# --------------------------------------------------------------------------------------
+# two dates: normalisation, tolerant difference, growth classes
+# --------------------------------------------------------------------------------------
+class VHRLowConfidenceWarning(CampwatchWarning):
+    """A VHR change result carries low-confidence flags (see ``VHRChangeResult.flags``)."""
+
+
+def normalise_to(reference: np.ndarray, moving: np.ndarray, valid: np.ndarray, *, iterations: int = 3,
+                 stable_fraction: float = 0.5) -> tuple[np.ndarray, dict[str, list[float]]]:
+    """Fit ``moving`` band by band onto ``reference`` (gain and offset) on unchanged pixels.
+
+    A radcal-like relative normalisation: first match mean and standard deviation over
+    all valid pixels, then refit on the ``stable_fraction`` of pixels whose difference
+    is smallest, ``iterations`` times, so that the changed areas do not bias the fit.
+
+    Parameters
+    ----------
+    reference, moving : (B, M, N) ndarray
+    valid : (M, N) bool ndarray
+    iterations : int
+    stable_fraction : float
+
+    Returns
+    -------
+    normalised : (B, M, N) float32 ndarray
+        A new array; ``moving`` is not modified.
+    fit : dict
+        ``gain`` and ``offset`` per band, and ``stable_pixels``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> ref = rng.random((3, 50, 50)).astype(np.float32)
+    >>> mov = 0.5 * ref + 0.2
+    >>> out, fit = normalise_to(ref, mov, np.ones((50, 50), bool))
+    >>> bool(np.allclose(out, ref, atol=1e-4)), [round(g, 2) for g in fit["gain"]]
+    (True, [2.0, 2.0, 2.0])
+    """
+    ref = np.asarray(reference, dtype=np.float64)
+    mov = np.asarray(moving, dtype=np.float64)
+    if ref.shape != mov.shape:
+        raise GridMismatchError(f"normalise_to needs arrays of one shape, got {ref.shape} and {mov.shape}")
+    use = np.asarray(valid, dtype=bool).copy()
+    nb = ref.shape[0]
+    gain, offset = np.ones(nb), np.zeros(nb)
+    if use.sum() < 16:
+        return mov.astype(np.float32), {"gain": gain.tolist(), "offset": offset.tolist(), "stable_pixels": 0}
+    for it in range(iterations + 1):
+        for i in range(nb):
+            r, m = ref[i][use], mov[i][use]
+            sd = m.std()
+            gain[i] = r.std() / sd if sd > 1e-9 else 1.0
+            offset[i] = r.mean() - gain[i] * m.mean()
+        if it == iterations:
+            break
+        fitted = mov * gain[:, None, None] + offset[:, None, None]
+        diff = np.abs(fitted - ref).sum(axis=0)
+        cut = np.quantile(diff[valid], stable_fraction)
+        use = valid & (diff <= cut)
+    out = (mov * gain[:, None, None] + offset[:, None, None]).astype(np.float32)
+    return out, {"gain": [float(g) for g in gain], "offset": [float(o) for o in offset],
+                 "stable_pixels": int(use.sum())}
+
+
+def tolerant_difference(before: np.ndarray, after: np.ndarray, *, radius_px: int) -> np.ndarray:
+    """Change magnitude that forgives shifts of up to ``radius_px``.
+
+    For each band, how far a pixel's value lies outside the range of the other date's
+    values within ``radius_px``; summed over bands and taken both ways (the smaller).
+    Residual misregistration, building lean between view angles and moving shadows'
+    edges give no difference when the same surface is within reach.
+
+    Parameters
+    ----------
+    before, after : (B, M, N) ndarray
+    radius_px : int
+
+    Returns
+    -------
+    (M, N) float32 ndarray, >= 0
+
+    Examples
+    --------
+    >>> a = np.zeros((1, 9, 9), np.float32); a[0, 4, 4] = 1.0
+    >>> b = np.zeros((1, 9, 9), np.float32); b[0, 4, 5] = 1.0   # moved by one pixel
+    >>> float(tolerant_difference(a, b, radius_px=1).max()), float(tolerant_difference(a, b, radius_px=0).max())
+    (0.0, 1.0)
+    """
+    size = 2 * int(radius_px) + 1
+    ab = np.zeros(before.shape[1:], np.float32)
+    ba = np.zeros(before.shape[1:], np.float32)
+    for i in range(before.shape[0]):
+        a, b = before[i].astype(np.float32), after[i].astype(np.float32)
+        lo_a, hi_a = ndimage.minimum_filter(a, size), ndimage.maximum_filter(a, size)
+        lo_b, hi_b = ndimage.minimum_filter(b, size), ndimage.maximum_filter(b, size)
+        ab += np.maximum(0, np.maximum(lo_a - b, b - hi_a))
+        ba += np.maximum(0, np.maximum(lo_b - a, a - hi_b))
+    return np.minimum(ab, ba)
+
+
+@dataclass(frozen=True, eq=False)
+class VHRChangeResult:
+    """Building-level change between two VHR dates, on the BEFORE grid.
+
+    Attributes
+    ----------
+    grid : Grid
+        BEFORE's grid; every array below is on it.
+    score : (M, N) float32 ndarray
+        Tolerant colour difference after normalisation, smoothed over ~2 m.
+    threshold : float
+        Global Otsu threshold on ``score`` (or the one given).
+    mask : (M, N) bool ndarray
+        Pixels of new, demolished, expanded or shrunk polygons: building change.
+    buildings_before, buildings_after : (M, N) int32 ndarray
+        Building object labels per date (0 = none).
+    growth : GeoDataFrame
+        One polygon per building change, columns ``growth_class`` (one of
+        :data:`GROWTH_CLASSES`), ``area_m2`` (geodesic), ``changed_fraction``,
+        ``low_confidence`` and ``reason``, plus :func:`campwatch.vectorize.mask_to_polygons`'s.
+    counts : dict
+        Number of buildings per growth class.
+    flags : list of str
+        Scene-level low-confidence flags, each a sentence naming the value that tripped it.
+    params, coregistration, normalisation : dict
+        Provenance of the run.
+    """
+
+    grid: Grid
+    score: np.ndarray
+    threshold: float
+    mask: np.ndarray
+    buildings_before: np.ndarray
+    buildings_after: np.ndarray
+    growth: gpd.GeoDataFrame
+    counts: dict[str, int]
+    flags: list[str] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    coregistration: dict[str, Any] = field(default_factory=dict)
+    normalisation: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def low_confidence(self) -> bool:
+        return bool(self.flags)
+
+    def sentence(self) -> str:
+        """A report line, such as ``"14 buildings demolished, 6 built, 2 expanded, 0 shrunk"``."""
+        c = self.counts
+
+        def n(k: int) -> str:
+            return f"{k} building{'s' if k != 1 else ''}"
+
+        return (f"{n(c['demolished'])} demolished, {c['new']} built, {c['expanded']} expanded, "
+                f"{c['shrunk']} shrunk, {c['unchanged']} unchanged")
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready record: counts, areas per class, flags and provenance (no pixels)."""
+        g = self.growth
+        area = {k: round(float(g.loc[g["growth_class"] == k, "area_m2"].sum()), 1) for k in GROWTH_CLASSES}
+        return {
+            "mode": "vhr",
+            "sentence": self.sentence(),
+            "counts": dict(self.counts),
+            "area_m2": area,
+            "changed_fraction": round(float(self.mask.mean()), 6),
+            "threshold": round(float(self.threshold), 6),
+            "buildings_before": int(self.buildings_before.max()),
+            "buildings_after": int(self.buildings_after.max()),
+            "low_confidence": self.low_confidence,
+            "flags": list(self.flags),
+            "low_confidence_polygons": int(g["low_confidence"].sum()) if len(g) else 0,
+            "pixel_size_m": round(self.grid.pixel_size_m(), 3),
+            "params": dict(self.params),
+            "coregistration": dict(self.coregistration),
+            "normalisation": dict(self.normalisation),
+        }
+
+
+def _object_fractions(labels: np.ndarray, *masks: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Pixel count per label and, for each mask, the fraction of each label's pixels in it."""
+    n = int(labels.max()) + 1
+    flat = labels.ravel()
+    counts = np.bincount(flat, minlength=n)
+    fracs = [np.bincount(flat, weights=m.ravel().astype(np.float64), minlength=n) / np.maximum(counts, 1)
+             for m in masks]
+    return counts, fracs
+
+
+def _polygons(labels: np.ndarray, grid: Grid, growth_class: str, changed: np.ndarray,
+              low: dict[int, str]) -> gpd.GeoDataFrame:
+    gdf = mask_to_polygons(labels > 0, grid, labels=labels, values={"changed": changed.astype(np.float32)})
+    gdf = gdf.rename(columns={"mean_changed": "changed_fraction"})
+    gdf.insert(0, "growth_class", growth_class)
+    gdf["reason"] = [low.get(int(i), "") for i in gdf["object_id"]]
+    gdf["low_confidence"] = gdf["reason"] != ""
+    return gdf
+
+
+def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, tolerance_m: float = 0.5,
+               smooth_m: float = 2.0, threshold: float | None = None, min_fraction: float = 0.2,
+               whole_fraction: float = 0.7, lost_fraction: float = 0.7, min_area_m2: float = 20.0, building_threshold: float = 0.45,
+               min_shadow_fraction: float = 0.12) -> VHRChangeResult:
+    """Building-level change between two sub-metre RGB(N) dates, with growth classes.
+
+    Parameters
+    ----------
+    before, after : Scene
+        Two VHR dates on one grid (read ``after`` with ``grid=before.grid``).
+    coregister : bool
+        Estimate and correct a global shift of ``after`` (phase correlation on gradients,
+        :func:`campwatch.coregister.coregister`) before comparing.
+    tolerance_m : float
+        Shifts up to this are forgiven pixel by pixel (:func:`tolerant_difference`):
+        residual misregistration and the lean of a house seen from another angle.
+    smooth_m : float
+        Box filter on the difference before thresholding.
+    threshold : float, optional
+        Change threshold on the score; by default half of Otsu's threshold over all valid
+        pixels (one global histogram).  Otsu's cut alone misses grey roofs built on grey
+        soil, whose colour barely changes; the building logic below supplies the rest.
+    min_fraction, whole_fraction : float
+        A building on one date with no building within ``tolerance_m`` on the other
+        (post-classification comparison) is new or demolished when at least
+        ``min_fraction`` of its pixels changed colour.  One that overlaps a building on
+        the other date is new or demolished only when ``whole_fraction`` changed (and
+        flagged low-confidence: re-roofed and rebuilt look alike), otherwise its changed
+        part outside the other date's building is expanded or shrunk.
+    lost_fraction : float
+        ``min_fraction`` for demolition: a building missing on the second date must also
+        have changed colour over this share of its footprint, because the per-date
+        detector misses buildings (odd roof colours, tree cover) more often than it
+        invents them.
+    min_area_m2, building_threshold, min_shadow_fraction : float
+        Passed to :func:`building_objects` for both dates.
+
+    Returns
+    -------
+    VHRChangeResult
+
+    Examples
+    --------
+    >>> from affine import Affine
+    >>> from campwatch.grid import Grid
+    >>> g = Grid((120, 120), Affine(0.5, 0, 500000, 0, -0.5, 4000000), "EPSG:32652")
+    >>> d0 = np.full((3, 120, 120), 25.0, np.float32); d0[1] = 100; d0[:, 5:15, 5:115] = 90  # grass, a path
+    >>> d1 = d0.copy(); d1[:, 30:60, 30:60] = 128; d1[:, 60:66, 30:60] = 5               # a new roof, its shadow
+    >>> v = np.ones((120, 120), bool)
+    >>> r = vhr_change(Scene(d0, ("red", "green", "blue"), g, v), Scene(d1, ("red", "green", "blue"), g, v),
+    ...                coregister=False)
+    >>> r.counts["new"], r.counts["demolished"], bool(r.mask[45, 45]), bool(r.mask[100, 100])
+    (1, 0, True, False)
+    """
+    if not before.grid.same_as(after.grid):
+        raise GridMismatchError(f"vhr_change needs both dates on one grid; before is {before.grid}, after is "
+                                f"{after.grid}; read the second date with read_scene(..., grid=before.grid)")
+    px = before.grid.pixel_size_m()
+    if px >= 5.0:
+        raise ValueError(f"vhr_change needs sub-5 m pixels, but {before.label} has {px:.1f} m pixels; "
+                         "use the Sentinel-2 / Landsat change detection (campwatch compare) instead")
+    flags: list[str] = []
+    shift_record: dict[str, Any] = {}
+    if coregister:
+        from campwatch.coregister import coregister as _coregister
+        from campwatch.errors import MisregistrationWarning
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", MisregistrationWarning)
+            after, shift = _coregister(before, after, max_shift_px=max(10.0, 10.0 / px))
+        shift_record = shift.to_dict()
+        for w in caught:
+            if issubclass(w.category, MisregistrationWarning):
+                flags.append(f"misregistration: {w.message}")
+            else:  # pragma: no cover - re-raise anything else
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        residual = shift.residual_px if shift.applied and shift.residual_px is not None else 0.0
+        if residual * px > tolerance_m:
+            flags.append(f"residual shift {residual * px:.2f} m exceeds the {tolerance_m:g} m tolerance; "
+                         "expect false change along building edges")
+    valid = before.valid & after.valid
+    xb, xa = rgb_stack(before), rgb_stack(after)
+    xa_n, fit = normalise_to(xb, xa, valid)
+    gains = np.asarray(fit["gain"])
+    if np.any(gains > 1.5) or np.any(gains < 1 / 1.5):
+        flags.append(f"colour balance differs strongly between dates (band gains {np.round(gains, 2).tolist()}); "
+                     "different sensors or seasons, change of roof colour is less certain")
+    radius = _px(tolerance_m, px, minimum=0)
+    score = tolerant_difference(xb[:3], xa_n[:3], radius_px=radius)
+    score = ndimage.uniform_filter(score, size=_px(smooth_m, px) | 1, mode="nearest")
+    score = np.where(valid, score, 0.0).astype(np.float32)
+    if threshold is None:
+        vals = score[valid]
+        threshold = 0.5 * float(filters.threshold_otsu(vals)) if vals.size > 16 and np.ptp(vals) > 0 else float("inf")
+    changed = (score > threshold) & valid
+
+    kw = {"pixel_size_m": px, "threshold": building_threshold, "min_area_m2": min_area_m2,
+          "min_shadow_fraction": min_shadow_fraction}
+    lab_b = building_objects(xb, before.valid, **kw)
+    lab_a = building_objects(xa, after.valid, **kw)
+    # shadows: dark in one date only, over a large share of the scene, means other sun or season
+    vb, va = xb[:3].mean(axis=0), xa_n[:3].mean(axis=0)
+    dark_cut = np.percentile(vb[valid], 20) if valid.any() else 0.0
+    shadow_change = float(((vb < dark_cut) != (va < dark_cut))[valid].mean()) if valid.any() else 0.0
+    if shadow_change > 0.35:
+        flags.append(f"shadows differ on {shadow_change:.0%} of the scene (sun angle or season); "
+                     "changes next to tall objects are less certain")
+
+    near = _px(tolerance_m, px, minimum=1)
+    near_b = ndimage.binary_dilation(lab_b > 0, iterations=near)
+    near_a = ndimage.binary_dilation(lab_a > 0, iterations=near)
+    edge = np.zeros(valid.shape, bool)
+    edge[:near, :], edge[-near:, :], edge[:, :near], edge[:, -near:] = True, True, True, True
+    touches_gap = ndimage.binary_dilation(~valid | edge, iterations=near)
+
+    empty = np.zeros(valid.shape, np.int32)
+    parts: dict[str, np.ndarray] = {k: empty.copy() for k in GROWTH_CLASSES}
+    low: dict[str, dict[int, str]] = {k: {} for k in GROWTH_CLASSES}
+    min_px = min_area_m2 / px**2
+
+    def reason_for(lab: np.ndarray, i: int, other_near_frac: float, frac: float) -> str:
+        why = []
+        if other_near_frac >= 0.3 and frac >= whole_fraction:
+            why.append("a building stands here on both dates: re-roofed or replaced cannot be told apart")
+        if touches_gap_frac[i] > 0:
+            why.append("touches the image edge or invalid pixels")
+        return "; ".join(why)
+
+    # after-date objects: new (whole) or expanded (changed part)
+    counts_a, (chg_a, old_a, gap_a) = _object_fractions(lab_a, changed, near_b, touches_gap)
+    touches_gap_frac = gap_a
+    for i in range(1, counts_a.size):
+        if chg_a[i] < min_fraction:
+            continue
+        if old_a[i] < 0.3 or chg_a[i] >= whole_fraction:  # nothing there before, or all of it changed
+            parts["new"][lab_a == i] = i
+            r = reason_for(lab_a, i, old_a[i], chg_a[i])
+            if r:
+                low["new"][i] = r
+        else:
+            part = (lab_a == i) & changed & ~near_b
+            if part.sum() >= min_px:
+                parts["expanded"][part] = i
+                if touches_gap_frac[i] > 0:
+                    low["expanded"][i] = "touches the image edge or invalid pixels"
+    # before-date objects: demolished (whole), shrunk (changed part) or unchanged
+    counts_b, (chg_b, new_b, gap_b) = _object_fractions(lab_b, changed, near_a, touches_gap)
+    touches_gap_frac = gap_b
+    for i in range(1, counts_b.size):
+        if chg_b[i] < min_fraction:
+            parts["unchanged"][lab_b == i] = i
+            continue
+        if (new_b[i] < 0.3 and chg_b[i] >= lost_fraction) or chg_b[i] >= whole_fraction:
+            parts["demolished"][lab_b == i] = i
+            r = reason_for(lab_b, i, new_b[i], chg_b[i])
+            if r:
+                low["demolished"][i] = r
+        elif new_b[i] < 0.3:
+            parts["unchanged"][lab_b == i] = i
+            low["unchanged"][i] = "not found on the second date, but its colour barely changed"
+        else:
+            part = (lab_b == i) & changed & ~near_a
+            if part.sum() >= min_px:
+                parts["shrunk"][part] = i
+                if touches_gap_frac[i] > 0:
+                    low["shrunk"][i] = "touches the image edge or invalid pixels"
+            else:
+                parts["unchanged"][lab_b == i] = i
+
+    frames = [_polygons(parts[k], before.grid, k, changed, low[k]) for k in GROWTH_CLASSES]
+    frames = [f for f in frames if len(f)]
+    if frames:
+        growth = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=before.grid.crs)
+    else:
+        growth = _polygons(empty, before.grid, "unchanged", changed, {})
+    counts = {k: int(np.unique(parts[k][parts[k] > 0]).size) for k in GROWTH_CLASSES}
+    mask = (parts["new"] > 0) | (parts["demolished"] > 0) | (parts["expanded"] > 0) | (parts["shrunk"] > 0)
+    params = {"tolerance_m": tolerance_m, "smooth_m": smooth_m, "threshold": threshold, "min_fraction": min_fraction,
+              "whole_fraction": whole_fraction, "lost_fraction": lost_fraction, "min_area_m2": min_area_m2, "building_threshold": building_threshold,
+              "min_shadow_fraction": min_shadow_fraction, "coregister": coregister}
+    return VHRChangeResult(before.grid, score, float(threshold), mask & valid, lab_b, lab_a, growth, counts,
+                           flags, params, shift_record, fit)
+
+
+def naive_cva(before: Scene, after: Scene) -> np.ndarray:
+    """The baseline VHR mode is measured against: RGB change-vector magnitude, Otsu threshold.
+
+    No normalisation, no co-registration, no building logic: what a first attempt does.
+
+    Parameters
+    ----------
+    before, after : Scene
+        On one grid, with red, green and blue.
+
+    Returns
+    -------
+    (M, N) bool ndarray
+
+    Examples
+    --------
+    >>> from affine import Affine
+    >>> from campwatch.grid import Grid
+    >>> g = Grid((10, 10), Affine(0.5, 0, 0, 0, -0.5, 0), "EPSG:32652")
+    >>> a = np.full((3, 10, 10), 50, np.float32); b = a.copy(); b[:, :3, :3] = 200
+    >>> v = np.ones((10, 10), bool)
+    >>> int(naive_cva(Scene(a, ("red", "green", "blue"), g, v), Scene(b, ("red", "green", "blue"), g, v)).sum())
+    9
+    """
+    before.grid.require_same(after.grid, what="before and after")
+    names = ["red", "green", "blue"]
+    a = np.stack([before.band(n) for n in names]).astype(np.float64)
+    b = np.stack([after.band(n) for n in names]).astype(np.float64)
+    valid = before.valid & after.valid & np.all(np.isfinite(a) & np.isfinite(b), axis=0)
+    mag = np.sqrt(((b - a) ** 2).sum(axis=0))
+    vals = mag[valid]
+    if vals.size < 2 or np.ptp(vals) == 0:
+        return np.zeros(valid.shape, bool)
+    return (mag > filters.threshold_otsu(vals)) & valid

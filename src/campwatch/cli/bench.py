@@ -18,7 +18,7 @@ from rich.table import Table
 from campwatch.detect import METHODS
 
 #: Modules (in ``campwatch.cli``) defining extra ``bench`` subcommands as ``command``.
-SUBCOMMANDS: tuple[str, ...] = ()
+SUBCOMMANDS: tuple[str, ...] = ("bench_vhr",)
 
 
 @click.group("bench")

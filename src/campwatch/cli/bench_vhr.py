@@ -1,0 +1,37 @@
+"""``campwatch bench vhr``: VHR mode and the naive baseline on the shared LEVIR-CD and xBD pairs.
+
+Registered in ``campwatch bench`` through ``campwatch.cli.bench.SUBCOMMANDS``; also runs
+as ``python -m campwatch.cli.bench_vhr``.  Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from campwatch.vhr_bench import format_report, run_levir, run_xbd
+
+
+@click.command("vhr")
+@click.option("--data", "data", type=click.Path(file_okay=False, path_type=Path), default=Path("../shared/data"),
+              show_default=True, help="Folder holding vhr-levircd/ and vhr-xbd-joplin/.")
+@click.option("--levir", "levir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Score these LEVIR-like pairs (A/, B/, label/) instead, e.g. held-out pairs.")
+@click.option("--xbd", "xbd", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Score these xBD-like pairs (images/, labels/) instead.")
+@click.option("--only", type=click.Choice(["levir", "xbd"]), default=None, help="Run one set only.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full result (per pair) as JSON.")
+def command(data: Path, levir: Path | None, xbd: Path | None, only: str | None, as_json: bool) -> None:
+    """Pixel F1 on LEVIR-CD and building-level demolition recall on xBD, beside naive RGB CVA + Otsu."""
+    result = {}
+    if only in (None, "levir"):
+        result["levir"] = run_levir(levir or data / "vhr-levircd")
+    if only in (None, "xbd"):
+        result["xbd"] = run_xbd(xbd or data / "vhr-xbd-joplin")
+    click.echo(json.dumps(result, indent=2, default=str) if as_json else format_report(result))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    command()

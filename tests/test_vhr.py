@@ -1,0 +1,123 @@
+"""VHR mode on real LEVIR-CD and xBD pixels from ``../shared/data`` (never copied into the repo)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from campwatch.errors import AcquisitionDateWarning
+from campwatch.io import read_raster, read_scene
+from campwatch.vhr import GROWTH_CLASSES, building_mask, naive_cva, vhr_change
+from campwatch.vhr_bench import pixel_scores, run_xbd, xbd_pairs
+
+pytestmark = pytest.mark.shared
+
+CROP = "test_2_0000_0000.tif"
+
+
+def _pair(root: Path, name: str = CROP):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AcquisitionDateWarning)
+        a = read_scene(root / "vhr-levircd" / "crop256" / "A" / name)
+        b = read_scene(root / "vhr-levircd" / "crop256" / "B" / name, grid=a.grid)
+    truth = read_raster(root / "vhr-levircd" / "crop256" / "label" / name, grid=a.grid)[0] > 0
+    return a, b, truth
+
+
+def _f1(pred: np.ndarray, truth: np.ndarray) -> float:
+    tp, fp, fn = int((pred & truth).sum()), int((pred & ~truth).sum()), int((~pred & truth).sum())
+    return pixel_scores(tp, fp, fn)["f1"]
+
+
+def test_profile_is_vhr_on_levir(shared_data: Path) -> None:
+    a, _, _ = _pair(shared_data)
+    assert a.profile == "vhr-rgb"
+    assert set(a.bands) == {"red", "green", "blue"}
+    assert a.grid.pixel_size_m() < 1.0
+
+
+def test_building_mask_finds_new_houses_and_leaves_input_alone(shared_data: Path) -> None:
+    _, b, truth = _pair(shared_data)
+    before = b.data.copy()
+    m = building_mask(b)
+    assert m.shape == b.grid.shape and m.dtype == bool
+    assert np.array_equal(b.data, before, equal_nan=True)
+    recall = (m & truth).sum() / truth.sum()
+    assert recall > 0.5, f"building recall on labelled new houses {recall:.2f}"
+    assert 0.05 < m.mean() < 0.6
+    assert not m[~b.valid].any()
+
+
+def test_vhr_change_beats_naive_on_levir_crop(shared_data: Path) -> None:
+    a, b, truth = _pair(shared_data)
+    res = vhr_change(a, b)
+    f_vhr, f_naive = _f1(res.mask, truth), _f1(naive_cva(a, b), truth)
+    assert f_vhr >= 0.5, f"VHR F1 {f_vhr:.3f}"
+    assert f_vhr > f_naive + 0.2, f"VHR F1 {f_vhr:.3f} vs naive {f_naive:.3f}"
+    assert res.counts["new"] >= 3
+    g = res.growth
+    assert set(g["growth_class"]) <= set(GROWTH_CLASSES)
+    assert (g["area_m2"] >= 19.0).all()
+    assert res.grid.same_as(a.grid)
+    assert sum(res.counts.values()) == g.groupby("growth_class")["object_id"].nunique().sum()
+    json.dumps(res.summary())
+    assert "built" in res.sentence()
+
+
+def test_same_scene_twice_is_no_change(shared_data: Path) -> None:
+    a, _, _ = _pair(shared_data)
+    res = vhr_change(a, a, coregister=False)
+    assert not res.mask.any()
+    assert res.counts["new"] == res.counts["demolished"] == 0
+    assert res.counts["unchanged"] >= 1
+
+
+@pytest.mark.xfail(strict=True, reason="known false change: existing white roofs turn grey under the other date's "
+                                       "colour balance and the before-date detector misses them; 22% flagged today")
+def test_no_change_crop_stays_quiet(shared_data: Path) -> None:
+    a, b, truth = _pair(shared_data, "train_386_0512_0768.tif")
+    assert not truth.any()
+    res = vhr_change(a, b)
+    assert res.mask.mean() < 0.1, f"{res.mask.mean():.1%} flagged on a pair labelled unchanged"
+
+
+def test_xbd_pair_runs_on_two_sensors(shared_data: Path) -> None:
+    pair = next(p for p in xbd_pairs(shared_data / "vhr-xbd-joplin") if p.name.endswith("00000001"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AcquisitionDateWarning)
+        a = read_scene(pair.before)
+        b = read_scene(pair.after, grid=a.grid)
+    res = vhr_change(a, b)
+    # QuickBird-2 against WorldView-2: the global shift is found and corrected
+    assert res.coregistration["applied"] and res.coregistration["residual_px"] < 0.5
+    assert res.normalisation["stable_pixels"] > 0.3 * a.valid.sum()
+    assert res.buildings_before.max() > 10
+    s = res.summary()
+    assert s["counts"] == res.counts and isinstance(s["flags"], list)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 10 target not met yet: the per-date building detector misses most "
+                                       "Joplin pre-disaster roofs (brown/red), so few destroyed houses are reported")
+def test_xbd_destroyed_recall_target(shared_data: Path) -> None:
+    r = run_xbd(shared_data / "vhr-xbd-joplin")
+    assert r["vhr"]["destroyed_recall"] >= 0.7
+    assert r["vhr"]["undamaged_false_alarm"] <= 0.1
+
+
+def test_bench_cli_on_one_pair(shared_data: Path, tmp_path: Path) -> None:
+    from campwatch.cli.bench_vhr import command
+
+    for sub in ("A", "B", "label"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / CROP).symlink_to(shared_data / "vhr-levircd" / "crop256" / sub / CROP)
+    out = CliRunner().invoke(command, ["--only", "levir", "--levir", str(tmp_path), "--json"])
+    assert out.exit_code == 0, out.output
+    res = json.loads(out.output)["levir"]
+    assert res["pairs"] == 1
+    assert res["vhr"]["f1"] > res["naive"]["f1"]
