@@ -33,6 +33,7 @@ from campwatch.scene import Scene
 from campwatch.structures import Builtup, GrowthResult, builtup_mask, footprint_growth, structure_objects
 from campwatch.track import Timeline, track, write_structures, write_timeline
 from campwatch.versions import show_versions, versions
+from campwatch.vhr import VHRChangeResult, building_mask, vhr_change
 
 __all__ = [
     "__version__",
@@ -66,6 +67,9 @@ __all__ = [
     "validate_aoi_file",
     "versions",
     "write_raster",
+    "VHRChangeResult",
+    "building_mask",
+    "vhr_change",
     "Shift",
     "estimate_shift",
     "coregister",
