@@ -577,7 +577,8 @@ def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, over
                      f"{r['demolished_count']} ({r['demolished_area_m2']:,.0f} m²)" if r["new_count"] is not None else "n/a"),
                     ("structures expanded / shrunk", f"{r['expanded_count']} (+{r['expanded_area_m2']:,.0f} m²) / "
                      f"{r['shrunk_count']} (−{r['shrunk_area_m2']:,.0f} m²)" if r["expanded_count"] is not None else "n/a"),
-                    ("valid fraction", f"{r['valid_fraction']}"),
+                    ("valid fraction", f"{r['valid_fraction']} of the analysed window (pixels outside the AOI, "
+                                       "clouds and no data are not valid)"),
                     ("pixel size", f"{r['pixel_size_m']} m"),
                     ("method / threshold", f"{r['method']} / {r['threshold']}"),
                 ]
