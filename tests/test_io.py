@@ -140,3 +140,16 @@ def test_reprojection_onto_another_crs_warns_and_keeps_the_pixels(shared_data):
     for band in ("red", "nir"):
         a, b = native.band(band)[native.valid], warped.band(band)[warped.valid]
         assert np.median(b) == pytest.approx(np.median(a), rel=0.05)
+
+
+def test_single_zero_band_is_a_real_value_in_multiband_uint8(shared_data):
+    import rasterio
+
+    path = shared_data / "vhr-levircd" / "full1024" / "A" / "test_7.tif"
+    with rasterio.open(path) as ds:
+        raw = ds.read()
+    some_zero = (raw == 0).any(axis=0) & ~(raw == 0).all(axis=0)
+    assert some_zero.sum() > 100  # deep shadows: 0 in one band only
+    s = read_scene(path)
+    assert s.valid[some_zero].all()
+    assert not s.valid[(raw == 0).all(axis=0)].any()

@@ -608,9 +608,12 @@ def read_source(source: SceneSource, grid: Grid, *, bands: Sequence[str] | None 
                 use_scl: bool = True) -> Scene:
     """Read ``source`` onto ``grid``: reflectance, valid mask, date and provenance.
 
-    Invalid pixels (outside the file, nodata, zeros in unsigned products, saturation,
+    Invalid pixels (outside the file, nodata, zero fill in unsigned products, saturation,
     and L2A SCL cloud/shadow/cirrus/snow where an SCL band is present) are NaN and
-    False in ``Scene.valid``.
+    False in ``Scene.valid``.  Zero fill: in a folder of band files (Sentinel-2, Landsat)
+    a 0 in any band is fill; in one multi-band file without a nodata value only a pixel
+    that is 0 in every band is fill, because a single 0 is a real value in 8-bit
+    imagery (deep shadow in a VHR image).
     """
     keys = list(bands) if bands is not None else list(source.keys)
     missing = [k for k in keys if k not in source.keys]
@@ -620,15 +623,22 @@ def read_source(source: SceneSource, grid: Grid, *, bands: Sequence[str] | None 
     prof = source.profile
     data = np.empty((len(keys), *grid.shape), dtype=np.float32)
     valid = np.ones(grid.shape, dtype=bool)
+    all_zero: np.ndarray | None = None  # multi-band files: zero in every unsigned band without nodata
     for i, key in enumerate(keys):
         ref = source.band(key)
         # Shrinking finer pixels onto a coarser grid averages them; enlarging uses ``resampling``.
         finer = ref.grid.pixel_size_m() < grid.pixel_size_m() * 0.99
         band_rs = Resampling.average if finer and rs == Resampling.bilinear else rs
         dn, inside = _read_band(ref, grid, band_rs)
-        valid &= inside & masks.nodata_mask(dn, nodata=ref.nodata, zero_is_nodata=ref.dtype.startswith("uint"),
+        zero_fill = ref.dtype.startswith("uint")
+        if source.layout == "multiband" and zero_fill and ref.nodata is None:
+            all_zero = (dn == 0) if all_zero is None else all_zero & (dn == 0)
+            zero_fill = False
+        valid &= inside & masks.nodata_mask(dn, nodata=ref.nodata, zero_is_nodata=zero_fill,
                                             saturation=prof.saturation)
         data[i] = ((dn + prof.offset) * prof.scale).astype(np.float32)
+    if all_zero is not None:
+        valid &= ~all_zero
     meta: dict[str, Any] = {"layout": source.layout, "date_source": source.date_source,
                             "reflectance_scale": prof.scale, "reflectance_offset": prof.offset,
                             "resampling": resampling}
