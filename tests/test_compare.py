@@ -67,3 +67,29 @@ def test_compare_writes_structures_block_consistent_with_growth(samples, tmp_pat
     growth = gpd.read_file(paths["structures.gpkg"], layer="growth")
     assert len(growth) == sum(s["counts"].values())
     assert set(growth["class"]) <= {"new", "demolished", "expanded", "shrunk", "unchanged"}
+
+
+def test_vhr_pairs_compare_in_vhr_mode_without_flags(shared_data, tmp_path):
+    from campwatch.evaluate import confusion
+    from campwatch.io import read_raster
+
+    levir = shared_data / "vhr-levircd" / "crop256"
+    name = "test_2_0000_0000.tif"
+    b, a, _ = read_pair(levir / "A" / name, levir / "B" / name)
+    result = compare_scenes(b, a)
+    assert result.method == "vhr" and result.grid.same_as(b.grid)
+    label, _ = read_raster(levir / "label" / name, grid=result.grid)
+    f1 = confusion(result.mask == 1, label == 255).f1
+    assert f1 > 0.5, f1  # the naive RGB CVA gets 0.26 on this crop
+    paths = write_compare_outputs(result, tmp_path / "levir", before=b, after=a)
+    growth = gpd.read_file(paths["structures.gpkg"])
+    assert {"growth_class", "area_m2"} <= set(growth.columns) and (growth["growth_class"] == "new").any()
+    summary = json.loads(paths["summary.json"].read_text())
+    assert "built" in summary["structures"]["sentence"]
+
+    xbd = shared_data / "vhr-xbd-joplin" / "images"
+    pre = sorted(xbd.glob("*_pre_disaster.tif"))[0]
+    b, a, _ = read_pair(pre, str(pre).replace("_pre_", "_post_"))
+    r = compare_scenes(b, a)
+    assert r.method == "vhr" and set(np.unique(r.mask)) <= {0, 1, 255}
+    assert r.structures.summary()["counts"]["demolished"] >= 1

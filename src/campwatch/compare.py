@@ -70,6 +70,39 @@ def _is_sentinel2(scene: Scene) -> bool:
     return scene.profile.startswith("sentinel2")
 
 
+def _is_vhr(scene: Scene) -> bool:
+    """Sub-metre to few-metre imagery, where buildings are the unit (VHR mode)."""
+    return scene.grid.pixel_size_m() < 5.0
+
+
+def _compare_vhr(before: Scene, after: Scene, *, coregister: bool, aoi: Any) -> ChangeResult:
+    """VHR mode: :func:`campwatch.vhr.vhr_change`, reported as a :class:`ChangeResult`.
+
+    The building growth result (:class:`campwatch.vhr.VHRChangeResult`) travels in ``structures``.
+    """
+    from campwatch.threshold import Histogram, ThresholdChoice
+    from campwatch.vhr import vhr_change
+
+    valid = before.valid & after.valid
+    if aoi is not None:
+        valid &= aoi_mask(getattr(aoi, "geometry", aoi), before.grid)
+    vr = vhr_change(before, after, coregister=coregister)
+    mask = np.where(valid, vr.mask.astype(np.uint8), np.uint8(NODATA)).astype(np.uint8)
+    score = np.where(valid, vr.score, np.float32(np.nan)).astype(np.float32)
+    finite = score[np.isfinite(score)]
+    hist = Histogram.linear(0.0, float(finite.max()) if finite.size and finite.max() > 0 else 1.0)
+    hist.add(finite)
+    area = before.grid.pixel_area_m2()
+    changed = float(((mask == 1) * area).sum())
+    params = {"mode": "vhr", "vhr": vr.summary(), "coregister": coregister,
+              "aoi": None if aoi is None else {"id": getattr(aoi, "id", None),
+                                               "geometry_quality": getattr(aoi, "geometry_quality", None)}}
+    threshold = ThresholdChoice(float(vr.threshold), "vhr-otsu", {}, "VHR mode: half of Otsu's cut on the "
+                                "tolerant colour difference, then building-level growth logic (campwatch.vhr)")
+    return ChangeResult(score, mask, before.grid, "vhr", threshold, hist, float(valid.mean()), changed,
+                        coregistration=vr.coregistration or None, params=params, structures=vr)
+
+
 def compare_scenes(before: Scene, after: Scene, *, method: Method = "default",
                    threshold: ThresholdMethod | Literal["auto"] = "auto", value: float | None = None,
                    alpha: float = 1e-6, min_area_m2: float = 200.0, opening_radius: int = 0,
@@ -110,6 +143,8 @@ def compare_scenes(before: Scene, after: Scene, *, method: Method = "default",
     >>> r.changed_area_m2, r.coregistration["applied"]
     (0.0, False)
     """
+    if _is_vhr(before) and method == "default":
+        return _compare_vhr(before, after, coregister=coregister, aoi=aoi)
     extra: dict[str, Any] = {}
     if clouds is None:
         clouds = _is_sentinel2(before) and "scl_masked_fraction" not in before.meta
@@ -276,8 +311,17 @@ def write_compare_outputs(result: ChangeResult, outdir: str | os.PathLike[str], 
     summary = build_summary(result, before=before, after=after, polygons=len(gdf))
     if result.structures is not None:
         from campwatch.track import write_structures
+        from campwatch.vhr import VHRChangeResult
 
-        write_structures(result.structures, paths["structures.gpkg"], paths["structures.geojson"], overwrite=overwrite)
+        if isinstance(result.structures, VHRChangeResult):
+            growth = result.structures.growth
+            with atomic_path(paths["structures.gpkg"], overwrite=overwrite) as tmp:
+                growth.to_file(tmp, driver="GPKG", layer="growth")
+            with atomic_path(paths["structures.geojson"], overwrite=overwrite) as tmp:
+                growth.to_crs(4326).to_file(tmp, driver="GeoJSON")
+        else:
+            write_structures(result.structures, paths["structures.gpkg"], paths["structures.geojson"],
+                             overwrite=overwrite)
         summary["structures"] = result.structures.summary()
     if extra_summary:
         summary.update(extra_summary)

@@ -234,7 +234,7 @@ def _overlay(after_rgb: np.ndarray, change: np.ndarray, growth: Any) -> np.ndarr
 
     ov = (after_rgb.astype(np.float32) * 0.55).astype(np.uint8)
     ov[change == 1] = (255, 45, 45)
-    if growth is not None:
+    if growth is not None and hasattr(growth, "after_mask"):
         new = growth.after_mask & ~growth.before_mask
         gone = growth.before_mask & ~growth.after_mask
         ov[new] = (0, 229, 255)
@@ -290,7 +290,7 @@ def _run_pair(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
     g = growth.summary() if growth is not None else {}
     shift = result.coregistration or {}
     counts = g.get("counts", {})
-    areas = g.get("areas_m2", {})
+    areas = g.get("areas_m2") or g.get("area_m2") or {}  # VHR mode names it area_m2
     geometry_quality = getattr(aoi, "geometry_quality", None) or ("none" if aoi is None else "unknown")
     row.update(
         aoi=getattr(aoi, "id", task.aoi), geometry_quality=geometry_quality, status="ok", error=None,
@@ -321,7 +321,7 @@ def _run_pair(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
     if len(ch):
         frames.append(gpd.GeoDataFrame({"class": "change", "area_m2": ch["area_m2"], "mean_score": ch["mean_score"]},
                                        geometry=ch.geometry, crs=ch.crs))
-    if growth is not None and len(growth.polygons):
+    if growth is not None and hasattr(growth, "polygons") and len(growth.polygons):
         gp = growth.polygons
         frames.append(gpd.GeoDataFrame({"class": gp["class"], "area_m2": gp["area_m2"],
                                         "area_before_m2": gp["area_before_m2"], "area_after_m2": gp["area_after_m2"],

@@ -60,8 +60,10 @@ def command(before: str, after: str, outdir: str, aoi: str | None, method: str, 
                f"threshold {result.threshold.value:.4g} ({result.threshold.method}), valid {result.valid_fraction:.1%}")
     if result.threshold.note:
         click.echo(f"note: {result.threshold.note}")
-    if result.structures is not None:
-        s = result.structures.summary()
+    if result.structures is not None and "sentence" in (s := result.structures.summary()):
+        click.echo(f"VHR mode (buildings): {s['sentence']}"
+                   + (f"; LOW CONFIDENCE: {'; '.join(s['flags'])}" if s["flags"] else ""))
+    elif result.structures is not None:
         c = s["counts"]
         click.echo(f"built-up footprint {s['footprint_before_m2']:,.0f} -> {s['footprint_after_m2']:,.0f} m² "
                    f"(net {s['net_m2']:+,.0f} m², {s['significance']}); structures new {c['new']}, "
