@@ -328,7 +328,8 @@ def _imshow(ax: Any, rgb: np.ndarray, grid: Grid, *, nodata: np.ndarray | None =
 
 def show_scene(scene: Scene, *, bands: Sequence[str] = _TRUE, ax: Axes | None = None,
                percentiles: tuple[float, float] = (2.0, 98.0), per_band: bool = True,
-               limits: np.ndarray | None = None, aoi: Any = None, title: str | None = None) -> Axes:
+               limits: np.ndarray | None = None, aoi: Any = None, title: str | None = None,
+               mask: np.ndarray | None = None, mask_colour: Sequence[float] = (1.0, 0.9, 0.0)) -> Axes:
     """Draw a composite of ``scene`` in its CRS coordinates; invalid pixels are grey.
 
     Parameters
@@ -343,6 +344,8 @@ def show_scene(scene: Scene, *, bands: Sequence[str] = _TRUE, ax: Axes | None = 
         Outlined in yellow (:func:`plot_aoi`).
     title : str, optional
         Default: the scene's date (or file) and bands.
+    mask : (M, N) bool ndarray, optional
+        Pixels painted in ``mask_colour`` over the composite (a cloud or change mask).
 
     Returns
     -------
@@ -361,7 +364,9 @@ def show_scene(scene: Scene, *, bands: Sequence[str] = _TRUE, ax: Axes | None = 
     rgb = composite(scene, bands, percentiles=percentiles, per_band=per_band, limits=limits)
     ax = _axes(ax)
     _, ok = _stack(scene, bands)
-    _imshow(ax, rgb, scene.grid, nodata=~ok)
+    if mask is not None:
+        rgb = overlay_mask(rgb, mask, colour=mask_colour, dim=1.0)
+    _imshow(ax, rgb, scene.grid, nodata=~ok & (mask is None or ~mask))
     if aoi is not None:
         plot_aoi(aoi, grid=scene.grid, ax=ax)
     ax.set_title(title if title is not None else f"{scene.label} ({'-'.join(bands)})", fontsize=9)
@@ -507,7 +512,7 @@ def show_change(before: Scene, after: Scene, result: ChangeResult, *, bands: Seq
     lim = stretch_limits(before, after, bands=bands, percentiles=percentiles)
     if axes is None:
         plt = _pyplot()
-        fig, axs = plt.subplots(1, 3, figsize=(13, 4.6), sharex=True, sharey=True)
+        fig, axs = plt.subplots(1, 3, figsize=(13, 4.6), sharex=True, sharey=True, layout="constrained")
         axes = list(axs)
     if len(axes) != 3:
         raise ValueError(f"show_change draws three panels; got {len(axes)} axes")
@@ -543,7 +548,9 @@ def plot_histogram(result: ChangeResult, *, ax: Axes | None = None, log: bool = 
     log : bool
         Logarithmic count axis (change is usually a thin tail).
     xmax : float, optional
-        Right edge of the x axis (default: the last non-empty bin, at least 1.5 × the threshold).
+        Right edge of the x axis (default: 1.25 × the 99.9th percentile, at least twice the
+        threshold); pixels beyond it are counted in the legend.  Counting bins are merged into
+        about 120 display bins.
 
     Returns
     -------
@@ -563,22 +570,31 @@ def plot_histogram(result: ChangeResult, *, ax: Axes | None = None, log: bool = 
     h = result.histogram
     edges, counts = np.asarray(h.edges), np.asarray(h.counts)
     thr = float(result.threshold.value)
-    nz = np.flatnonzero(counts)
-    if xmax is None:
-        last = float(edges[nz[-1] + 1]) if nz.size else float(edges[-1])
-        xmax = max(last, 1.5 * thr) if math.isfinite(thr) else last
-        xmax = min(xmax, float(edges[-1]))
     total = int(counts.sum())
+    if xmax is None:
+        q = h.quantile(0.999) if total else float(edges[-1])
+        xmax = max(1.25 * q, 2.0 * thr) if math.isfinite(thr) else 1.25 * q
+        xmax = min(xmax, float(edges[-1]))
+    # display bins: merge adjacent counting bins so about 120 cover [edges[0], xmax]
+    shown = int(np.searchsorted(edges, xmax, side="right"))
+    k = max(1, (shown - 1) // 120)
+    n = (len(counts) // k) * k
+    disp_counts = counts[:n].reshape(-1, k).sum(axis=1)
+    disp_edges = edges[:n + 1:k]
+    if n < len(counts):
+        disp_counts[-1] += counts[n:].sum()
+        disp_edges = np.append(disp_edges[:-1], edges[-1])
     if math.isfinite(thr):
         above = int(counts[edges[:-1] >= thr].sum())
         share = above / total if total else 0.0
         ax.axvline(thr, color="crimson", lw=1.5,
                    label=f"threshold {thr:.3g} ({result.threshold.method}); {share:.2%} of valid pixels above")
         ax.axvspan(thr, xmax, color="crimson", alpha=0.08)
-    ax.stairs(counts, edges, fill=True, color="#4c72b0", alpha=0.8,
+    ax.stairs(disp_counts, disp_edges, fill=True, color="#4c72b0", alpha=0.8,
               label=f"{total:,} valid pixels ({result.method})")
-    if counts.size and counts[-1] > 0 and xmax >= edges[-2]:
-        ax.annotate(f"≥ {edges[-2]:.3g} pooled in the last bin", xy=(edges[-2], counts[-1]), fontsize=7)
+    beyond = int(counts[edges[1:] > xmax].sum())
+    if beyond:
+        ax.plot([], [], " ", label=f"{beyond:,} pixels above {xmax:.3g} not shown")
     if log:
         ax.set_yscale("log")
     ax.set_xlim(float(edges[0]), xmax)
@@ -750,13 +766,20 @@ def growth_html(growth: GrowthResult) -> str:
         ("significance", f"{s['significance']}: {s['significance_reason']}"),
         ("groups per class", s["counts"]),
         ("area per class (m²)", s["areas_m2"]),
-        ("observed", f"{s['observed_fraction']:.1%} of the AOI ({s['observed_area_m2']:,.0f} m²)"),
+        ("observed at both dates", _observed(growth, s)),
         ("cloud fraction", f"before {_fmt(s.get('cloud_fraction_before'))}, after {_fmt(s.get('cloud_fraction_after'))}"),
         ("pixel size", f"{s['pixel_size_m']:.2f} m; smallest object {s['min_object_m2']:,.0f} m²"),
         ("method", f"{s.get('method')}; evidence {_fmt(s.get('evidence'))}"),
         ("limits", s.get("limits")),
     ]
     return html_table(rows, caption="campwatch GrowthResult")
+
+
+def _observed(growth: GrowthResult, s: Mapping[str, Any]) -> str:
+    frac = growth.info.get("observed_fraction_of_aoi")
+    where = "of the AOI" if frac is not None else "of the grid window"
+    frac = s["observed_fraction"] if frac is None else frac
+    return f"{frac:.1%} {where} ({s['observed_area_m2']:,.0f} m²); footprints above count only these pixels"
 
 
 _TIMELINE_COLUMNS = ("date", "status", "reason", "cloud_fraction", "valid_fraction", "footprint_m2",
