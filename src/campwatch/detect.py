@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -84,7 +84,7 @@ from campwatch.scene import Scene
 from campwatch.threshold import Histogram, ThresholdChoice, ThresholdMethod, select_threshold
 
 __all__ = ["ChangeResult", "detect_change", "Method", "METHODS", "METHOD_BANDS", "clean_mask",
-           "rgb_composite", "NODATA"]
+           "rgb_composite", "NODATA", "Components", "fit_windows", "threshold_open"]
 
 Method = Literal["default", "naive-cva", "cva", "irmad", "diff", "ratio", "pca-diff", "pca-kmeans",
                  "ndvi", "ndbi", "bui"]
@@ -122,11 +122,30 @@ def _nd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return ((a - b) / (a + b + 1e-6)).astype(np.float32)
 
 
+def _box_sum(x: np.ndarray, size: int) -> np.ndarray:
+    """Sum over a ``size`` × ``size`` neighbourhood, edges repeated (``mode="nearest"``).
+
+    Each output is a fixed-order sum of its own neighbours, so the value of a pixel does
+    not depend on where the array (the window) starts; ``ndimage.uniform_filter`` keeps a
+    running sum along each line and would differ in the last bits between windowings.
+    """
+    h = size // 2
+    p = np.pad(x, h, mode="edge")
+    m, n = x.shape
+    rows = p[0:m]
+    for k in range(1, size):
+        rows = rows + p[k:k + m]
+    out = rows[:, 0:n]
+    for k in range(1, size):
+        out = out + rows[:, k:k + n]
+    return out
+
+
 def _nanmean_filter(x: np.ndarray, valid: np.ndarray, size: int) -> np.ndarray:
     """Mean over a ``size`` × ``size`` neighbourhood of the valid pixels only."""
     v = valid.astype(np.float32)
-    num = ndi.uniform_filter(np.where(valid, x, 0).astype(np.float32), size, mode="nearest")
-    den = ndi.uniform_filter(v, size, mode="nearest")
+    num = _box_sum(np.where(valid, x, 0).astype(np.float32), size)
+    den = _box_sum(v, size)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 1e-6, num / den, np.nan).astype(np.float32)
 
@@ -263,6 +282,15 @@ def _tiles(grid: Grid, window_size: int | None, halo: int) -> Iterator[tuple[tup
 # --------------------------------------------------------------------------------------
 # the detector
 # --------------------------------------------------------------------------------------
+#: The global fit (pass 1) uses the pixels of ``FIT_WINDOW``-px windows: every window up to
+#: ``FIT_ALL_PIXELS`` pixels, beyond that a regular lattice of them (see :func:`fit_windows`).
+FIT_WINDOW = 512
+FIT_ALL_PIXELS = 2 ** 23
+#: Rows per strip when connected components are labelled (min mapping unit, polygons).
+COMPONENT_STRIP = 1024
+_EIGHT = np.ones((3, 3), bool)
+
+
 @dataclass
 class _Ctx:
     """Fitted global statistics, shared by every window of the score pass."""
@@ -284,6 +312,109 @@ def _choose_bands(method: str, available: tuple[str, ...]) -> tuple[str, ...]:
     if method == "default":
         return ("blue", "green", "red", "nir") + tuple(b for b in ("swir16",) if b in available)
     return METHOD_BANDS[method]
+
+
+def detection_bands(method: str, before_bands: tuple[str, ...], after_bands: tuple[str, ...]) -> tuple[str, ...]:
+    """The bands ``method`` scores with, given what each date has (in ``before``'s order)."""
+    return tuple(b for b in _choose_bands(method, before_bands) if b in after_bands)
+
+
+def score_halo(method: str) -> int:
+    """Pixels of context the score of ``method`` needs around a window."""
+    return {"default": 3, "pca-kmeans": _PCAK_BLOCK // 2}.get(method, 0)
+
+
+def fit_windows(grid: Grid) -> list[Window]:
+    """The windows whose pixels the global fit (pass 1) uses.
+
+    Every ``FIT_WINDOW``-px window of ``grid`` when it has at most ``FIT_ALL_PIXELS``
+    pixels; beyond that, one window in ``step`` along each axis (a regular lattice with
+    ``step = ceil(sqrt(pixels / FIT_ALL_PIXELS))``), so a full Sentinel-2 tile fits its
+    four gains, offsets and sigmas on about 6.5 million pixels spread over the tile
+    instead of 120 million.  The rule depends only on the grid, so in-memory and
+    streamed runs fit on the same pixels and give the same numbers.
+
+    Examples
+    --------
+    >>> from affine import Affine
+    >>> small = Grid((1000, 1000), Affine(10, 0, 0, 0, -10, 0), "EPSG:32652")
+    >>> len(fit_windows(small))
+    4
+    >>> tile = Grid((10980, 10980), Affine(10, 0, 0, 0, -10, 0), "EPSG:32652")
+    >>> len(fit_windows(tile)), sum(int(w.height * w.width) for w in fit_windows(tile))
+    (25, 6553600)
+    """
+    wins = [core for core, _ in grid.tiles(FIT_WINDOW)]
+    npx = grid.height * grid.width
+    if npx <= FIT_ALL_PIXELS:
+        return wins
+    step = math.ceil(math.sqrt(npx / FIT_ALL_PIXELS))
+    off = step // 2
+    chosen = [w for w in wins if (int(w.row_off) // FIT_WINDOW) % step == off
+              and (int(w.col_off) // FIT_WINDOW) % step == off]
+    return chosen or wins
+
+
+def fit_context(method: str, bands: tuple[str, ...],
+                windows: Callable[[], Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]]) -> _Ctx:
+    """Pass 1: the global statistics of ``method`` from ``(before, after, valid)`` fit windows."""
+    ctx = _Ctx(bands)
+    _fit(method, ctx, windows)
+    return ctx
+
+
+def new_histogram(method: str) -> Histogram:
+    """The fixed-bin score histogram every window adds into."""
+    return Histogram.linear(0.0, 1.0 if method == "pca-kmeans" else _HIST_MAX, bins=2048)
+
+
+def resolve_threshold(method: str, threshold: str, value: float | None) -> tuple[str, float | None]:
+    """The threshold method ``auto`` stands for, and the fixed value (``pca-kmeans``: 0.5)."""
+    sigma_units = method not in ("naive-cva", "pca-kmeans")
+    method_t = threshold
+    if threshold == "auto":
+        method_t = "chi2" if sigma_units else ("otsu" if method == "naive-cva" else "fixed")
+        if method == "pca-kmeans":
+            value = 0.5 if value is None else value
+    if method_t == "chi2" and not sigma_units:
+        raise ValueError(f"the chi2 threshold needs a score in noise sigmas; method {method!r} is not; "
+                         "use otsu, ki or fixed")
+    return method_t, value
+
+
+def choose_threshold(method: str, ctx: _Ctx, hist: Histogram, *, threshold: str, value: float | None,
+                     alpha: float) -> ThresholdChoice:
+    """The global threshold (``chi2`` and ``fixed`` do not look at ``hist``)."""
+    method_t, value = resolve_threshold(method, threshold, value)
+    sigma_units = method not in ("naive-cva", "pca-kmeans")
+    dof = ctx.extra.get("dof", 1)
+    floor = math.sqrt(_chi2_isf(alpha, dof)) if sigma_units and method_t in ("otsu", "ki") else None
+    return select_threshold(hist, method_t, value=value, dof=dof, alpha=alpha, floor=floor)  # type: ignore[arg-type]
+
+
+def window_score(method: str, ctx: _Ctx, b: np.ndarray, a: np.ndarray,
+                 v: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Score (NaN where ``v`` is False) and CVA direction of one window read with its halo.
+
+    Pixels closer than :func:`score_halo` to a window edge that is not a grid edge are
+    not exact; callers keep the core.
+    """
+    s, d = _score_window(method, ctx, b, a, v)
+    s = np.where(v, s, np.nan).astype(np.float32)
+    if d is not None:
+        d = np.where(v, d, np.nan).astype(np.float32)
+    return s, d
+
+
+def increase_mask(b: np.ndarray, a: np.ndarray, bands: tuple[str, ...]) -> np.ndarray:
+    """True where the 10 m built-up index (``bui``) rose (``increase_only``)."""
+    sel = [bands.index(x) for x in METHOD_BANDS["bui"]]
+    return _bui(a[sel], METHOD_BANDS["bui"]) > _bui(b[sel], METHOD_BANDS["bui"])
+
+
+def changed_area_m2(row_counts: np.ndarray, grid: Grid) -> float:
+    """Area of ``row_counts[i]`` changed pixels in each row ``i`` (geodesic row areas)."""
+    return float(np.dot(row_counts.astype(np.float64), grid.pixel_area_m2()[:, 0]))
 
 
 def detect_change(before: Scene, after: Scene, *, method: Method = "default",
@@ -316,7 +447,8 @@ def detect_change(before: Scene, after: Scene, *, method: Method = "default",
     valid : (M, N) bool ndarray, optional
         Extra validity (AOI, clouds): False pixels become no data.
     window_size : int or None
-        Window edge in pixels (None: one window).  Results do not depend on it.
+        Window edge in pixels (None: one window).  Results do not depend on it; the
+        global fit always uses :func:`fit_windows`.
 
     Returns
     -------
@@ -343,7 +475,7 @@ def detect_change(before: Scene, after: Scene, *, method: Method = "default",
     after.require(METHOD_BANDS[method], method=f"method {method!r}")
     if increase_only:
         before.require(METHOD_BANDS["bui"], method="increase_only")
-    bands = tuple(b for b in _choose_bands(method, before.bands) if b in after.bands)
+    bands = detection_bands(method, before.bands, after.bands)
     grid = before.grid
     ok = before.valid & after.valid
     if valid is not None:
@@ -352,64 +484,64 @@ def detect_change(before: Scene, after: Scene, *, method: Method = "default",
         ok = ok & valid
     valid_fraction = float(ok.mean())
     if valid_fraction < min_valid_fraction:
-        import warnings
-
-        warnings.warn(f"only {valid_fraction:.1%} of the pixels are valid in both dates ({before.label} vs "
-                      f"{after.label}); change figures rest on little data", LowValidDataWarning, stacklevel=2)
+        warn_low_valid(valid_fraction, before.label, after.label)
     xb = before.select(bands).data
     xa = after.select(bands).data
-    ctx = _Ctx(bands)
-    halo = {"default": 3, "pca-kmeans": _PCAK_BLOCK // 2}.get(method, 0)
+    halo = score_halo(method)
+    sample = fit_windows(grid)
 
-    def core_windows() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        for cs, _, _ in _tiles(grid, window_size, 0):
+    def fit_data() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        for w in sample:
+            cs = _slices(w)
             yield xb[(slice(None), *cs)], xa[(slice(None), *cs)], ok[cs]
 
     # ---- pass 1: global statistics ---------------------------------------------------
-    _fit(method, ctx, core_windows, grid, window_size, xb, xa, ok)
+    ctx = fit_context(method, bands, fit_data)
     # ---- pass 2: scores and the global histogram -------------------------------------
     score = np.full(grid.shape, np.nan, dtype=np.float32)
     direction = np.full(grid.shape, np.nan, dtype=np.float32) if method == "cva" else None
-    increase = np.zeros(grid.shape, dtype=bool) if increase_only else None
-    if increase is not None:
-        bui_b, bui_a = before.select(METHOD_BANDS["bui"]).data, after.select(METHOD_BANDS["bui"]).data
-    lo = 0.0
-    hist = Histogram.linear(lo, 1.0 if method == "pca-kmeans" else _HIST_MAX, bins=2048)
+    increase = None
+    if increase_only:
+        ib, ia = before.select(METHOD_BANDS["bui"]).data, after.select(METHOD_BANDS["bui"]).data
+        increase = increase_mask(ib, ia, METHOD_BANDS["bui"])
+    hist = new_histogram(method)
     for cs, ps, inner in _tiles(grid, window_size, halo):
-        b, a, v = xb[(slice(None), *ps)], xa[(slice(None), *ps)], ok[ps]
-        s, d = _score_window(method, ctx, b, a, v)
-        s = s[inner]
-        s = np.where(ok[cs], s, np.nan).astype(np.float32)
-        score[cs] = s
-        hist.add(s)
+        s, d = window_score(method, ctx, xb[(slice(None), *ps)], xa[(slice(None), *ps)], ok[ps])
+        score[cs] = s[inner]
+        hist.add(score[cs])
         if direction is not None and d is not None:
-            direction[cs] = np.where(ok[cs], d[inner], np.nan)
-        if increase is not None:
-            bb, aa = bui_b[(slice(None), *cs)], bui_a[(slice(None), *cs)]
-            increase[cs] = _bui(aa, METHOD_BANDS["bui"]) > _bui(bb, METHOD_BANDS["bui"])
+            direction[cs] = d[inner]
     # ---- threshold from the global histogram -----------------------------------------
-    sigma_units = method not in ("naive-cva", "pca-kmeans")
-    dof = ctx.extra.get("dof", 1)
-    method_t: str = threshold
-    if threshold == "auto":
-        method_t = "chi2" if sigma_units else ("otsu" if method == "naive-cva" else "fixed")
-        if method == "pca-kmeans":
-            value = 0.5 if value is None else value
-    if method_t == "chi2" and not sigma_units:
-        raise ValueError(f"the chi2 threshold needs a score in noise sigmas; method {method!r} is not; "
-                         "use otsu, ki or fixed")
-    floor = math.sqrt(_chi2_isf(alpha, dof)) if sigma_units and method_t in ("otsu", "ki") else None
-    choice = select_threshold(hist, method_t, value=value, dof=dof, alpha=alpha, floor=floor)  # type: ignore[arg-type]
+    choice = choose_threshold(method, ctx, hist, threshold=threshold, value=value, alpha=alpha)
     # ---- pass 3: mask and clean-up ---------------------------------------------------
     mask = clean_mask(score, choice.value, grid, valid=ok, min_area_m2=min_area_m2, opening_radius=opening_radius,
                       keep=increase, window_size=window_size)
-    area = float(((mask == 1) * grid.pixel_area_m2()).sum())
-    params = {"method": method, "bands": list(bands), "alpha": alpha, "min_area_m2": min_area_m2,
+    area = changed_area_m2((mask == 1).sum(1), grid)
+    params = detection_params(method, ctx, alpha=alpha, min_area_m2=min_area_m2, opening_radius=opening_radius,
+                              increase_only=increase_only, window_size=window_size, sample=sample, grid=grid)
+    return ChangeResult(score, mask, grid, method, choice, hist, valid_fraction, area, direction, None, params)
+
+
+def warn_low_valid(valid_fraction: float, before_label: str, after_label: str) -> None:
+    import warnings
+
+    warnings.warn(f"only {valid_fraction:.1%} of the pixels are valid in both dates ({before_label} vs "
+                  f"{after_label}); change figures rest on little data", LowValidDataWarning, stacklevel=3)
+
+
+def detection_params(method: str, ctx: _Ctx, *, alpha: float, min_area_m2: float, opening_radius: int,
+                     increase_only: bool, window_size: int | None, sample: list[Window], grid: Grid) -> dict[str, Any]:
+    """The ``params`` block of a result: every parameter and fitted statistic."""
+    fit_px = sum(int(w.height * w.width) for w in sample)
+    params = {"method": method, "bands": list(ctx.bands), "alpha": alpha, "min_area_m2": min_area_m2,
               "opening_radius_px": opening_radius, "increase_only": increase_only,
-              "window_size": window_size, "halo_px": halo, **ctx.extra.get("report", {})}
+              "window_size": window_size, "halo_px": score_halo(method),
+              "fit_sample": {"window_px": FIT_WINDOW, "windows": len(sample), "pixels": fit_px,
+                             "fraction_of_grid": round(fit_px / (grid.height * grid.width), 6)},
+              **ctx.extra.get("report", {})}
     if ctx.rel is not None:
         params["radiometric_fit"] = ctx.rel.to_dict()
-    return ChangeResult(score, mask, grid, method, choice, hist, valid_fraction, area, direction, None, params)
+    return params
 
 
 def _chi2_isf(alpha: float, dof: int) -> float:
@@ -418,8 +550,7 @@ def _chi2_isf(alpha: float, dof: int) -> float:
     return float(stats.chi2.isf(alpha, dof))
 
 
-def _fit(method: str, ctx: _Ctx, windows: Any, grid: Grid, window_size: int | None,
-         xb: np.ndarray, xa: np.ndarray, ok: np.ndarray) -> None:
+def _fit(method: str, ctx: _Ctx, windows: Any) -> None:
     bands = ctx.bands
     rep: dict[str, Any] = {}
     if method == "naive-cva":
@@ -575,6 +706,108 @@ def _score_window(method: str, ctx: _Ctx, b: np.ndarray, a: np.ndarray,
 # --------------------------------------------------------------------------------------
 # clean-up
 # --------------------------------------------------------------------------------------
+def threshold_open(score: np.ndarray, threshold: float, *, keep: np.ndarray | None = None,
+                   opening_radius: int = 0) -> np.ndarray:
+    """``score > threshold`` (and ``keep``), opened with a disc of ``opening_radius``.
+
+    The opening reaches ``2 * opening_radius`` pixels: a window read with that halo
+    gives exact values in its core.
+    """
+    w = np.nan_to_num(score, nan=-np.inf) > threshold
+    if keep is not None:
+        w &= keep
+    if opening_radius:
+        w = ndi.binary_opening(w, structure=_disk(opening_radius))
+    return w
+
+
+class Components:
+    """8-connected components of a large (M, N) bool mask, labelled strip by strip.
+
+    Each strip of :data:`COMPONENT_STRIP` rows is labelled on its own (int32 labels for
+    one strip at a time, never for the whole mask); labels that touch across a strip
+    border (8-connectivity) are merged with a union-find over the border pairs.  Areas
+    are summed per strip label, then per component, in the same order whatever
+    produced the mask, so an in-memory and a streamed run keep the same regions.
+
+    Parameters
+    ----------
+    hit : (M, N) bool ndarray
+    row_areas : (M, 1) ndarray
+        Area of a pixel in each row (``Grid.pixel_area_m2()``).
+    min_area_m2 : float
+        Components with a smaller area are dropped (``kept`` False, object id 0).
+
+    Examples
+    --------
+    >>> hit = np.zeros((5, 4), bool); hit[0, 0] = True; hit[2:5, 1:3] = True
+    >>> c = Components(hit, np.full((5, 1), 100.0), min_area_m2=200, strip=2)
+    >>> c.count, c.kept_count, c.labels(1).tolist()
+    (2, 1, [[0, 1, 1, 0], [0, 1, 1, 0]])
+    """
+
+    def __init__(self, hit: np.ndarray, row_areas: np.ndarray, *, min_area_m2: float = 0.0,
+                 strip: int = COMPONENT_STRIP) -> None:
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        self.hit = hit
+        self.strip = strip
+        m = hit.shape[0]
+        self.bounds = [(r, min(r + strip, m)) for r in range(0, m, strip)]
+        self.offsets: list[int] = []
+        areas = [np.zeros(1)]
+        ea: list[np.ndarray] = []
+        eb: list[np.ndarray] = []
+        off = 0
+        prev_last: np.ndarray | None = None
+        for r0, r1 in self.bounds:
+            lab, n = ndi.label(hit[r0:r1], structure=_EIGHT)
+            self.offsets.append(off)
+            if n:
+                w = np.broadcast_to(row_areas[r0:r1], lab.shape)
+                areas.append(np.bincount(lab.ravel(), weights=w.ravel(), minlength=n + 1)[1:])
+            first = np.where(lab[0] > 0, lab[0] + off, 0)
+            if prev_last is not None:
+                for dc in (-1, 0, 1):
+                    up = prev_last[max(0, -dc):len(first) - max(0, dc)]
+                    down = first[max(0, dc):len(first) - max(0, -dc)]
+                    both = (up > 0) & (down > 0)
+                    ea.append(up[both])
+                    eb.append(down[both])
+            prev_last = np.where(lab[-1] > 0, lab[-1] + off, 0)
+            off += n
+        self.n_labels = off
+        label_area = np.concatenate(areas)
+        if ea:
+            a, b = np.concatenate(ea), np.concatenate(eb)
+        else:
+            a = b = np.zeros(0, dtype=np.int64)
+        graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(off + 1, off + 1))
+        ncomp, comp = connected_components(graph, directed=False)
+        comp_area = np.bincount(comp, weights=label_area, minlength=ncomp)
+        # order components by their first pixel in raster order (their smallest label), as
+        # ``ndimage.label`` numbers the regions of a whole mask
+        first_label = np.full(ncomp, np.iinfo(np.int64).max)
+        np.minimum.at(first_label, comp, np.arange(off + 1))
+        is_bg = np.zeros(ncomp, bool)
+        is_bg[comp[0]] = True
+        self.count = int(ncomp - 1)
+        keep = ~is_bg & (comp_area >= min_area_m2)
+        order = np.argsort(first_label[keep], kind="stable")
+        obj = np.zeros(ncomp, dtype=np.int64)
+        obj[np.flatnonzero(keep)[order]] = np.arange(1, int(keep.sum()) + 1)
+        self.kept_count = int(keep.sum())
+        self._label_obj = obj[comp].astype(np.int32)  # strip label (+ offset) -> object id (0: dropped)
+        self.object_area_m2 = comp_area[np.flatnonzero(keep)[order]]
+
+    def labels(self, k: int) -> np.ndarray:
+        """(rows, N) int32 object ids of strip ``k`` (0: background or dropped)."""
+        r0, r1 = self.bounds[k]
+        lab, _ = ndi.label(self.hit[r0:r1], structure=_EIGHT)
+        return np.where(lab > 0, self._label_obj[lab + self.offsets[k]], 0).astype(np.int32)
+
+
 def clean_mask(score: np.ndarray, threshold: float, grid: Grid, *, valid: np.ndarray, min_area_m2: float = 0.0,
                opening_radius: int = 0, keep: np.ndarray | None = None,
                window_size: int | None = None) -> np.ndarray:
@@ -593,25 +826,27 @@ def clean_mask(score: np.ndarray, threshold: float, grid: Grid, *, valid: np.nda
     """
     hit = np.zeros(grid.shape, dtype=bool)
     halo = 2 * opening_radius  # erosion then dilation: each reaches r pixels
-    footprint = _disk(opening_radius) if opening_radius else None
     for cs, ps, inner in _tiles(grid, window_size, halo):
-        w = np.nan_to_num(score[ps], nan=-np.inf) > threshold
-        if keep is not None:
-            w &= keep[ps]
-        if footprint is not None:
-            w = ndi.binary_opening(w, structure=footprint)
-        hit[cs] = w[inner]
+        hit[cs] = threshold_open(score[ps], threshold, keep=None if keep is None else keep[ps],
+                                 opening_radius=opening_radius)[inner]
     hit &= valid
     if min_area_m2 > 0 and hit.any():
-        lab, n = ndi.label(hit, structure=np.ones((3, 3), bool))
-        if n:
-            areas = np.bincount(lab.ravel(), weights=np.broadcast_to(grid.pixel_area_m2(), grid.shape).ravel(),
-                                minlength=n + 1)
-            small = areas < min_area_m2
-            small[0] = True
-            hit = ~small[lab]
-    mask = np.where(valid, hit.astype(np.uint8), np.uint8(NODATA)).astype(np.uint8)
-    return mask
+        hit = drop_small(hit, grid, min_area_m2)
+    return to_mask(hit, valid)
+
+
+def drop_small(hit: np.ndarray, grid: Grid, min_area_m2: float) -> np.ndarray:
+    """``hit`` without the 8-connected regions smaller than ``min_area_m2`` (see :class:`Components`)."""
+    comps = Components(hit, grid.pixel_area_m2(), min_area_m2=min_area_m2)
+    out = np.zeros_like(hit)
+    for k, (r0, r1) in enumerate(comps.bounds):
+        out[r0:r1] = comps.labels(k) > 0
+    return out
+
+
+def to_mask(hit: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """uint8 mask: 1 where ``hit``, 0 where only ``valid``, 255 (no data) elsewhere."""
+    return np.where(valid, hit.astype(np.uint8), np.uint8(NODATA)).astype(np.uint8)
 
 
 def _disk(r: int) -> np.ndarray:
