@@ -29,12 +29,7 @@
 
 # %%
 import os
-import warnings
 from pathlib import Path
-
-# run from the repository root, wherever the notebook was opened
-while not (Path.cwd() / "data" / "sample_tiles").is_dir() and Path.cwd() != Path.cwd().parent:
-    os.chdir("..")
 
 import matplotlib.pyplot as plt
 from IPython.display import HTML, display
@@ -43,6 +38,10 @@ import campwatch as cw
 from campwatch import plot
 from campwatch.compare import aoi_mask
 from campwatch.vectorize import mask_to_polygons
+
+# run from the repository root, wherever the notebook was opened
+while not (Path.cwd() / "data" / "sample_tiles").is_dir() and Path.cwd() != Path.cwd().parent:
+    os.chdir("..")
 
 BEFORE = "data/sample_tiles/rennes/imgs_1"
 AFTER = "data/sample_tiles/rennes/imgs_2"

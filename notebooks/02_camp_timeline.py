@@ -32,15 +32,16 @@ import os
 import warnings
 from pathlib import Path
 
-while not (Path.cwd() / "data" / "sample_tiles").is_dir() and Path.cwd() != Path.cwd().parent:
-    os.chdir("..")
-
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import HTML, display
 
 import campwatch as cw
 from campwatch import plot
+
+# run from the repository root, wherever the notebook was opened
+while not (Path.cwd() / "data" / "sample_tiles").is_dir() and Path.cwd() != Path.cwd().parent:
+    os.chdir("..")
 
 SCENES = ["data/sample_tiles/bercy/imgs_2", "data/sample_tiles/bercy/imgs_1"]  # any order: sorted by date
 

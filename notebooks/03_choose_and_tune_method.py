@@ -35,9 +35,6 @@ import time
 import warnings
 from pathlib import Path
 
-while not (Path.cwd() / "data" / "sample_tiles").is_dir() and Path.cwd() != Path.cwd().parent:
-    os.chdir("..")
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -48,6 +45,10 @@ from campwatch import plot
 from campwatch.detect import NODATA, clean_mask
 from campwatch.evaluate import labels_to_bool
 from campwatch.io import read_raster
+
+# run from the repository root, wherever the notebook was opened
+while not (Path.cwd() / "data" / "sample_tiles").is_dir() and Path.cwd() != Path.cwd().parent:
+    os.chdir("..")
 
 # The label rasters carry no georeferencing (they lie on the B02 grid); rasterio warns about it.
 warnings.simplefilter("ignore", NotGeoreferencedWarning)

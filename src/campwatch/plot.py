@@ -276,7 +276,7 @@ def confusion_rgb(pred: np.ndarray, truth: np.ndarray, *, valid: np.ndarray | No
     p, t = pred.astype(bool), truth.astype(bool)
     if p.shape != t.shape:
         raise ValueError(f"prediction shape {p.shape} differs from label shape {t.shape}")
-    out = np.empty(p.shape + (3,), np.float32)
+    out = np.empty((*p.shape, 3), np.float32)
     out[...] = (0.15, 0.15, 0.15)
     out[p & t] = (1.0, 1.0, 1.0)
     out[p & ~t] = (0.9, 0.1, 0.1)
@@ -529,7 +529,7 @@ def show_change(before: Scene, after: Scene, result: ChangeResult, *, bands: Seq
     thr = result.threshold
     fig.suptitle(f"threshold {thr.value:.3g} ({thr.method}); valid {result.valid_fraction:.1%}; "
                  f"pixel {result.grid.pixel_size_m():.1f} m; red = change, grey = no data", fontsize=9)
-    return fig
+    return fig  # type: ignore[return-value]
 
 
 def plot_histogram(result: ChangeResult, *, ax: Axes | None = None, log: bool = True,
@@ -662,10 +662,12 @@ def plot_timeline(timeline: Timeline, *, ax: Axes | None = None) -> Axes:
         x = [d.date for d in used]
         y = [d.footprint["footprint_m2"] for d in used]
         err = [d.footprint["footprint_uncertainty_m2"] for d in used]
-        ax.errorbar(x, y, yerr=err, marker="o", capsize=4, label="built footprint ± outline uncertainty")
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=4,  # type: ignore[arg-type]
+                    label="built footprint ± outline uncertainty")
     skipped = [d for d in timeline.dates if d.status != "used"]
     if skipped:
-        ax.scatter([d.date for d in skipped], [0] * len(skipped), marker="x", color="grey", zorder=3,
+        ax.scatter([d.date for d in skipped], [0] * len(skipped),  # type: ignore[arg-type]
+                   marker="x", color="grey", zorder=3,
                    label=f"skipped ({len(skipped)}): see the reasons in timeline.rows()")
     for p in timeline.pairs:
         s = p.summary()
@@ -680,7 +682,7 @@ def plot_timeline(timeline: Timeline, *, ax: Axes | None = None) -> Axes:
     if timeline.dates:
         d0, d1 = min(d.date for d in timeline.dates), max(d.date for d in timeline.dates)
         pad = dt.timedelta(days=max(30, (d1 - d0).days // 8))
-        ax.set_xlim(d0 - pad, d1 + pad)
+        ax.set_xlim(d0 - pad, d1 + pad)  # type: ignore[arg-type]
     ax.legend(fontsize=7, loc="lower left")
     ax.figure.autofmt_xdate()
     return ax
