@@ -20,6 +20,10 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
+# Execute every notebooks/*.py (jupytext) offline on the sample tiles; `make test` runs these too.
+notebooks: $(VENV)/.installed
+	$(PY) -m pytest -q tests/test_notebooks.py
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy
