@@ -76,6 +76,8 @@ __all__ = [
     "scene_grid",
     "utm_crs_for",
     "write_raster",
+    "raster_writer",
+    "block_shape",
 ]
 
 log = logging.getLogger(__name__)
@@ -834,6 +836,43 @@ def write_raster(path: str | os.PathLike[str], array: np.ndarray, grid: Grid, *,
         for i, name in enumerate(band_names or []):
             dst.set_band_description(i + 1, name)
     return Path(path)
+
+
+def block_shape(ref: BandRef) -> tuple[int, int]:
+    """(rows, cols) of the internal blocks (tiles or strips) of the file holding band ``ref``."""
+    with _open(ref.path) as ds:
+        r, c = ds.block_shapes[ref.index - 1]
+    return int(r), int(c)
+
+
+@contextlib.contextmanager
+def raster_writer(path: str | os.PathLike[str], grid: Grid, *, dtype: str, nodata: float | None = None,
+                  overwrite: bool = False, tags: Mapping[str, str] | None = None,
+                  band_names: Sequence[str] | None = None) -> Iterator[Any]:
+    """Write a one-band raster on ``grid`` window by window; yields ``write(array, window)``.
+
+    The same file :func:`write_raster` makes (tiled DEFLATE GeoTIFF), written to a
+    temporary name and renamed into place only when the block succeeds.  ``write`` must
+    be called from one thread at a time.
+    """
+    profile = {
+        "driver": "GTiff", "height": grid.height, "width": grid.width, "count": 1,
+        "dtype": dtype, "crs": grid.crs, "transform": grid.transform, "nodata": nodata,
+        "compress": "deflate", "tiled": grid.width >= 256 and grid.height >= 256,
+        "bigtiff": "if_safer",
+    }
+    if profile["tiled"]:
+        profile.update(blockxsize=256, blockysize=256)
+    with atomic_path(path, overwrite=overwrite) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+
+        def write(array: np.ndarray, window: Window) -> None:
+            dst.write(np.asarray(array, dtype=dtype), 1, window=window)
+
+        yield write
+        if tags:
+            dst.update_tags(**{k: str(v) for k, v in tags.items()})
+        for i, name in enumerate(band_names or []):
+            dst.set_band_description(i + 1, name)
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:

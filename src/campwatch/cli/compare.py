@@ -27,11 +27,18 @@ from campwatch.detect import METHODS
 @click.option("--clouds/--no-clouds", default=None, help="Mask clouds (default: on for Sentinel-2 without SCL).")
 @click.option("--structures/--no-structures", default=True, show_default=True,
               help="Also measure built-up footprint growth (structures.gpkg/.geojson, summary 'structures').")
+@click.option("--stream/--in-memory", "stream", default=None,
+              help="Process window by window at bounded memory (default: without --aoi, when BEFORE has more "
+                   "than 4096 x 4096 pixels of 5 m or more).")
+@click.option("--workers", type=int, default=2, show_default=True, help="Threads when streaming.")
+@click.option("--dask", "dask_address", default=None, metavar="ADDRESS",
+              help="Stream on this dask.distributed scheduler (implies --stream).")
 @band_options
 @overwrite_option
 def command(before: str, after: str, outdir: str, aoi: str | None, method: str, threshold: str, alpha: float,
             min_area_m2: float, opening_radius: int, increase_only: bool, no_coregister: bool, clouds: bool | None,
-            structures: bool, profile: str | None, band_map: str | None, overwrite: bool) -> None:
+            structures: bool, stream: bool | None, workers: int, dask_address: str | None, profile: str | None,
+            band_map: str | None, overwrite: bool) -> None:
     """Compare BEFORE and AFTER (files or band folders); outputs are on BEFORE's grid.
 
     Without --aoi the whole overlap is processed.
@@ -48,10 +55,36 @@ def command(before: str, after: str, outdir: str, aoi: str | None, method: str, 
         except ValueError:
             raise click.BadParameter(f"{threshold!r}: give auto, otsu, ki, chi2 or a number", param_hint="--threshold") from None
         t = "fixed"
+    bmap = parse_band_override(band_map) if band_map else None
+    if dask_address:
+        stream = True
+    if stream is None and aoi is None:
+        from campwatch.engine import auto_stream
+
+        stream = auto_stream(before, profile=profile, band_map=bmap)
+    if stream:
+        if aoi is not None:
+            raise click.BadParameter("streaming processes the whole scene; drop --aoi or use --in-memory",
+                                     param_hint="--stream")
+        from campwatch.engine import compare_streaming
+
+        r = compare_streaming(before, after, outdir, method=method, threshold=t, value=value, alpha=alpha,
+                              min_area_m2=min_area_m2, opening_radius=opening_radius, increase_only=increase_only,
+                              coregister=not no_coregister, clouds=clouds, profile=profile, band_map=bmap,
+                              workers=workers, client=dask_address, overwrite=overwrite, structures=structures)
+        s = r.summary
+        click.echo(f"{r.method} (streamed, {s['processing']['executor']}): changed {r.changed_area_m2:,.0f} m² "
+                   f"({s['changed_fraction']:.3%} of valid), threshold {r.threshold.value:.4g} "
+                   f"({r.threshold.method}), valid {r.valid_fraction:.1%}, {s['processing']['wall_s']:.1f} s")
+        if r.threshold.note:
+            click.echo(f"note: {r.threshold.note}")
+        for note in s["processing"]["not_done"]:
+            click.echo(f"note: {note}")
+        click.echo(f"outputs in {outdir}: {', '.join(p.name for p in r.paths.values())}")
+        return
     for name in OUTPUTS + (STRUCTURE_OUTPUTS if structures else ()):  # refuse before any work
         check_writable(f"{outdir}/{name}", overwrite=overwrite)
-    b, a, aoi_obj = read_pair(before, after, aoi=aoi, method=method, profile=profile,
-                              band_map=parse_band_override(band_map) if band_map else None)
+    b, a, aoi_obj = read_pair(before, after, aoi=aoi, method=method, profile=profile, band_map=bmap)
     result = compare_scenes(b, a, method=method, threshold=t, value=value, alpha=alpha,  # type: ignore[arg-type]
                             min_area_m2=min_area_m2, opening_radius=opening_radius, increase_only=increase_only,
                             coregister=not no_coregister, clouds=clouds, aoi=aoi_obj, structures=structures)

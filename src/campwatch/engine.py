@@ -1,0 +1,761 @@
+"""Streaming comparison of two large scenes at bounded memory: the tool behind ``campwatch compare``
+on full Sentinel-2 tiles.
+
+Neither date is ever held whole.  The work is the in-memory :func:`campwatch.compare.compare_scenes`
+chain, cut into windows, with the same pure per-window functions of :mod:`campwatch.detect`:
+
+0. **co-registration** (optional): the shift is estimated on the central
+   :data:`COREG_WINDOW` × :data:`COREG_WINDOW` px (the whole grid when smaller) and applied
+   to every window as a bilinear sub-pixel shift, with a halo;
+1. **fit** — the windows of :func:`campwatch.detect.fit_windows` are read (with the cloud
+   and shift halo) and the global statistics (radiometric fit, IR-MAD covariances, ...)
+   are accumulated over them;
+2. **score** — every window is read with a halo (clouds 4 px + shift + score 3 px + 2 ×
+   opening radius), cloud-masked, shifted, scored, counted into the global histogram,
+   thresholded and opened; its core score is written to ``change_score.tif`` and its
+   core hits go into a 1-byte mask (``chi2`` and fixed thresholds are known before the
+   scores are; ``otsu`` and ``ki`` take one more pass, after the histogram);
+3. **clean-up** — the minimum mapping unit over the 1-byte mask, labelled strip by strip
+   (:class:`campwatch.detect.Components`); ``change_mask.tif`` and ``changes.gpkg``
+   (polygons per strip, merged across strip borders) are written from it.
+
+Local runs read full-width strips of rows (a multiple of the file's block height), so
+every block is decoded once and the halo comes from the neighbouring strips held in
+memory; reading and scoring run on a thread pool (GDAL decoding and numpy release the
+GIL).  With a ``dask.distributed`` client the same per-window function runs as one task
+per window (block-aligned, each task reading its own halo), on a ``LocalCluster`` or a
+cluster given by address.  Both give the same outputs as the in-memory path
+(``tests/test_engine.py``).
+
+What streaming does not do, and says so in ``summary.json``: footprint growth
+(``--structures``) and a full-resolution quicklook (it is decimated).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rasterio.windows import Window
+
+from campwatch._version import __version__
+from campwatch.detect import (
+    METHOD_BANDS,
+    METHODS,
+    NODATA,
+    Components,
+    _Ctx,
+    changed_area_m2,
+    choose_threshold,
+    detection_bands,
+    detection_params,
+    fit_context,
+    fit_windows,
+    increase_mask,
+    new_histogram,
+    resolve_threshold,
+    score_halo,
+    threshold_open,
+    warn_low_valid,
+    window_score,
+)
+from campwatch.grid import Grid
+from campwatch.scene import Scene
+from campwatch.threshold import Histogram, ThresholdChoice
+
+__all__ = ["StreamResult", "compare_streaming", "should_stream", "auto_stream", "STREAM_PIXELS", "COREG_WINDOW"]
+
+#: ``campwatch compare`` streams by default above this many pixels (4096 × 4096).
+STREAM_PIXELS = 4096 * 4096
+#: Edge of the central window the co-registration shift is estimated on.
+COREG_WINDOW = 2048
+#: Halo the cloud test needs: majority filter (2 px) then the 2 px buffer.
+CLOUD_HALO = 4
+#: Longest edge of the decimated quicklook panels.
+QUICKLOOK_PX = 1200
+#: GDAL block cache while streaming (bytes): every block is decoded once, so a big cache
+#: only costs memory.
+GDAL_CACHE = 64 * 2 ** 20
+
+
+def should_stream(grid: Grid) -> bool:
+    """True when ``grid`` is large enough that ``compare`` streams it by default.
+
+    Examples
+    --------
+    >>> from affine import Affine
+    >>> should_stream(Grid((10980, 10980), Affine(10, 0, 0, 0, -10, 0), "EPSG:32652"))
+    True
+    """
+    return grid.height * grid.width > STREAM_PIXELS
+
+
+def auto_stream(path: str | os.PathLike[str], *, profile: str | None = None,
+                band_map: dict[str, int] | None = None) -> bool:
+    """Whether ``campwatch compare`` (without an AOI) streams ``path`` by default: more than
+    :data:`STREAM_PIXELS` pixels of 5 m or more (VHR imagery has its own in-memory mode)."""
+    from campwatch.io import open_source
+
+    grid = open_source(path, profile=profile, bands=band_map).finest.grid
+    return should_stream(grid) and grid.pixel_size_m() >= 5.0
+
+
+# --------------------------------------------------------------------------------------
+# the plan: everything a window needs, picklable for dask
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Plan:
+    before: Any  # SceneSource
+    after: Any  # SceneSource
+    grid: Grid
+    read_bands: tuple[str, ...]
+    bands: tuple[str, ...]
+    method: str
+    clouds: bool
+    shift: tuple[float, float] | None
+    opening_radius: int
+    increase_only: bool
+    ctx: _Ctx | None = None
+    threshold: float | None = None
+
+    @property
+    def prep_halo(self) -> int:
+        """Halo of the preparation steps (clouds, shift) alone."""
+        h = CLOUD_HALO if self.clouds else 0
+        if self.shift is not None:
+            h += int(math.ceil(max(abs(self.shift[0]), abs(self.shift[1])))) + 1
+        return h
+
+    @property
+    def halo(self) -> int:
+        return self.prep_halo + score_halo(self.method) + 2 * self.opening_radius
+
+
+@dataclass
+class _WindowOut:
+    core: Window
+    score: np.ndarray
+    hit: np.ndarray | None
+    valid: np.ndarray
+    counts: np.ndarray
+    cloud: tuple[int, int, int, int]  # before valid, before flagged, after valid, after flagged
+    thumbs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None
+
+
+def _inner(core: Window, pad: Window) -> tuple[slice, slice]:
+    r = int(core.row_off - pad.row_off)
+    c = int(core.col_off - pad.col_off)
+    return slice(r, r + int(core.height)), slice(c, c + int(core.width))
+
+
+def _pad(grid: Grid, core: Window, halo: int) -> Window:
+    r0, c0 = max(int(core.row_off) - halo, 0), max(int(core.col_off) - halo, 0)
+    r1 = min(int(core.row_off + core.height) + halo, grid.height)
+    c1 = min(int(core.col_off + core.width) + halo, grid.width)
+    return Window(c0, r0, c1 - c0, r1 - r0)
+
+
+def _read(plan: _Plan, win: Window) -> tuple[Scene, Scene]:
+    """Both dates on a window of the plan's grid (the I/O edge does the reading)."""
+    from campwatch.io import read_source
+
+    g = plan.grid.window(win)
+    return (read_source(plan.before, g, bands=plan.read_bands),
+            read_source(plan.after, g, bands=plan.read_bands))
+
+
+def _prepare(plan: _Plan, b: Scene, a: Scene) -> tuple[Scene, Scene, np.ndarray, np.ndarray]:
+    """Clouds, then the shift, as :func:`campwatch.compare.compare_scenes` does; returns the
+    scenes and the cloud flags of each date (True = flagged)."""
+    cb = ca = np.zeros(b.grid.shape, bool)
+    if plan.clouds:
+        from campwatch.masks import mask_clouds
+
+        b2, a2 = mask_clouds(b), mask_clouds(a)
+        cb, ca = b.valid & ~b2.valid, a.valid & ~a2.valid
+        b, a = b2, a2
+    if plan.shift is not None:
+        from campwatch.coregister import apply_shift
+
+        a = apply_shift(a, *plan.shift)
+    return b, a, cb, ca
+
+
+def _fit_data(plan: _Plan, b: Scene, a: Scene, pad: Window,
+              core: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+    b, a, cb, ca = _prepare(plan, b, a)
+    s = _inner(core, pad)
+    ok = (b.valid & a.valid)[s]
+    return (b.select(plan.bands).data[(slice(None), *s)], a.select(plan.bands).data[(slice(None), *s)], ok,
+            _cloud_counts(b, a, cb, ca, s))
+
+
+def _cloud_counts(b: Scene, a: Scene, cb: np.ndarray, ca: np.ndarray, s: tuple[slice, slice]) -> tuple[int, ...]:
+    vb = (b.valid | cb)[s]
+    va = (a.valid | ca)[s]
+    return int(vb.sum()), int(cb[s].sum()), int(va.sum()), int(ca[s].sum())
+
+
+def _process(plan: _Plan, b: Scene, a: Scene, pad: Window, core: Window, *, thumb: int,
+             want_score: bool) -> _WindowOut:
+    """Pass 2 on one window read with its halo: score, histogram counts, opened hits."""
+    assert plan.ctx is not None
+    b, a, cb, ca = _prepare(plan, b, a)
+    ok = b.valid & a.valid
+    xb, xa = b.select(plan.bands).data, a.select(plan.bands).data
+    s, _ = window_score(plan.method, plan.ctx, xb, xa, ok)
+    inner = _inner(core, pad)
+    hit = None
+    if plan.threshold is not None:
+        keep = None
+        if plan.increase_only:
+            bui = METHOD_BANDS["bui"]
+            keep = increase_mask(b.select(bui).data, a.select(bui).data, bui)
+        hit = threshold_open(s, plan.threshold, keep=keep, opening_radius=plan.opening_radius)[inner]
+        hit &= ok[inner]
+    score = s[inner]
+    counts = np.zeros(0, dtype=np.int64)
+    if want_score:
+        h = new_histogram(plan.method)
+        h.add(score)
+        counts = h.counts
+    thumbs = None
+    if thumb and want_score:
+        r0 = (-int(core.row_off)) % thumb
+        c0 = (-int(core.col_off)) % thumb
+        sl = (slice(inner[0].start + r0, inner[0].stop, thumb), slice(inner[1].start + c0, inner[1].stop, thumb))
+        rgb = [x for x in ("red", "green", "blue") if x in b.bands] or [b.bands[0]]
+        rgb = (rgb * 3)[:3] if len(rgb) < 3 else rgb
+        thumbs = (b.select(rgb).data[(slice(None), *sl)], b.valid[sl], a.select(rgb).data[(slice(None), *sl)],
+                  a.valid[sl])
+    return _WindowOut(core, score if want_score else np.zeros((0, 0), np.float32), hit, ok[inner], counts,
+                      _cloud_counts(b, a, cb, ca, inner), thumbs)
+
+
+# --------------------------------------------------------------------------------------
+# executors: local strips on threads, or one dask task per window
+# --------------------------------------------------------------------------------------
+class _LocalStrips:
+    """Full-width strips of ``strip`` rows; each block is decoded once, halos come from the
+    strips held before and after; reading and processing on ``workers`` threads."""
+
+    def __init__(self, plan: _Plan, *, strip: int, chunk: int, workers: int) -> None:
+        self.plan, self.strip, self.chunk = plan, strip, chunk
+        self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="campwatch")
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+    def _cols(self) -> list[tuple[int, int]]:
+        n = self.plan.grid.width
+        return [(c, min(c + self.chunk, n)) for c in range(0, n, self.chunk)]
+
+    def _read_strip(self, r0: int, r1: int) -> Callable[[], tuple[Scene, Scene]]:
+        """Submit the reads of rows [r0, r1); returns a function that assembles the strip."""
+        futs = [self.pool.submit(_read, self.plan, Window(c0, r0, c1 - c0, r1 - r0)) for c0, c1 in self._cols()]
+
+        def assemble() -> tuple[Scene, Scene]:
+            parts = [f.result() for f in futs]
+            g = self.plan.grid.window(Window(0, r0, self.plan.grid.width, r1 - r0))
+            out = []
+            for k in (0, 1):
+                data = np.concatenate([p[k].data for p in parts], axis=2)
+                valid = np.concatenate([p[k].valid for p in parts], axis=1)
+                out.append(dataclasses.replace(parts[0][k], data=data, valid=valid, grid=g))
+            return out[0], out[1]
+
+        return assemble
+
+    def map_fit(self, windows: list[Window]) -> Iterator[Any]:
+        halo = self.plan.prep_halo
+
+        def job(w: Window) -> Any:
+            pad = _pad(self.plan.grid, w, halo)
+            b, a = _read(self.plan, pad)
+            return _fit_data(self.plan, b, a, pad, w)
+
+        yield from self.pool.map(job, windows)
+
+    def map_process(self, *, thumb: int, want_score: bool) -> Iterator[_WindowOut]:
+        plan, grid, h = self.plan, self.plan.grid, self.plan.halo
+        strips = [(r, min(r + self.strip, grid.height)) for r in range(0, grid.height, self.strip)]
+        if h > self.strip:
+            raise ValueError(f"halo {h} px is larger than the strip height {self.strip}")
+        cur = self._read_strip(*strips[0])()
+        nxt_f = self._read_strip(*strips[1]) if len(strips) > 1 else None
+        prev: tuple[Scene, Scene] | None = None
+        for k, (r0, r1) in enumerate(strips):
+            nxt = nxt_f() if nxt_f is not None else None
+            top = prev[0].grid.height if prev is not None else 0
+            rows = [p for p in (prev, cur, _head(nxt, h) if nxt is not None else None) if p is not None]
+            pad_r0 = r0 - top
+
+            def job(c0: int, c1: int, rows: list[tuple[Scene, Scene]] = rows, pad_r0: int = pad_r0,
+                    r0: int = r0, r1: int = r1) -> _WindowOut:
+                core = Window(c0, r0, c1 - c0, r1 - r0)
+                pc0, pc1 = max(c0 - h, 0), min(c1 + h, grid.width)
+                nrows = sum(p[0].grid.height for p in rows)
+                pad = Window(pc0, pad_r0, pc1 - pc0, nrows)
+                g = grid.window(pad)
+                scenes = []
+                for d in (0, 1):
+                    data = np.concatenate([p[d].data[:, :, pc0:pc1] for p in rows], axis=1)
+                    valid = np.concatenate([p[d].valid[:, pc0:pc1] for p in rows], axis=0)
+                    scenes.append(dataclasses.replace(rows[0][d], data=data, valid=valid, grid=g))
+                return _process(plan, scenes[0], scenes[1], pad, core, thumb=thumb, want_score=want_score)
+
+            futs = [self.pool.submit(job, c0, c1) for c0, c1 in self._cols()]
+            nn_f = self._read_strip(*strips[k + 2]) if k + 2 < len(strips) else None
+            for f in futs:
+                yield f.result()
+            prev = _tail(cur, h) if h else None
+            cur = nxt  # type: ignore[assignment]
+            nxt_f = nn_f
+
+
+def _head(p: tuple[Scene, Scene], n: int) -> tuple[Scene, Scene] | None:
+    if n == 0:
+        return None
+    return tuple(dataclasses.replace(s, data=s.data[:, :n], valid=s.valid[:n],
+                                     grid=s.grid.window(Window(0, 0, s.grid.width, min(n, s.grid.height))))
+                 for s in p)  # type: ignore[return-value]
+
+
+def _tail(p: tuple[Scene, Scene], n: int) -> tuple[Scene, Scene]:
+    out = []
+    for s in p:
+        k = min(n, s.grid.height)
+        out.append(dataclasses.replace(s, data=s.data[:, -k:].copy(), valid=s.valid[-k:].copy(),
+                                       grid=s.grid.window(Window(0, s.grid.height - k, s.grid.width, k))))
+    return out[0], out[1]
+
+
+def _dask_fit(plan: _Plan, w: Window) -> Any:
+    pad = _pad(plan.grid, w, plan.prep_halo)
+    b, a = _read(plan, pad)
+    return _fit_data(plan, b, a, pad, w)
+
+
+def _dask_process(plan: _Plan, w: Window, thumb: int, want_score: bool) -> _WindowOut:
+    from rasterio import Env
+
+    with Env(GDAL_CACHEMAX=GDAL_CACHE):
+        pad = _pad(plan.grid, w, plan.halo)
+        b, a = _read(plan, pad)
+        return _process(plan, b, a, pad, w, thumb=thumb, want_score=want_score)
+
+
+class _DaskWindows:
+    """One task per block-aligned window on a ``dask.distributed`` client; results in order."""
+
+    def __init__(self, plan: _Plan, client: Any, *, chunk: int) -> None:
+        self.plan, self.client, self.chunk = plan, client, chunk
+
+    def close(self) -> None:
+        pass
+
+    def _ordered(self, futures: list[Any]) -> Iterator[Any]:
+        for f in futures:
+            yield f.result()
+            f.release()
+
+    def map_fit(self, windows: list[Window]) -> Iterator[Any]:
+        plan = self.client.scatter(self.plan, broadcast=True)
+        yield from self._ordered(self.client.map(_dask_fit, [plan] * len(windows), windows, pure=False))
+
+    def map_process(self, *, thumb: int, want_score: bool) -> Iterator[_WindowOut]:
+        plan = self.client.scatter(self.plan, broadcast=True)
+        wins = [core for core, _ in self.plan.grid.tiles(self.chunk)]
+        n = len(wins)
+        yield from self._ordered(self.client.map(_dask_process, [plan] * n, wins, [thumb] * n, [want_score] * n,
+                                                 pure=False))
+
+
+# --------------------------------------------------------------------------------------
+# the tool
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StreamResult:
+    """What :func:`compare_streaming` measured and wrote (no pixels)."""
+
+    grid: Grid
+    method: str
+    threshold: ThresholdChoice
+    histogram: Histogram
+    valid_fraction: float
+    changed_area_m2: float
+    changed_pixels: int
+    polygons: int
+    coregistration: dict[str, Any] | None
+    params: dict[str, Any]
+    summary: dict[str, Any]
+    paths: dict[str, Path] = field(default_factory=dict)
+
+
+def _aligned(size: int, block: int) -> int:
+    return max(block, (size // block) * block) if block else size
+
+
+def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.PathLike[str],
+                      outdir: str | os.PathLike[str], *, method: str = "default", threshold: str = "auto",
+                      value: float | None = None, alpha: float = 1e-6, min_area_m2: float = 200.0,
+                      opening_radius: int = 0, increase_only: bool = False, coregister: bool = True,
+                      clouds: bool | None = None, profile: str | None = None,
+                      band_map: dict[str, int] | None = None, window_size: int = 1024, workers: int = 2,
+                      client: Any = None, overwrite: bool = False,
+                      structures: bool = False) -> StreamResult:
+    """Compare two scenes window by window and write the ``compare`` outputs into ``outdir``.
+
+    Parameters
+    ----------
+    before_path, after_path : path-like
+        As for :func:`campwatch.compare.compare_files` (no AOI: the whole of BEFORE's grid).
+    method, threshold, value, alpha, min_area_m2, opening_radius, increase_only, coregister, clouds :
+        As for :func:`campwatch.compare.compare_scenes`.
+    window_size : int
+        Columns per window (rounded down to a multiple of the file's block width, at least
+        one block); local strips are the file's block height tall (at least 256 rows).
+    workers : int
+        Threads for a local run.
+    client : dask.distributed.Client or str, optional
+        Run the windows as dask tasks on this client (or scheduler address).
+    structures : bool
+        Footprint growth is not streamed: when True, the summary says it was not computed.
+
+    Returns
+    -------
+    StreamResult
+        Figures, the ``summary.json`` dict and the output paths.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = tempfile.mkdtemp()
+    >>> r = compare_streaming("data/sample_tiles/rennes/imgs_1", "data/sample_tiles/rennes/imgs_2", out,
+    ...                       window_size=256)
+    >>> r.grid.shape, r.threshold.method, r.summary["processing"]["mode"]
+    ((339, 563), 'chi2', 'streaming')
+    """
+    from rasterio import Env
+
+    from campwatch.compare import OUTPUTS, _bands_for
+    from campwatch.io import block_shape, check_writable, open_source
+
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    t_start = time.perf_counter()
+    out = Path(outdir)
+    names = OUTPUTS
+    paths = {n: out / n for n in names}
+    for p in paths.values():
+        check_writable(p, overwrite=overwrite)
+    src_b = open_source(before_path, profile=profile, bands=band_map)
+    src_a = open_source(after_path, profile=profile, bands=band_map)
+    wanted = _bands_for(method)
+    read_bands = tuple(src_b.keys if wanted is None else [b for b in wanted if b in src_b.keys])
+    missing = [b for b in read_bands if b not in src_a.keys]
+    if missing:
+        read_bands = tuple(b for b in read_bands if b in src_a.keys)
+    from campwatch.scene import Scene as _S
+
+    stub_b = _S(np.zeros((len(read_bands), 1, 1), np.float32), read_bands, src_b.finest.grid.window(Window(0, 0, 1, 1)),
+                np.ones((1, 1), bool), profile=src_b.profile.name)
+    stub_b.require(METHOD_BANDS[method], method=f"method {method!r}")
+    if increase_only:
+        stub_b.require(METHOD_BANDS["bui"], method="increase_only")
+    grid = src_b.finest.grid
+    bands = detection_bands(method, read_bands, read_bands)
+    extra: dict[str, Any] = {}
+    if clouds is None:
+        clouds = src_b.profile.name.startswith("sentinel2") and src_b.scl is None
+        extra["clouds_reason"] = ("default for Sentinel-2 without SCL" if clouds
+                                  else "off: not Sentinel-2, or an SCL band already masked clouds")
+    brow, bcol = block_shape(src_b.finest)
+    strip = _aligned(max(256, brow), brow) if brow < grid.height else grid.height
+    chunk = _aligned(window_size, bcol) if bcol < grid.width else window_size
+    plan = _Plan(src_b, src_a, grid, read_bands, bands, method, bool(clouds), None, opening_radius, increase_only)
+    timings: dict[str, float] = {}
+    with Env(GDAL_CACHEMAX=GDAL_CACHE):
+        # ---- 0: co-registration on the central window ---------------------------------
+        shift_dict = None
+        coreg_note = None
+        if coregister:
+            from campwatch.coregister import coregister as _coregister
+
+            t = time.perf_counter()
+            cw = Window(max(0, (grid.width - COREG_WINDOW) // 2), max(0, (grid.height - COREG_WINDOW) // 2),
+                        min(COREG_WINDOW, grid.width), min(COREG_WINDOW, grid.height))
+            b, a = _read(plan, cw)
+            b, a, _, _ = _prepare(plan, b, a)
+            _, shift = _coregister(b, a)
+            shift_dict = shift.to_dict()
+            whole = cw.width == grid.width and cw.height == grid.height
+            coreg_note = ("estimated on the whole grid" if whole else
+                          f"estimated on the central {int(cw.width)} x {int(cw.height)} px window "
+                          f"(rows {int(cw.row_off)}-{int(cw.row_off + cw.height)}, cols {int(cw.col_off)}-"
+                          f"{int(cw.col_off + cw.width)}) and applied to every window")
+            if shift.applied:
+                plan = dataclasses.replace(plan, shift=(shift.dx_px, shift.dy_px))
+            timings["coregister_s"] = time.perf_counter() - t
+        runner: Any
+        if client is not None:
+            if isinstance(client, str):
+                from distributed import Client
+
+                client = Client(client)
+            runner = _DaskWindows(plan, client, chunk=chunk)
+        else:
+            runner = _LocalStrips(plan, strip=strip, chunk=chunk, workers=workers)
+        try:
+            # ---- 1: global fit over the fit windows ----------------------------------
+            t = time.perf_counter()
+            sample = fit_windows(grid)
+            fit_parts = list(runner.map_fit(sample))
+            ctx = fit_context(method, bands, lambda: ((p[0], p[1], p[2]) for p in fit_parts))
+            del fit_parts
+            timings["fit_s"] = time.perf_counter() - t
+            method_t, value = resolve_threshold(method, threshold, value)
+            known = method_t in ("chi2", "fixed")
+            choice = choose_threshold(method, ctx, new_histogram(method), threshold=threshold, value=value,
+                                      alpha=alpha) if known else None
+            plan = dataclasses.replace(plan, ctx=ctx, threshold=choice.value if choice else None)
+            runner.plan = plan
+            # ---- 2: scores, histogram, hits -------------------------------------------
+            t = time.perf_counter()
+            state = _Collect(grid, method)
+            tags = {"campwatch_version": __version__, "method": method}
+            from campwatch.io import raster_writer
+
+            with raster_writer(paths["change_score.tif"], grid, dtype="float32", nodata=float("nan"),
+                               overwrite=overwrite, tags=tags, band_names=["change_score"]) as write:
+                for w in runner.map_process(thumb=state.thumb, want_score=True):
+                    write(w.score, w.core)
+                    state.add(w)
+                if choice is None:
+                    choice = choose_threshold(method, ctx, state.hist, threshold=threshold, value=value, alpha=alpha)
+                    plan = dataclasses.replace(plan, threshold=choice.value)
+                    runner.plan = plan
+                    for w in runner.map_process(thumb=0, want_score=False):
+                        state.add_hits(w)
+                tags["threshold"] = f"{choice.value:.6g} ({choice.method})"
+            timings["score_s"] = time.perf_counter() - t
+        finally:
+            runner.close()
+        # ---- 3: minimum mapping unit, mask, polygons ----------------------------------
+        t = time.perf_counter()
+        comps = Components(state.hit, grid.pixel_area_m2(), min_area_m2=max(min_area_m2, 0.0))
+        row_counts = np.zeros(grid.height, dtype=np.int64)
+        from campwatch.io import atomic_path, raster_writer, write_png
+
+        pieces = []
+        th = state.thumb
+        final = np.zeros(state.vb.shape, bool)
+        mask_tags = {**tags, "values": "1 change, 0 no change, 255 no data"}
+        with raster_writer(paths["change_mask.tif"], grid, dtype="uint8", nodata=NODATA, overwrite=overwrite,
+                           tags=mask_tags, band_names=["change"]) as write:
+            for k, (r0, r1) in enumerate(comps.bounds):
+                lab = comps.labels(k)
+                kept = lab > 0
+                row_counts[r0:r1] = kept.sum(1)
+                write(np.where(state.valid[r0:r1], kept.astype(np.uint8), np.uint8(NODATA)),
+                      Window(0, r0, grid.width, r1 - r0))
+                first = (-r0) % th
+                sub = kept[first::th, ::th]
+                final[(r0 + first) // th:(r0 + first) // th + sub.shape[0]] = sub
+                if kept.any():
+                    pieces.append(_strip_polygons(lab, grid, r0, r1, state.hit_scores(r0, r1)))
+        timings["clean_mask_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        gdf = _merge_polygons(pieces, grid)
+        with atomic_path(paths["changes.gpkg"], overwrite=overwrite) as tmp:
+            gdf.to_file(tmp, driver="GPKG", layer="changes")
+        timings["polygons_s"] = time.perf_counter() - t
+        write_png(paths["quicklook.png"], state.quicklook(final), overwrite=overwrite)
+    valid_px = int(state.valid.sum())
+    valid_fraction = valid_px / (grid.height * grid.width)
+    if valid_fraction < 0.05:
+        warn_low_valid(valid_fraction, src_b.path, src_a.path)
+    area = changed_area_m2(row_counts, grid)
+    params = detection_params(method, ctx, alpha=alpha, min_area_m2=min_area_m2, opening_radius=opening_radius,
+                              increase_only=increase_only, window_size=window_size, sample=sample, grid=grid)
+    cloud_info: dict[str, Any] = {"masked": bool(clouds)}
+    if clouds:
+        nb, fb, na, fa = state.clouds
+        cloud_info.update(before_fraction=round(fb / nb, 6) if nb else 0.0,
+                          after_fraction=round(fa / na, 6) if na else 0.0,
+                          test={"method": "spectral (HOT, bright-white, cirrus)", "buffer_px": 2})
+    params = {**params, "clouds": cloud_info, "aoi": None, "coregister": coregister, **extra}
+    row_area = grid.pixel_area_m2()[:, 0]
+    valid_area = float(np.dot(state.valid.sum(1).astype(np.float64), row_area))
+    summary: dict[str, Any] = {
+        "method": method, "threshold": choice.to_dict(), "changed_area_m2": round(area, 1),
+        "changed_fraction": round(area / valid_area, 6) if valid_area > 0 else 0.0,
+        "changed_pixels": int(row_counts.sum()), "valid_fraction": round(valid_fraction, 6),
+        "valid_area_m2": round(valid_area, 1), "pixel_size_m": round(grid.pixel_size_m(), 3),
+        "grid": grid.to_dict(), "coregistration": shift_dict, "params": params,
+    }
+    if shift_dict is None:
+        summary["coregistration_note"] = "not estimated (--no-coregister)"
+    else:
+        summary["coregistration_note"] = coreg_note
+    summary["histogram"] = {"bins": len(state.hist.counts), "range": [float(state.hist.edges[0]),
+                                                                     float(state.hist.edges[-1])],
+                            "valid_pixels": state.hist.total}
+    for name, src in (("before", src_b), ("after", src_a)):
+        summary[name] = {"date": src.date.isoformat() if src.date else None, "profile": src.profile.name,
+                         "sources": list(dict.fromkeys(src.band(k).path for k in read_bands))}
+    summary["clouds"] = cloud_info
+    summary["aoi"] = None
+    summary["polygons"] = len(gdf)
+    summary["limitations"] = [
+        f"pixels are {grid.pixel_size_m():.1f} m: structures smaller than about two pixels are not resolved",
+        "change means spectral change beyond the noise of the no-change pixels; it is not a building count",
+        "areas are geodesic (WGS84) sums of pixel areas",
+    ]
+    not_done = ["quicklook.png is decimated (every "
+                f"{state.thumb}th pixel), not full resolution"]
+    if structures:
+        not_done.append("built-up footprint growth (structures) is not computed when streaming; run compare "
+                        "with --aoi on the area of interest for structures.gpkg")
+    summary["processing"] = {
+        "mode": "streaming", "executor": "dask.distributed" if client is not None else f"threads ({workers})",
+        "strip_rows": strip if client is None else None, "window_px": chunk, "halo_px": plan.halo,
+        "file_block": [brow, bcol], "passes": 2 if known else 3,
+        "fit_windows": len(sample), "not_done": not_done,
+        "timings_s": {k: round(v, 2) for k, v in timings.items()},
+        "wall_s": round(time.perf_counter() - t_start, 2),
+    }
+    summary["campwatch_version"] = __version__
+    summary["outputs"] = sorted(names)
+    from campwatch.io import write_json
+
+    write_json(paths["summary.json"], summary, overwrite=overwrite)
+    return StreamResult(grid, method, choice, state.hist, valid_fraction, area, int(row_counts.sum()), len(gdf),
+                        shift_dict, params, summary, paths)
+
+
+class _Collect:
+    """Pass-2 results gathered on the client: 1-byte masks, histogram, hit scores, thumbnails."""
+
+    def __init__(self, grid: Grid, method: str) -> None:
+        self.grid = grid
+        self.hit = np.zeros(grid.shape, bool)
+        self.valid = np.zeros(grid.shape, bool)
+        self.hist = new_histogram(method)
+        self.clouds = np.zeros(4, dtype=np.int64)
+        self.thumb = max(1, math.ceil(max(grid.shape) / QUICKLOOK_PX))
+        th = (-(-grid.height // self.thumb), -(-grid.width // self.thumb))
+        self.tb = np.full((3, *th), np.nan, np.float32)
+        self.ta = np.full((3, *th), np.nan, np.float32)
+        self.vb = np.zeros(th, bool)
+        self.va = np.zeros(th, bool)
+        self._scores: list[tuple[Window, np.ndarray, np.ndarray]] = []
+
+    def add(self, w: _WindowOut) -> None:
+        r0, c0 = int(w.core.row_off), int(w.core.col_off)
+        sl = (slice(r0, r0 + int(w.core.height)), slice(c0, c0 + int(w.core.width)))
+        self.valid[sl] = w.valid
+        self.hist.counts += w.counts
+        self.clouds += np.asarray(w.cloud)
+        if w.hit is not None:
+            self.add_hits(w, score=w.score)
+        if w.thumbs is not None:
+            t = self.thumb
+            ts = (slice(-(-r0 // t), None), slice(-(-c0 // t), None))
+            tb, vb, ta, va = w.thumbs
+            h, wd = vb.shape
+            ts = (slice(ts[0].start, ts[0].start + h), slice(ts[1].start, ts[1].start + wd))
+            self.tb[(slice(None), *ts)] = tb
+            self.ta[(slice(None), *ts)] = ta
+            self.vb[ts] = vb
+            self.va[ts] = va
+
+    def add_hits(self, w: _WindowOut, score: np.ndarray | None = None) -> None:
+        r0, c0 = int(w.core.row_off), int(w.core.col_off)
+        sl = (slice(r0, r0 + int(w.core.height)), slice(c0, c0 + int(w.core.width)))
+        assert w.hit is not None
+        self.hit[sl] = w.hit
+        if score is not None:
+            idx = np.flatnonzero(w.hit).astype(np.int64)
+            self._scores.append((w.core, idx, score.ravel()[idx]))
+
+    def hit_scores(self, r0: int, r1: int) -> np.ndarray:
+        """(r1 - r0, N) float32: the scores of the hit pixels of rows [r0, r1), NaN elsewhere."""
+        out = np.full((r1 - r0, self.grid.width), np.nan, np.float32)
+        for core, idx, vals in self._scores:
+            wr0, wc0 = int(core.row_off), int(core.col_off)
+            wh, ww = int(core.height), int(core.width)
+            if wr0 >= r1 or wr0 + wh <= r0 or not len(idx):
+                continue
+            rr, cc = np.divmod(idx, ww)
+            rr = rr + wr0
+            sel = (rr >= r0) & (rr < r1)
+            out[rr[sel] - r0, cc[sel] + wc0] = vals[sel]
+        return out
+
+    def quicklook(self, final: np.ndarray) -> np.ndarray:
+        """(m, 3n, 3) uint8: before, after, after with change in red (no data grey), decimated."""
+        from affine import Affine
+
+        from campwatch.detect import rgb_composite
+
+        g = Grid(self.vb.shape, self.grid.transform @ Affine.scale(self.thumb), self.grid.crs)
+        bands = ("red", "green", "blue")
+        rb = rgb_composite(Scene(self.tb, bands, g, self.vb))
+        ra = rgb_composite(Scene(self.ta, bands, g, self.va))
+        ov = (ra.astype(np.float32) * 0.6).astype(np.uint8)
+        valid = self.valid[::self.thumb, ::self.thumb]
+        ov[final[:valid.shape[0], :valid.shape[1]]] = (255, 0, 0)
+        ov[~valid] = (60, 60, 60)
+        return np.concatenate([rb, ra, ov], axis=1)
+
+
+def _strip_polygons(lab: np.ndarray, grid: Grid, r0: int, r1: int, scores: np.ndarray) -> Any:
+    from campwatch.vectorize import mask_to_polygons
+
+    g = grid.window(Window(0, r0, grid.width, r1 - r0))
+    gdf = mask_to_polygons(lab > 0, g, values={"score": scores}, labels=lab)
+    return gdf
+
+
+def _merge_polygons(pieces: list[Any], grid: Grid) -> Any:
+    """One row per object id: pieces cut by strip borders are unioned, their means pooled."""
+    import geopandas as gpd
+    import pandas as pd
+    import shapely
+
+    from campwatch.vectorize import geodesic_metrics, mask_to_polygons
+
+    if not pieces:
+        return mask_to_polygons(np.zeros((1, 1), bool), grid.window(Window(0, 0, 1, 1)),
+                                values={"score": np.zeros((1, 1))})
+    gdf = pd.concat(pieces, ignore_index=True)
+    dup = gdf["object_id"].duplicated(keep=False)
+    if not dup.any():
+        return gpd.GeoDataFrame(gdf, geometry="geometry", crs=grid.crs).sort_values("object_id").reset_index(drop=True)
+    single = gdf[~dup]
+    multi = gdf[dup]
+    rows = []
+    for oid, grp in multi.groupby("object_id", sort=True):
+        n = grp["n_pixels"].to_numpy()
+        rows.append({"object_id": oid, "n_pixels": int(n.sum()),
+                     "mean_score": float((grp["mean_score"].to_numpy() * n).sum() / n.sum()),
+                     "geometry": shapely.union_all(list(grp.geometry))})
+    merged = gpd.GeoDataFrame(rows, geometry="geometry", crs=grid.crs)
+    area, perim, lon, lat = geodesic_metrics(merged.geometry)
+    merged["area_m2"] = area
+    merged["perimeter_m"] = perim
+    merged["compactness"] = np.where(perim > 0, 4 * np.pi * area / np.maximum(perim, 1e-9) ** 2, 0.0)
+    merged["centroid_lon"] = lon
+    merged["centroid_lat"] = lat
+    out = pd.concat([single, merged[single.columns]], ignore_index=True)
+    out = gpd.GeoDataFrame(out, geometry="geometry", crs=grid.crs)
+    return out.sort_values("object_id").reset_index(drop=True)
