@@ -127,8 +127,9 @@ def compare_scenes(before: Scene, after: Scene, *, method: Method = "default",
     structures : bool
         Also measure built-up footprint growth (:func:`campwatch.structures.footprint_growth`)
         on the same cloud-masked, co-registered scenes; it lands in ``result.structures``.
-        The misregistration that enters its significance test is the residual shift
-        (or the uncorrected shift, when none was applied).
+        It uses AFTER's pixels as read (not the co-registration resampling, which smooths the
+        texture evidence), so ``compare`` and ``track`` give the same footprint for a date;
+        the misregistration that enters its significance test is then the estimated shift.
 
     Returns
     -------
@@ -162,6 +163,7 @@ def compare_scenes(before: Scene, after: Scene, *, method: Method = "default",
         if "scl_masked_fraction" in s.meta:
             cloud_info[f"{name}_scl_masked_fraction"] = s.meta["scl_masked_fraction"]
     shift_dict: dict[str, Any] | None = None
+    observed_after = after  # structures use unresampled pixels (texture), as track does
     if coregister:
         from campwatch.coregister import coregister as _coregister
 
@@ -185,9 +187,8 @@ def compare_scenes(before: Scene, after: Scene, *, method: Method = "default",
 
         misreg = 0.5
         if shift_dict is not None:
-            left = shift_dict.get("residual_px") if shift_dict.get("applied") else None
-            misreg = max(0.5, float(left if left is not None else math.hypot(shift_dict["dx_px"], shift_dict["dy_px"])))
-        growth = footprint_growth(before, after, aoi=aoi, misregistration_px=misreg)
+            misreg = max(0.5, math.hypot(shift_dict["dx_px"], shift_dict["dy_px"]))
+        growth = footprint_growth(before, observed_after, aoi=aoi, misregistration_px=misreg)
     return dataclasses.replace(result, coregistration=shift_dict if coregister else None, params=params,
                                structures=growth)
 

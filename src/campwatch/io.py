@@ -744,10 +744,15 @@ def read_raster(path: str | os.PathLike[str], *, grid: Grid | None = None, band:
     A raster without georeferencing (some OSCD label files) is taken to lie on
     ``grid`` when its shape equals the grid's shape.
     """
+    from rasterio.errors import NotGeoreferencedWarning
+
     p = Path(path)
     if not p.exists():
         raise TileReadError(f"{p}: no such file; check the path")
-    with _open(p) as ds:
+    with warnings.catch_warnings():  # handled below: an unreferenced raster takes ``grid``
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        ds = _open(p)
+    with ds:
         if ds.crs is None or ds.transform == Affine.identity():
             arr = ds.read(band)
             if grid is None:

@@ -498,8 +498,17 @@ class GrowthResult:
             "unchanged_net": float(by["unchanged"]["delta_m2"].sum()),
         }
 
+    def _repr_html_(self) -> str:
+        from campwatch.plot import growth_html
+
+        return growth_html(self)
+
     def summary(self) -> dict[str, Any]:
-        """JSON-ready summary: footprints, net growth, counts and areas per class, significance, limits."""
+        """JSON-ready summary: footprints, net growth, counts and areas per class, significance, limits.
+
+        ``observed_fraction`` is the share of the analysed window seen on both dates;
+        ``observed_fraction_of_aoi`` the share of the AOI, which the significance rule uses.
+        """
         p = self.polygons
         areas = self.class_areas()
         counts = {c: int((p["class"] == c).sum()) for c in GROWTH_CLASSES}
@@ -527,6 +536,7 @@ class GrowthResult:
             "pixel_size_m": round(self.grid.pixel_size_m(), 3),
             "crs": self.grid.crs.to_string(),
             "observed_fraction": round(float(self.observed.mean()) if self.observed.size else 0.0, 6),
+            "observed_fraction_of_aoi": info.get("observed_fraction_of_aoi"),
             "observed_area_m2": round(float((self.observed * self.grid.pixel_area_m2()).sum()), 1),
             "valid_fraction_before": info.get("valid_fraction_before"),
             "valid_fraction_after": info.get("valid_fraction_after"),
