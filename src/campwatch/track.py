@@ -370,38 +370,20 @@ def write_structures(result: GrowthResult, path_gpkg: str | os.PathLike[str], pa
 
 
 def _chart(timeline: Timeline, path: Path) -> str | None:
-    """Footprint over time as PNG; returns a note when matplotlib is missing (None when written)."""
+    """Footprint over time as PNG (:func:`campwatch.plot.plot_timeline`); a note when matplotlib is missing."""
+    from campwatch.errors import MissingDependencyError
+
     try:
         import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+        from campwatch.plot import _pyplot, plot_timeline
+
+        plt = _pyplot()
+    except (ImportError, MissingDependencyError):
         return "chart not written: matplotlib is not installed (pip install campwatch[plot])"
-    used = timeline.used
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
-    if used:
-        x = [d.date for d in used]
-        y = [d.footprint["footprint_m2"] for d in used]
-        err = [d.footprint["footprint_uncertainty_m2"] for d in used]
-        ax.errorbar(x, y, yerr=err, marker="o", capsize=4,  # type: ignore[arg-type]
-                    label="built footprint (± outline uncertainty)")
-    skipped = [d for d in timeline.dates if d.status != "used"]
-    if skipped:
-        ax.scatter([d.date for d in skipped], [0] * len(skipped),  # type: ignore[arg-type]
-                   marker="x", color="grey", label="skipped")
-    for p in timeline.pairs:
-        s = p.summary()
-        if s["significance"] == "significant":
-            ax.annotate(f"{s['net_m2']:+,.0f} m²", xy=(dt.date.fromisoformat(s["date_after"]), s["footprint_after_m2"]),
-                        textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
-    title = timeline.aoi_id or "scene overlap"
-    ax.set_title(f"{title}: built footprint (pixel {timeline.grid.pixel_size_m():.1f} m, "
-                 f"AOI geometry {timeline.geometry_quality})", fontsize=9)
-    ax.set_ylabel("m²")
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8)
-    fig.autofmt_xdate()
+    plot_timeline(timeline, ax=ax)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
