@@ -76,7 +76,7 @@ __all__ = ["StreamResult", "compare_streaming", "should_stream", "auto_stream", 
 #: ``campwatch compare`` streams by default above this many pixels (4096 × 4096).
 STREAM_PIXELS = 4096 * 4096
 #: Edge of the central window the co-registration shift is estimated on.
-COREG_WINDOW = 2048
+COREG_WINDOW = 1024
 #: Halo the cloud test needs: majority filter (2 px) then the 2 px buffer.
 CLOUD_HALO = 4
 #: Longest edge of the decimated quicklook panels.
@@ -260,16 +260,25 @@ class _LocalStrips:
 
     def _read_strip(self, r0: int, r1: int) -> Callable[[], tuple[Scene, Scene]]:
         """Submit the reads of rows [r0, r1); returns a function that assembles the strip."""
-        futs = [self.pool.submit(_read, self.plan, Window(c0, r0, c1 - c0, r1 - r0)) for c0, c1 in self._cols()]
+        plan = self.plan
+        nb, h, n = len(plan.read_bands), r1 - r0, plan.grid.width
+        bufs = [(np.empty((nb, h, n), np.float32), np.empty((h, n), bool)) for _ in (0, 1)]
+
+        def job(c0: int, c1: int) -> tuple[Scene, Scene]:
+            scenes = _read(plan, Window(c0, r0, c1 - c0, h))
+            for (data, valid), sc in zip(bufs, scenes, strict=True):
+                data[:, :, c0:c1] = sc.data
+                valid[:, c0:c1] = sc.valid
+            return scenes[0], scenes[1]
+
+        futs = [self.pool.submit(job, c0, c1) for c0, c1 in self._cols()]
 
         def assemble() -> tuple[Scene, Scene]:
-            parts = [f.result() for f in futs]
-            g = self.plan.grid.window(Window(0, r0, self.plan.grid.width, r1 - r0))
-            out = []
-            for k in (0, 1):
-                data = np.concatenate([p[k].data for p in parts], axis=2)
-                valid = np.concatenate([p[k].valid for p in parts], axis=1)
-                out.append(dataclasses.replace(parts[0][k], data=data, valid=valid, grid=g))
+            first = futs[0].result()
+            for f in futs[1:]:
+                f.result()
+            g = plan.grid.window(Window(0, r0, n, h))
+            out = [dataclasses.replace(first[k], data=bufs[k][0], valid=bufs[k][1], grid=g) for k in (0, 1)]
             return out[0], out[1]
 
         return assemble
@@ -535,7 +544,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
             from campwatch.io import raster_writer
 
             with raster_writer(paths["change_score.tif"], grid, dtype="float32", nodata=float("nan"),
-                               overwrite=overwrite, tags=tags, band_names=["change_score"]) as write:
+                               overwrite=overwrite, tags=tags, band_names=["change_score"], zlevel=1) as write:
                 for w in runner.map_process(thumb=state.thumb, want_score=True):
                     write(w.score, w.core)
                     state.add(w)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import logging
 import math
@@ -567,14 +568,17 @@ def _lattice_window(src: Grid, dst: Grid) -> Window | None:
     return Window(round(col), round(row), dst.width, dst.height)
 
 
-def _read_band(ref: BandRef, grid: Grid, resampling: Resampling) -> tuple[np.ndarray, np.ndarray]:
-    """One band on ``grid`` as float64 DN, plus a mask of pixels that came from the file."""
+def _read_band(ref: BandRef, grid: Grid, resampling: Resampling, *,
+               native: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """One band on ``grid`` as float64 DN (the file's own dtype for plain windowed reads when
+    ``native``), plus a mask of pixels that came from the file."""
     try:
         with rasterio.open(ref.path) as ds:
             win = _lattice_window(ref.grid, grid)
             fill = ref.nodata if ref.nodata is not None else 0
             if win is not None:
-                arr = ds.read(ref.index, window=win, boundless=True, fill_value=fill, out_dtype="float64")
+                arr = ds.read(ref.index, window=win, boundless=True, fill_value=fill,
+                              out_dtype=None if native else "float64")
                 inside = np.zeros(grid.shape, dtype=bool)
                 r0, c0 = max(0, -int(win.row_off)), max(0, -int(win.col_off))
                 r1 = min(grid.height, ref.grid.height - int(win.row_off))
@@ -605,6 +609,15 @@ def _read_band(ref: BandRef, grid: Grid, resampling: Resampling) -> tuple[np.nda
         raise TileReadError(f"{ref.path}: cannot read band {ref.key} ({exc})") from exc
 
 
+@functools.lru_cache(maxsize=16)
+def _reflectance_lut(dtype: str, offset: float, scale: float) -> np.ndarray:
+    """float32 ``(dn + offset) * scale`` (computed in float64) for every value of an 8/16-bit dtype."""
+    dn = np.arange(np.iinfo(dtype).max + 1, dtype=np.float64)
+    lut = ((dn + offset) * scale).astype(np.float32)
+    lut.setflags(write=False)
+    return lut
+
+
 def read_source(source: SceneSource, grid: Grid, *, bands: Sequence[str] | None = None,
                 resampling: Literal["bilinear", "nearest", "cubic", "average"] = "bilinear",
                 use_scl: bool = True) -> Scene:
@@ -631,14 +644,18 @@ def read_source(source: SceneSource, grid: Grid, *, bands: Sequence[str] | None 
         # Shrinking finer pixels onto a coarser grid averages them; enlarging uses ``resampling``.
         finer = ref.grid.pixel_size_m() < grid.pixel_size_m() * 0.99
         band_rs = Resampling.average if finer and rs == Resampling.bilinear else rs
-        dn, inside = _read_band(ref, grid, band_rs)
+        dn, inside = _read_band(ref, grid, band_rs, native=True)
         zero_fill = ref.dtype.startswith("uint")
         if source.layout == "multiband" and zero_fill and ref.nodata is None:
             all_zero = (dn == 0) if all_zero is None else all_zero & (dn == 0)
             zero_fill = False
         valid &= inside & masks.nodata_mask(dn, nodata=ref.nodata, zero_is_nodata=zero_fill,
                                             saturation=prof.saturation)
-        data[i] = ((dn + prof.offset) * prof.scale).astype(np.float32)
+        if dn.dtype in (np.uint8, np.uint16):
+            # the same float64 arithmetic, done once per possible DN (a full tile reads faster)
+            data[i] = _reflectance_lut(dn.dtype.name, prof.offset, prof.scale)[dn]
+        else:
+            data[i] = ((dn.astype(np.float64) + prof.offset) * prof.scale).astype(np.float32)
     if all_zero is not None:
         valid &= ~all_zero
     meta: dict[str, Any] = {"layout": source.layout, "date_source": source.date_source,
@@ -853,12 +870,12 @@ def block_shape(ref: BandRef) -> tuple[int, int]:
 @contextlib.contextmanager
 def raster_writer(path: str | os.PathLike[str], grid: Grid, *, dtype: str, nodata: float | None = None,
                   overwrite: bool = False, tags: Mapping[str, str] | None = None,
-                  band_names: Sequence[str] | None = None) -> Iterator[Any]:
+                  band_names: Sequence[str] | None = None, zlevel: int | None = None) -> Iterator[Any]:
     """Write a one-band raster on ``grid`` window by window; yields ``write(array, window)``.
 
-    The same file :func:`write_raster` makes (tiled DEFLATE GeoTIFF), written to a
-    temporary name and renamed into place only when the block succeeds.  ``write`` must
-    be called from one thread at a time.
+    The same file :func:`write_raster` makes (tiled DEFLATE GeoTIFF; ``zlevel`` 1-9 trades
+    size for speed), written to a temporary name and renamed into place only when the
+    block succeeds.  ``write`` must be called from one thread at a time.
     """
     profile = {
         "driver": "GTiff", "height": grid.height, "width": grid.width, "count": 1,
@@ -868,6 +885,8 @@ def raster_writer(path: str | os.PathLike[str], grid: Grid, *, dtype: str, nodat
     }
     if profile["tiled"]:
         profile.update(blockxsize=256, blockysize=256)
+    if zlevel is not None:
+        profile["zlevel"] = int(zlevel)
     with atomic_path(path, overwrite=overwrite) as tmp, rasterio.open(tmp, "w", **profile) as dst:
 
         def write(array: np.ndarray, window: Window) -> None:

@@ -65,15 +65,15 @@ class Moments:
 
     def add(self, x: np.ndarray, y: np.ndarray, w: np.ndarray) -> None:
         """Add (B, P) samples ``x``, ``y`` where the (B, P) bool ``w`` is True."""
-        wf = w.astype(np.float64)
-        x = np.where(w, x, 0.0)
-        y = np.where(w, y, 0.0)
-        self.n += wf.sum(-1)
-        self.sx += x.sum(-1)
-        self.sy += y.sum(-1)
-        self.sxx += (x * x).sum(-1)
-        self.sxy += (x * y).sum(-1)
-        self.syy += (y * y).sum(-1)
+        for i in range(x.shape[0]):
+            xi = np.asarray(x[i], dtype=np.float64)[w[i]]
+            yi = np.asarray(y[i], dtype=np.float64)[w[i]]
+            self.n[i] += xi.size
+            self.sx[i] += xi.sum()
+            self.sy[i] += yi.sum()
+            self.sxx[i] += xi @ xi
+            self.sxy[i] += xi @ yi
+            self.syy[i] += yi @ yi
 
     def __iadd__(self, other: Moments) -> Moments:
         for k in ("n", "sx", "sy", "sxx", "sxy", "syy"):
@@ -156,12 +156,13 @@ def fit_relative(windows: WindowPairs, bands: tuple[str, ...], *, iterations: in
         acc = Moments.zeros(nb)
         total = np.zeros(nb)
         for before, after, valid in windows():
-            x, y = _flat(before, valid).T, _flat(after, valid).T
+            x, y = before[:, valid], after[:, valid]
             w = np.isfinite(x) & np.isfinite(y)
             total += w.sum(-1)
             if gain is not None:
                 r = np.abs(y - (gain[:, None] * x + offset[:, None])) / sigma[:, None]
-                w &= r < clip
+                with np.errstate(invalid="ignore"):
+                    w &= r < clip
             acc.add(x, y, w)
         if not acc.n.any():
             break
