@@ -37,12 +37,11 @@ def test_windowed_equals_whole_array(pair):
     b, a, _ = pair
     whole = detect_change(b, a, window_size=None, opening_radius=1)
     small = detect_change(b, a, window_size=64, opening_radius=1)
-    np.testing.assert_allclose(small.score, whole.score, rtol=1e-5, atol=1e-5, equal_nan=True)
-    assert small.threshold.value == pytest.approx(whole.threshold.value)
-    # masks agree except possibly at pixels within float rounding of the threshold
-    near = np.abs(whole.score - whole.threshold.value) < 1e-4
-    assert np.array_equal(small.mask[~near], whole.mask[~near])
-    assert (small.mask != whole.mask).sum() <= near.sum()
+    # every step is local with a fixed summation order, so windowing changes no bit
+    assert np.array_equal(small.score, whole.score, equal_nan=True)
+    assert small.threshold.value == whole.threshold.value
+    assert np.array_equal(small.mask, whole.mask)
+    assert small.params["radiometric_fit"] == whole.params["radiometric_fit"]
 
 
 def test_default_finds_labelled_change_better_than_naive(pair):

@@ -236,7 +236,7 @@ def _process(plan: _Plan, b: Scene, a: Scene, pad: Window, core: Window, *, thum
         rgb = (rgb * 3)[:3] if len(rgb) < 3 else rgb
         thumbs = (b.select(rgb).data[(slice(None), *sl)], b.valid[sl], a.select(rgb).data[(slice(None), *sl)],
                   a.valid[sl])
-    return _WindowOut(core, score if want_score else np.zeros((0, 0), np.float32), hit, ok[inner], counts,
+    return _WindowOut(core, score, hit, ok[inner], counts,
                       _cloud_counts(b, a, cb, ca, inner), thumbs)
 
 
@@ -553,7 +553,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
                     plan = dataclasses.replace(plan, threshold=choice.value)
                     runner.plan = plan
                     for w in runner.map_process(thumb=0, want_score=False):
-                        state.add_hits(w)
+                        state.add_hits(w, score=w.score)
                 tags["threshold"] = f"{choice.value:.6g} ({choice.method})"
             timings["score_s"] = time.perf_counter() - t
         finally:

@@ -1,0 +1,101 @@
+"""The streaming engine gives the outputs of whole-array processing (real sample pixels, small windows)."""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from scipy import ndimage
+
+from campwatch.compare import compare_scenes, read_pair
+from campwatch.detect import Components, fit_windows
+from campwatch.engine import compare_streaming, should_stream
+from campwatch.vectorize import mask_to_polygons
+
+
+@pytest.fixture(scope="module")
+def paths(samples):
+    return samples / "rennes" / "imgs_1", samples / "rennes" / "imgs_2"
+
+
+def _read(out):
+    with rasterio.open(out / "change_score.tif") as ds:
+        score = ds.read(1)
+    with rasterio.open(out / "change_mask.tif") as ds:
+        mask = ds.read(1)
+    return score, mask, gpd.read_file(out / "changes.gpkg")
+
+
+def _assert_same(out, r, whole):
+    score, mask, gdf = _read(out)
+    assert np.array_equal(score, whole.score, equal_nan=True)  # bit for bit
+    assert np.array_equal(mask, whole.mask)
+    assert r.threshold.value == whole.threshold.value
+    assert r.changed_area_m2 == whole.changed_area_m2
+    ref = mask_to_polygons(whole.mask == 1, whole.grid, values={"score": whole.score})
+    assert len(gdf) == len(ref) > 10
+    assert gdf["object_id"].tolist() == ref["object_id"].tolist()
+    assert gdf["n_pixels"].tolist() == ref["n_pixels"].tolist()
+    np.testing.assert_allclose(gdf["area_m2"], ref["area_m2"], rtol=1e-9)
+    np.testing.assert_allclose(gdf["mean_score"], ref["mean_score"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("options", [{}, {"opening_radius": 1, "increase_only": True, "min_area_m2": 400.0}])
+def test_streamed_equals_whole_array(paths, tmp_path, options):
+    before, after = paths
+    r = compare_streaming(before, after, tmp_path, window_size=64, **options)
+    b, a, _ = read_pair(before, after)
+    whole = compare_scenes(b, a, window_size=None, **options)
+    _assert_same(tmp_path, r, whole)
+    # co-registration and cloud figures are those of the whole-array run
+    assert r.coregistration == whole.coregistration
+    assert r.params["clouds"] == whole.params["clouds"]
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["processing"]["mode"] == "streaming" and s["processing"]["passes"] == 2
+    assert s["changed_pixels"] == int((whole.mask == 1).sum())
+
+
+def test_streamed_otsu_takes_a_third_pass(paths, tmp_path):
+    before, after = paths
+    r = compare_streaming(before, after, tmp_path, window_size=128, threshold="otsu", coregister=False, clouds=False)
+    b, a, _ = read_pair(before, after)
+    whole = compare_scenes(b, a, threshold="otsu", coregister=False, clouds=False)
+    _assert_same(tmp_path, r, whole)
+    assert r.summary["processing"]["passes"] == 3
+
+
+def test_dask_run_equals_local_run(paths, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    before, after = paths
+    local = compare_streaming(before, after, tmp_path / "local", window_size=128)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        dist = compare_streaming(before, after, tmp_path / "dask", window_size=128, client=client)
+    assert dist.summary["processing"]["executor"] == "dask.distributed"
+    for name in ("change_score.tif", "change_mask.tif"):
+        with rasterio.open(tmp_path / "local" / name) as x, rasterio.open(tmp_path / "dask" / name) as y:
+            assert np.array_equal(x.read(1), y.read(1), equal_nan=True)
+    assert dist.changed_area_m2 == local.changed_area_m2 and dist.polygons == local.polygons
+
+
+def test_strip_components_equal_whole_mask_labels(paths, tmp_path):
+    """Regions that cross strip borders are merged: same regions, areas and order as ndimage.label."""
+    before, after = paths
+    b, a, _ = read_pair(before, after)
+    hit = compare_scenes(b, a, min_area_m2=0, coregister=False).mask == 1
+    lab, n = ndimage.label(hit, structure=np.ones((3, 3), bool))
+    comps = Components(hit, b.grid.pixel_area_m2(), strip=16)
+    assert comps.count == n == comps.kept_count
+    strips = np.concatenate([comps.labels(k) for k in range(len(comps.bounds))])
+    assert np.array_equal(strips, lab)
+    area = np.broadcast_to(b.grid.pixel_area_m2(), lab.shape)
+    np.testing.assert_allclose(comps.object_area_m2, np.bincount(lab.ravel(), weights=area.ravel())[1:], rtol=1e-9)
+
+
+def test_fit_sample_and_auto_switch(paths):
+    b, _, _ = read_pair(*paths)
+    assert sum(int(w.width * w.height) for w in fit_windows(b.grid)) == b.grid.height * b.grid.width
+    assert not should_stream(b.grid)
