@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -230,7 +229,7 @@ def table(rows: list[dict[str, object]]) -> None:
     for side in sides:
         sub = [r for r in rows if r["side"] == side]
         for r in sub:
-            dec = [x["wall_s"] for x in sub if x["step"] == "decode" and x["run"] == r["run"]][0]
+            dec = next(x["wall_s"] for x in sub if x["step"] == "decode" and x["run"] == r["run"])
             print(f"{side:>6} {r['step']:<10} {r['run']:>3} {r['wall_s']:>8.2f} {r['peak_rss_mb']:>12.0f} "
                   f"{r['wall_s'] / dec:>9.2f}")  # type: ignore[operator]
     if len(sides) > 1:

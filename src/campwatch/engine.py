@@ -529,7 +529,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
             sample = fit_windows(grid)
             fit_parts = list(runner.map_fit(sample))
             ctx = fit_context(method, bands, lambda: ((p[0], p[1], p[2]) for p in fit_parts))
-            del fit_parts
+            fit_parts = []  # the fit sample is no longer needed
             timings["fit_s"] = time.perf_counter() - t
             method_t, value = resolve_threshold(method, threshold, value)
             known = method_t in ("chi2", "fixed")
