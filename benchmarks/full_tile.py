@@ -11,7 +11,8 @@ Not part of the test suite; it prints figures and asserts nothing.
 2. Runs, one after another, each in its own process (peak RSS from ``getrusage(RUSAGE_CHILDREN)``
    of a fresh wrapper process):
    ``decode`` (read every block of both files, 2 threads, nothing else);
-   ``campwatch`` (``campwatch compare BEFORE AFTER -o OUT`` with the defaults, streaming);
+   ``campwatch`` (``campwatch compare BEFORE AFTER -o OUT --stream``, otherwise the defaults: clouds
+   masked, co-registration estimated);
    ``naive-cva`` (whole-array float64 numpy: per-band standardisation, distance, Otsu, mask file);
    ``otb`` (``otbcli_MultivariateAlterationDetector``, when installed).
 3. Prints a table of wall seconds, peak RSS and ratio to the decode time, and how time and
@@ -203,7 +204,8 @@ def run_side(side: int, work: Path, *, naive: bool, otb: bool, repeat: int) -> l
     campwatch = shutil.which("campwatch") or str(Path(sys.executable).with_name("campwatch"))
     steps: list[tuple[str, list[str]]] = [
         ("decode", [*me, "_decode", str(before), str(after)]),
-        ("campwatch", [campwatch, "compare", str(before), str(after), "-o", str(folder / "out"), "--overwrite"]),
+        ("campwatch", [campwatch, "compare", str(before), str(after), "-o", str(folder / "out"), "--overwrite",
+                       "--stream"]),
     ]
     if naive:
         steps.append(("naive-cva", [*me, "_naive", str(before), str(after), str(folder / "naive_mask.tif")]))

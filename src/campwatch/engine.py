@@ -322,9 +322,10 @@ class _LocalStrips:
                 return _process(plan, scenes[0], scenes[1], pad, core, thumb=thumb, want_score=want_score)
 
             futs = [self.pool.submit(job, c0, c1) for c0, c1 in self._cols()]
-            nn_f = self._read_strip(*strips[k + 2]) if k + 2 < len(strips) else None
             for f in futs:
                 yield f.result()
+            # read on only once this strip is done: at most two strips are held (memory)
+            nn_f = self._read_strip(*strips[k + 2]) if k + 2 < len(strips) else None
             prev = _tail(cur, h) if h else None
             cur = nxt  # type: ignore[assignment]
             nxt_f = nn_f
