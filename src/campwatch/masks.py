@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from scipy import ndimage
 
 if TYPE_CHECKING:
     from campwatch.scene import Scene
@@ -18,7 +17,9 @@ if TYPE_CHECKING:
 __all__ = [
     "CLOUD_TEST_BANDS",
     "SCL_INVALID",
+    "cloud_flags",
     "cloud_mask",
+    "grow_square",
     "mask_clouds",
     "nodata_mask",
     "scl_valid",
@@ -161,30 +162,97 @@ cirrus_threshold, cirrus_haze_threshold : float
     True
     """
     scene.require(CLOUD_TEST_BANDS, method="the spectral cloud test")
+    # float32 throughout (the reflectances are float32): half the memory traffic of float64;
+    # a pixel within a float32 rounding of a threshold may fall on the other side.
+    f32 = np.float32
     with np.errstate(invalid="ignore", divide="ignore"):
-        blue, green, red, nir = (scene.band(b).astype(np.float64) for b in CLOUD_TEST_BANDS)
-        vis = (blue + green + red) / 3.0
-        whiteness = (np.abs(blue - vis) + np.abs(green - vis) + np.abs(red - vis)) / np.where(vis > 0, vis, np.nan)
-        ndvi = (nir - red) / (nir + red)
-        hot = blue - 0.5 * red - 0.08
-        haze = (hot > hot_threshold) & (ndvi > 0.2)
+        blue, green, red, nir = (scene.band(b) for b in CLOUD_TEST_BANDS)
+        vis = blue + green
+        vis += red
+        vis /= f32(3.0)
+        dev = np.abs(blue - vis)
+        dev += np.abs(green - vis)
+        dev += np.abs(red - vis)
+        # whiteness = dev / vis (vis > 0) below the threshold
+        white = (vis > 0) & (dev < f32(whiteness_threshold) * vis)
+        del dev
+        ndvi = nir - red
+        ndvi /= nir + red
+        hot = blue - f32(0.5) * red
+        hot -= f32(0.08)
+        haze = (hot > f32(hot_threshold)) & (ndvi > f32(0.2))
         if scene.has("cirrus"):
             # Low winter sun raises TOA blue over clear vegetation (path radiance) as haze does;
             # where B10 exists, haze must also show a trace of high-altitude scattering.
-            haze &= scene.band("cirrus") > cirrus_haze_threshold
-        clouds = haze | (hot > strong_hot_threshold)
-        clouds |= (vis > bright_threshold) & (whiteness < whiteness_threshold) & (ndvi < 0.4)
+            haze &= scene.band("cirrus") > f32(cirrus_haze_threshold)
+        clouds = haze | (hot > f32(strong_hot_threshold))
+        del haze, hot
+        clouds |= (vis > f32(bright_threshold)) & white & (ndvi < f32(0.4))
+        del vis, white
         if scene.has("cirrus"):
-            clouds |= scene.band("cirrus") > cirrus_threshold
+            clouds |= scene.band("cirrus") > f32(cirrus_threshold)
         if scene.has("swir16"):
-            swir = scene.band("swir16").astype(np.float64)
+            swir = scene.band("swir16")
             ndsi = (green - swir) / (green + swir)
-            clouds &= ~((ndsi > 0.6) & (nir > 0.11))
+            clouds &= ~((ndsi > f32(0.6)) & (nir > f32(0.11)))
     clouds &= scene.valid
     if majority_px > 0:
         size = 2 * majority_px + 1
-        share = ndimage.uniform_filter(clouds.astype(np.float64), size, mode="nearest")
-        clouds = (share > 0.5) & scene.valid
+        # cloud when more than half of the size x size neighbourhood (edges repeated) passed
+        share = _box_count(clouds, majority_px)
+        clouds = (2 * share.astype(np.int32) > size * size) & scene.valid
+    return clouds
+
+
+def _box_count(mask: np.ndarray, r: int) -> np.ndarray:
+    """Number of True pixels in the ``(2r + 1)`` square around each pixel, edges repeated
+    (``mode="nearest"``); exact integers (uint8 up to r = 7, else int32)."""
+    size = 2 * r + 1
+    dt = np.uint8 if size * size < 256 else np.int32
+    p = np.pad(mask, r, mode="edge").view(np.uint8).astype(dt)
+    m, n = mask.shape
+    rows = p[0:m].copy()
+    for k in range(1, size):
+        rows += p[k:k + m]
+    out = rows[:, 0:n].copy()
+    for k in range(1, size):
+        out += rows[:, k:k + n]
+    return out
+
+
+def grow_square(mask: np.ndarray, r: int) -> np.ndarray:
+    """``mask`` dilated by a ``(2r + 1)`` square, outside the array False: the same as
+    ``ndimage.binary_dilation(mask, np.ones((3, 3)), iterations=r)``, done separably.
+
+    Examples
+    --------
+    >>> m = np.zeros((5, 5), bool); m[0, 0] = True
+    >>> grow_square(m, 1).astype(int).tolist()[:3]
+    [[1, 1, 0, 0, 0], [1, 1, 0, 0, 0], [0, 0, 0, 0, 0]]
+    """
+    out = mask.copy()
+    if r <= 0:
+        return out
+    tmp = mask.copy()
+    for k in range(1, r + 1):
+        tmp[k:] |= mask[:-k]
+        tmp[:-k] |= mask[k:]
+    out[:] = tmp
+    for k in range(1, r + 1):
+        out[:, k:] |= tmp[:, :-k]
+        out[:, :-k] |= tmp[:, k:]
+    return out
+
+
+def cloud_flags(scene: Scene, *, buffer_px: int = 2, **thresholds: float) -> np.ndarray:
+    """(M, N) bool: the pixels :func:`mask_clouds` makes invalid (:func:`cloud_mask` grown
+    by ``buffer_px``, valid pixels only)."""
+    if buffer_px < 0:
+        raise ValueError(f"buffer_px must be >= 0, got {buffer_px}")
+    clouds = cloud_mask(scene, **thresholds)
+    if buffer_px and clouds.any():
+        clouds = grow_square(clouds, buffer_px)
+    clouds &= scene.valid
     return clouds
 
 
@@ -215,12 +283,7 @@ def mask_clouds(scene: Scene, *, buffer_px: int = 2, **thresholds: float) -> Sce
     >>> 0.0 <= s.meta["cloud_fraction"] < 0.05
     True
     """
-    if buffer_px < 0:
-        raise ValueError(f"buffer_px must be >= 0, got {buffer_px}")
-    clouds = cloud_mask(scene, **thresholds)
-    if buffer_px and clouds.any():
-        clouds = ndimage.binary_dilation(clouds, structure=np.ones((3, 3), bool), iterations=buffer_px)
-    clouds &= scene.valid
+    clouds = cloud_flags(scene, buffer_px=buffer_px, **thresholds)
     n_valid = int(scene.valid.sum())
     fraction = float(clouds.sum() / n_valid) if n_valid else 0.0
     test = {"method": "spectral (HOT, bright-white, cirrus)", "buffer_px": buffer_px, **thresholds}
