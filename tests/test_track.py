@@ -148,3 +148,13 @@ def test_write_structures_refuses_existing(samples, tmp_path):
 def test_too_few_scenes(samples):
     with pytest.raises(InvalidSceneError, match="two or more"):
         track([samples / "bercy" / "imgs_1"])
+
+
+def test_timeline_and_growth_render_html_tables():
+    from campwatch.track import track
+
+    t = track(["data/sample_tiles/bercy/imgs_1", "data/sample_tiles/bercy/imgs_2"], aoi="sample-bercy")
+    page = t._repr_html_()
+    assert "<table" in page and "2016-11-30" in page and "2017-08-29" in page
+    growth_page = t.pairs[0]._repr_html_()
+    assert "<table" in growth_page and "demolished" in growth_page

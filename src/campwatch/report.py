@@ -465,7 +465,7 @@ def _chart_png(dates: Sequence[str], values: Sequence[float], title: str) -> byt
         return None
     fig, ax = plt.subplots(figsize=(6, 3), dpi=100)
     x = [dt.date.fromisoformat(d) for d in dates]
-    ax.plot(x, [v / 1e6 for v in values], marker="o", color="#1f6feb")
+    ax.plot(x, [v / 1e6 for v in values], marker="o", color="#1f6feb")  # type: ignore[arg-type]
     ax.set_ylabel("built-up footprint (km²)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)

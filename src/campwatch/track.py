@@ -100,11 +100,6 @@ class DateRecord:
     footprint: Mapping[str, Any] = field(default_factory=dict)
     builtup: Builtup | None = None
 
-    def _repr_html_(self) -> str:
-        from campwatch.plot import timeline_html
-
-        return timeline_html(self)
-
     def to_dict(self) -> dict[str, Any]:
         return {"date": self.date.isoformat(), "path": self.path, "status": self.status, "reason": self.reason,
                 "cloud_fraction": self.cloud_fraction, "cloud_source": self.cloud_source,
@@ -150,6 +145,11 @@ class Timeline:
                 "geometry_quality": self.geometry_quality,
             })
         return rows
+
+    def _repr_html_(self) -> str:
+        from campwatch.plot import timeline_html
+
+        return timeline_html(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {
