@@ -34,7 +34,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 from scipy import ndimage
-from skimage import filters, morphology
+from skimage import filters, measure, morphology, segmentation
 from skimage.draw import line as draw_line
 
 from campwatch.errors import CampwatchWarning, GridMismatchError
@@ -48,6 +48,7 @@ __all__ = [
     "building_index",
     "building_mask",
     "building_objects",
+    "debris_objects",
     "naive_cva",
     "normalise_to",
     "rgb_stack",
@@ -288,6 +289,102 @@ def building_objects(rgb: np.ndarray, valid: np.ndarray, *, pixel_size_m: float,
     new_id = np.zeros(n + 1, np.int32)
     new_id[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
     return new_id[lab]
+
+
+def _local_std(x: np.ndarray, size: int) -> np.ndarray:
+    """Standard deviation of ``x`` in a ``size`` x ``size`` window."""
+    m = ndimage.uniform_filter(x, size, mode="nearest")
+    m2 = ndimage.uniform_filter(x * x, size, mode="nearest")
+    return np.sqrt(np.maximum(m2 - m * m, 0.0)).astype(np.float32)
+
+
+def debris_objects(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, pixel_size_m: float,
+                   exclude: np.ndarray | None = None, segment_m2: float = 30.0, min_area_m2: float = 20.0,
+                   max_area_m2: float = 5000.0, texture_m: float = 1.5, max_roof_cv: float = 0.07,
+                   min_texture_gain: float = 1.8, max_debris_cv: float = 0.12, min_colour_change: float = 0.4,
+                   max_darkening: float = 0.1, min_solidity: float = 0.6) -> np.ndarray:
+    """Label roof-like segments of the first date that became rubble on the second.
+
+    A demolition test that does not need the per-date building detector, so it accepts
+    roofs of any colour.  The first date is cut into segments (Felzenszwalb graph
+    segmentation, scale ``segment_m2``).  A segment is **roof-like before** when it is
+    not vegetated, not in shadow (above the scene's 20th brightness percentile),
+    compact (filled area over convex-hull area >= ``min_solidity``), of ``min_area_m2``
+    to ``max_area_m2``, and homogeneous (local standard deviation over ``texture_m``
+    at most ``max_roof_cv`` of its brightness).  It **became rubble** when, on the
+    second (normalised) date, its texture grew at least ``min_texture_gain`` times,
+    its colour changed by at least ``min_colour_change`` (sum of absolute band
+    differences on the 0..1 scale), it did not get darker by more than
+    ``max_darkening`` and its texture stays below ``max_debris_cv`` of its brightness.
+    The last two separate bright, finely broken debris from trees and new buildings,
+    whose texture comes from deep shadows.
+
+    Parameters
+    ----------
+    before, after : (B, M, N) ndarray
+        First date as from :func:`rgb_stack`; second date normalised onto it
+        (:func:`normalise_to`).
+    valid : (M, N) bool ndarray
+    pixel_size_m : float
+    exclude : (M, N) bool ndarray, optional
+        Segments with 30 % or more of their pixels here are dropped (pass the
+        second date's buildings: a building that still stands is not rubble).
+
+    Returns
+    -------
+    (M, N) int32 ndarray
+        0 for background, 1..K for roof-like segments that became rubble.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> b = np.full((3, 60, 60), 0.3, np.float32); b[1] = 0.5            # grass
+    >>> b[:, 15:45, 15:45] = np.array([0.55, 0.35, 0.3])[:, None, None]   # a 15 m brown roof
+    >>> a = b.copy()
+    >>> a[:, 15:45, 15:45] = 0.7 + 0.05 * rng.standard_normal((30, 30)).astype(np.float32)  # rubble
+    >>> lab = debris_objects(b, a, np.ones((60, 60), bool), pixel_size_m=0.5)
+    >>> int(lab.max()), bool(lab[30, 30]), bool(lab[5, 5])
+    (1, True, False)
+    >>> int(debris_objects(b, b, np.ones((60, 60), bool), pixel_size_m=0.5).max())
+    0
+    """
+    valid = np.asarray(valid, dtype=bool)
+    if not valid.any():
+        return np.zeros(valid.shape, np.int32)
+    xb = np.asarray(before, dtype=np.float32)
+    xa = np.asarray(after, dtype=np.float32)
+    image = np.moveaxis(xb[:3], 0, -1)
+    seg = segmentation.felzenszwalb(image, scale=segment_m2 / pixel_size_m**2, sigma=0.5,
+                                    min_size=max(2, round(8.0 / pixel_size_m**2))).astype(np.int32) + 1
+    seg[~valid] = 0
+    n = int(seg.max()) + 1
+    flat = seg.ravel()
+    count = np.bincount(flat, minlength=n)
+
+    def mean(x: np.ndarray) -> np.ndarray:
+        return np.bincount(flat, weights=x.ravel().astype(np.float64), minlength=n) / np.maximum(count, 1)
+
+    vb, va = xb[:3].mean(axis=0), xa[:3].mean(axis=0)
+    size = _px(texture_m, pixel_size_m, minimum=3) | 1
+    tb, ta = mean(_local_std(vb, size)), mean(_local_std(va, size))
+    bright_b, bright_a = mean(vb), mean(va)
+    veg_cut = 0.3 if xb.shape[0] >= 4 else 0.08
+    area = count * pixel_size_m**2
+    ok = ((area >= min_area_m2) & (area <= max_area_m2) & (mean(vegetation_index(xb)) < veg_cut)
+          & (bright_b > np.percentile(vb[valid], 20.0)) & (tb <= max_roof_cv * bright_b)
+          & (ta >= min_texture_gain * tb) & (ta <= max_debris_cv * bright_a) & (bright_a >= bright_b - max_darkening)
+          & (mean(np.abs(xb[:3] - xa[:3]).sum(axis=0)) >= min_colour_change))
+    if exclude is not None:
+        ok &= mean(np.asarray(exclude, dtype=bool)) < 0.3
+    ok[0] = False
+    if ok.any():  # compactness only for the few segments left (convex hulls are the slow part)
+        props = measure.regionprops_table(np.where(ok[seg], seg, 0), properties=("label", "area_filled", "area_convex"))
+        solid = np.zeros(n)
+        solid[props["label"]] = props["area_filled"] / np.maximum(props["area_convex"], 1)
+        ok &= solid >= min_solidity
+    new_id = np.zeros(n, np.int32)
+    new_id[ok] = np.arange(1, int(ok.sum()) + 1, dtype=np.int32)
+    return new_id[seg]
 
 
 def building_mask(scene: Scene, *, threshold: float = 0.45, min_area_m2: float = 20.0,
@@ -534,7 +631,7 @@ def _polygons(labels: np.ndarray, grid: Grid, growth_class: str, changed: np.nda
 def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, tolerance_m: float = 0.5,
                smooth_m: float = 2.0, threshold: float | None = None, min_fraction: float = 0.2,
                whole_fraction: float = 0.7, lost_fraction: float = 0.7, min_area_m2: float = 20.0, building_threshold: float = 0.45,
-               min_shadow_fraction: float = 0.12) -> VHRChangeResult:
+               min_shadow_fraction: float = 0.12, debris: bool = True) -> VHRChangeResult:
     """Building-level change between two sub-metre RGB(N) dates, with growth classes.
 
     Parameters
@@ -567,6 +664,11 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
         invents them.
     min_area_m2, building_threshold, min_shadow_fraction : float
         Passed to :func:`building_objects` for both dates.
+    debris : bool
+        Also report as demolished the roof-like segments of the first date, of any roof
+        colour, that turned into rubble-like texture and hold no building on the second
+        date (:func:`debris_objects`).  The per-date building detector misses most
+        brown and red roofs, so without this test few destroyed houses are found.
 
     Returns
     -------
@@ -700,6 +802,23 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
             else:
                 parts["unchanged"][lab_b == i] = i
 
+    if debris:
+        # roof-like segments of any colour that became rubble, where no building stands after
+        lab_d = debris_objects(xb, xa_n, valid, pixel_size_m=px, exclude=near_a)
+        taken = (parts["demolished"] > 0) | (parts["shrunk"] > 0)
+        counts_d, (taken_d, gap_d) = _object_fractions(lab_d, taken, touches_gap)
+        offset = int(lab_b.max())
+        for i in range(1, counts_d.size):
+            if counts_d[i] == 0 or taken_d[i] >= 0.5:
+                continue
+            part = (lab_d == i) & ~taken
+            if part.sum() < min_px:
+                continue
+            parts["demolished"][part] = offset + i
+            why = "roof-like before, rubble-like texture after (segment, not a detected building)"
+            if gap_d[i] > 0:
+                why += "; touches the image edge or invalid pixels"
+            low["demolished"][offset + i] = why
     frames = [_polygons(parts[k], before.grid, k, changed, low[k]) for k in GROWTH_CLASSES]
     frames = [f for f in frames if len(f)]
     if frames:
@@ -710,7 +829,7 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
     mask = (parts["new"] > 0) | (parts["demolished"] > 0) | (parts["expanded"] > 0) | (parts["shrunk"] > 0)
     params = {"tolerance_m": tolerance_m, "smooth_m": smooth_m, "threshold": threshold, "min_fraction": min_fraction,
               "whole_fraction": whole_fraction, "lost_fraction": lost_fraction, "min_area_m2": min_area_m2, "building_threshold": building_threshold,
-              "min_shadow_fraction": min_shadow_fraction, "coregister": coregister}
+              "min_shadow_fraction": min_shadow_fraction, "coregister": coregister, "debris": debris}
     return VHRChangeResult(before.grid, score, float(threshold), mask & valid, lab_b, lab_a, growth, counts,
                            flags, params, shift_record, fit)
 
