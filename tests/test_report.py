@@ -167,3 +167,17 @@ def test_distributed_scheduler_and_worker_processes_match_local(local_run, tmp_p
                     p.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     p.kill()
+
+
+def test_vhr_site_reports_building_counts(shared_data, tmp_path):
+    crop = shared_data / "vhr-levircd" / "crop256"
+    name = "test_2_0000_0000.tif"
+    cfg = tmp_path / "vhr.toml"
+    cfg.write_text(f"""[[site]]
+name = "levir"
+scenes = [{{ date = "2012-01-01", path = "{crop / 'A' / name}" }}, {{ date = "2016-01-01", path = "{crop / 'B' / name}" }}]
+""")
+    assert main(["report", str(cfg), "-o", str(tmp_path / "out"), "--scheduler", "sync", "--quiet"]) == 0
+    (row,) = json.loads((tmp_path / "out" / "summary.json").read_text())["rows"]
+    assert row["method"] == "vhr" and row["new_count"] >= 1 and row["footprint_before_m2"] is None
+    assert "VHR mode counts buildings" in (tmp_path / "out" / "index.html").read_text()

@@ -327,6 +327,11 @@ def _run_pair(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
                                         "area_before_m2": gp["area_before_m2"], "area_after_m2": gp["area_after_m2"],
                                         "delta_m2": gp["delta_m2"], "significant": gp["significant"]},
                                        geometry=gp.geometry, crs=gp.crs))
+    elif growth is not None and hasattr(growth, "growth") and len(growth.growth):  # VHR mode: buildings
+        gp = growth.growth
+        frames.append(gpd.GeoDataFrame({"class": gp["growth_class"], "area_m2": gp["area_m2"],
+                                        "significant": ~gp["low_confidence"].astype(bool)},
+                                       geometry=gp.geometry, crs=gp.crs))
     polygons: list[dict[str, Any]] = []
     for frame in frames:
         ll = frame.to_crs(4326)
@@ -477,6 +482,29 @@ def _chart_png(dates: Sequence[str], values: Sequence[float], title: str) -> byt
     return buf.getvalue()
 
 
+def _m2(v: Any, sign: str = "") -> str:
+    return "n/a" if v is None else f"{v:{sign},.0f} m²"
+
+
+def _pair_table(r: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The per-pair table of the HTML report (every figure may be missing: VHR mode has no footprint)."""
+    def counted(n: str) -> str:
+        return "n/a" if r[f"{n}_count"] is None else f"{r[f'{n}_count']} ({_m2(r[f'{n}_area_m2'])})"
+
+    return [
+        ("changed area", f"{_m2(r['changed_area_m2'])} ({100 * (r['changed_fraction'] or 0):.2f} % of valid pixels)"),
+        ("built-up footprint", "not computed" if r["footprint_before_m2"] is None
+         else f"{_m2(r['footprint_before_m2'])} → {_m2(r['footprint_after_m2'])}"),
+        ("net growth", _net_text(r)),
+        ("structures new / demolished", f"{counted('new')} / {counted('demolished')}"),
+        ("structures expanded / shrunk", f"{counted('expanded')} / {counted('shrunk')}"),
+        ("valid fraction", f"{r['valid_fraction']} of the analysed window (pixels outside the AOI, "
+                           "clouds and no data are not valid)"),
+        ("pixel size", f"{r['pixel_size_m']} m"),
+        ("method / threshold", f"{r['method']} / {r['threshold']}"),
+    ]
+
+
 def _net_text(r: Mapping[str, Any]) -> str:
     if r["net_growth_m2"] is None:
         return "not computed"
@@ -568,20 +596,7 @@ def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, over
             pair_ctx = []
             for p in pairs:
                 r = p["row"]
-                table = [] if r["status"] != "ok" else [
-                    ("changed area", f"{r['changed_area_m2']:,.0f} m² ({100 * (r['changed_fraction'] or 0):.2f} % of valid pixels)"),
-                    ("built-up footprint", f"{r['footprint_before_m2']:,.0f} → {r['footprint_after_m2']:,.0f} m²"
-                     if r["footprint_before_m2"] is not None else "not computed"),
-                    ("net growth", _net_text(r)),
-                    ("structures new / demolished", f"{r['new_count']} ({r['new_area_m2']:,.0f} m²) / "
-                     f"{r['demolished_count']} ({r['demolished_area_m2']:,.0f} m²)" if r["new_count"] is not None else "n/a"),
-                    ("structures expanded / shrunk", f"{r['expanded_count']} (+{r['expanded_area_m2']:,.0f} m²) / "
-                     f"{r['shrunk_count']} (−{r['shrunk_area_m2']:,.0f} m²)" if r["expanded_count"] is not None else "n/a"),
-                    ("valid fraction", f"{r['valid_fraction']} of the analysed window (pixels outside the AOI, "
-                                       "clouds and no data are not valid)"),
-                    ("pixel size", f"{r['pixel_size_m']} m"),
-                    ("method / threshold", f"{r['method']} / {r['threshold']}"),
-                ]
+                table = _pair_table(r) if r["status"] == "ok" else []
                 pair_ctx.append({
                     "date_before": r["date_before"], "date_after": r["date_after"], "status": r["status"],
                     "error": r["error"], "table": table,
