@@ -719,7 +719,8 @@ def read_scene(path: str | os.PathLike[str], *, aoi: Any = None, grid: Grid | No
         gb = grid.bounds
         if other[0] >= gb[2] or other[2] <= gb[0] or other[1] >= gb[3] or other[3] <= gb[1]:
             raise NoOverlapError(f"{source.path}: scene bounds {tuple(round(v, 6) for v in other)} do not overlap "
-                                 f"the target grid {tuple(round(v, 6) for v in gb)} ({grid.crs.to_string()})")
+                                 f"the target grid {tuple(round(v, 6) for v in gb)} ({grid.crs.to_string()}); "
+                                 "the two dates must cover the same place")
     scene = read_source(source, grid, bands=bands, resampling=resampling)
     if mask is not None:
         scene = apply_user_mask(scene, mask, invalid=mask_invalid)
