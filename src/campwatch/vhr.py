@@ -19,6 +19,9 @@ buildings.  Everything here is classical image processing, with no trained model
    that forgives residual shifts and building lean of up to ``tolerance_m``.
 4. **Growth classes** per building (:func:`vhr_change`): new, demolished, expanded,
    shrunk and unchanged, as polygons with geodesic areas and counts.
+5. **Rubble test** (:func:`debris_objects`): roof-like segments of any roof colour on
+   the first date that turned into bright, finely broken texture are also demolished
+   (the grey-roof detector of step 1 misses most brown and red roofs).
 
 Parameters are in metres and scaled by the grid's pixel size, so the same defaults
 work at 0.3 m and at 1 m.  Limits are listed in ``docs/vhr.md``.
