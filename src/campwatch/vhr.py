@@ -441,7 +441,7 @@ class VHRLowConfidenceWarning(CampwatchWarning):
 
 
 def normalise_to(reference: np.ndarray, moving: np.ndarray, valid: np.ndarray, *, iterations: int = 3,
-                 stable_fraction: float = 0.5) -> tuple[np.ndarray, dict[str, list[float]]]:
+                 stable_fraction: float = 0.5) -> tuple[np.ndarray, dict[str, Any]]:
     """Fit ``moving`` band by band onto ``reference`` (gain and offset) on unchanged pixels.
 
     A radcal-like relative normalisation: first match mean and standard deviation over
