@@ -51,15 +51,16 @@ both dates' objects is split into connected groups; each group is one growth pol
 ``delta_m2 = after - before``.  Its class:
 
 * ``new``: nothing built there before;  ``demolished``: nothing built there after;
-* ``unchanged``: ``|delta| <= uncertainty_m2`` (see below);
-* ``expanded`` / ``shrunk``: ``delta`` above / below ``+-uncertainty_m2``.
+* ``expanded`` / ``shrunk``: ``delta`` above / below zero;  ``unchanged``: ``delta`` is zero.
 
-Because the groups partition the union, the identity
+Classes follow the sign of the change alone; whether a group's change exceeds its outline
+uncertainty is the separate column ``significant`` (and ``significant_counts`` in the summary),
+so noise is never hidden in a class nor counted as growth.  Because the groups partition the
+union, the identity
 
-    ``net = new - demolished + expanded - shrunk + unchanged_net``
+    ``net = new - demolished + expanded - shrunk``
 
-holds exactly (``unchanged_net`` is the sum of the small deltas of unchanged groups, reported
-separately rather than hidden).
+holds exactly (``unchanged_net``, kept in the summary for older readers, is always 0).
 
 Significance rule
 -----------------
@@ -486,8 +487,8 @@ class GrowthResult:
 
     def class_areas(self) -> dict[str, float]:
         """``new`` (after area), ``demolished`` (before area), ``expanded`` (+delta), ``shrunk`` (-delta),
-        ``unchanged_net`` (sum of deltas of unchanged groups); ``net`` is exactly
-        ``new - demolished + expanded - shrunk + unchanged_net``."""
+        ``unchanged_net`` (always 0: unchanged groups have no delta); ``net`` is exactly
+        ``new - demolished + expanded - shrunk``."""
         p = self.polygons
         by = {c: p[p["class"] == c] for c in GROWTH_CLASSES}
         return {
@@ -532,7 +533,7 @@ class GrowthResult:
             "counts": counts,
             "significant_counts": sig_counts,
             "areas_m2": {k: round(v, 1) for k, v in areas.items()},
-            "identity": "net_m2 = new - demolished + expanded - shrunk + unchanged_net",
+            "identity": "net_m2 = new - demolished + expanded - shrunk (classes by sign; see significant_counts)",
             "pixel_size_m": round(self.grid.pixel_size_m(), 3),
             "crs": self.grid.crs.to_string(),
             "observed_fraction": round(float(self.observed.mean()) if self.observed.size else 0.0, 6),
@@ -694,12 +695,14 @@ def growth_between(before: Builtup, after: Builtup, *, aoi: Any = None, min_obje
     offset_m = s * math.sqrt(0.25 + misregistration_px ** 2)
     unc = offset_m * np.sqrt(per_b ** 2 + per_a ** 2)
     delta = area_a - area_b
+    # Classes follow the sign of the area change alone, so that new - demolished + expanded - shrunk
+    # is exactly the net change; whether a change exceeds its outline uncertainty is ``significant``.
     cls = np.where(area_b <= 0, "new",
                    np.where(area_a <= 0, "demolished",
-                            np.where(np.abs(delta) <= unc, "unchanged",
+                            np.where(np.abs(delta) <= 1e-6, "unchanged",
                                      np.where(delta > 0, "expanded", "shrunk")))).astype(object)
     significant = np.where(cls == "new", area_a > unc,
-                           np.where(cls == "demolished", area_b > unc, cls != "unchanged"))
+                           np.where(cls == "demolished", area_b > unc, np.abs(delta) > unc))
     polys = _polygons(union, grid, labels=labels)
     order = polys["object_id"].to_numpy(dtype=np.int64) - 1 if len(polys) else np.zeros(0, np.int64)
     attrs = pd.DataFrame({
