@@ -61,7 +61,7 @@ def test_compare_writes_structures_block_consistent_with_growth(samples, tmp_pat
     summary = json.loads(paths["summary.json"].read_text())
     s = summary["structures"]
     areas = s["areas_m2"]
-    identity = areas["new"] - areas["demolished"] + areas["expanded"] - areas["shrunk"] + areas["unchanged_net"]
+    identity = areas["new"] - areas["demolished"] + areas["expanded"] - areas["shrunk"]
     assert identity == pytest.approx(s["net_m2"], abs=0.5)
     assert s["aoi_id"] == "sample-paris" and s["geometry_quality"] == "sample"
     growth = gpd.read_file(paths["structures.gpkg"], layer="growth")

@@ -795,8 +795,7 @@ def footprint_growth(before: Scene, after: Scene, *, aoi: Any = None, method: Bu
     >>> a = read_scene("data/sample_tiles/rennes/imgs_2", grid=b.grid, bands=bands)
     >>> s = footprint_growth(b, a).summary()
     >>> areas = s["areas_m2"]
-    >>> abs(areas["new"] - areas["demolished"] + areas["expanded"] - areas["shrunk"]
-    ...     + areas["unchanged_net"] - s["net_m2"]) < 1
+    >>> abs(areas["new"] - areas["demolished"] + areas["expanded"] - areas["shrunk"] - s["net_m2"]) < 1
     True
     """
     before.grid.require_same(after.grid, what=f"scenes {before.label} and {after.label}")
