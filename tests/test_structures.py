@@ -247,3 +247,31 @@ def test_oscd_new_objects_hit_labelled_change(shared_data):
             base_hits += bool(change[rows + dr, cols + dc].any())
     assert n_new > 20
     assert hits / n_new > 1.5 * base_hits / n_rand
+
+
+def test_change_confirmation_raises_new_object_precision(shared_data):
+    """New objects confirmed by the change detector hit labelled change far more often (OSCD)."""
+    from rasterio import features
+
+    from campwatch.compare import compare_scenes, read_pair
+    from campwatch.io import read_raster
+
+    hits = {"all": [0, 0], "confirmed": [0, 0]}
+    for city in ("rennes", "nantes", "saclay_e"):
+        root = shared_data / "oscd" / city
+        b, a, _ = read_pair(root / "imgs_1", root / "imgs_2")
+        r = compare_scenes(b, a, structures=True)
+        truth = read_raster(root / "cm" / f"{city}-cm.tif", grid=r.grid)[0] == 2
+        p = r.structures.polygons
+        assert p["change_fraction"].between(0, 1).all()
+        for geom, sig, cls in zip(p.geometry, p["significant"], p["class"], strict=True):
+            if cls != "new":
+                continue
+            hit = truth[features.geometry_mask([geom], out_shape=r.grid.shape, transform=r.grid.transform,
+                                               invert=True)].any()
+            for key in ("all", "confirmed") if sig else ("all",):
+                hits[key][0] += int(hit)
+                hits[key][1] += 1
+    precision = {k: h / max(n, 1) for k, (h, n) in hits.items()}
+    assert hits["confirmed"][1] >= 10
+    assert precision["confirmed"] > 2 * precision["all"], precision

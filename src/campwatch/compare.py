@@ -130,6 +130,8 @@ def compare_scenes(before: Scene, after: Scene, *, method: Method = "default",
         It uses AFTER's pixels as read (not the co-registration resampling, which smooths the
         texture evidence), so ``compare`` and ``track`` give the same footprint for a date;
         the misregistration that enters its significance test is then the estimated shift.
+        An object's growth counts as significant only where the change detector confirms it
+        (see ``change`` in :func:`campwatch.structures.growth_between`).
 
     Returns
     -------
@@ -188,7 +190,8 @@ def compare_scenes(before: Scene, after: Scene, *, method: Method = "default",
         misreg = 0.5
         if shift_dict is not None:
             misreg = max(0.5, math.hypot(shift_dict["dx_px"], shift_dict["dy_px"]))
-        growth = footprint_growth(before, observed_after, aoi=aoi, misregistration_px=misreg)
+        growth = footprint_growth(before, observed_after, aoi=aoi, misregistration_px=misreg,
+                                  change=result.mask == 1)
     return dataclasses.replace(result, coregistration=shift_dict if coregister else None, params=params,
                                structures=growth)
 

@@ -84,7 +84,7 @@ SUMMARY_FIELDS = (
     "site", "aoi", "geometry_quality", "date_before", "date_after", "status", "error",
     "changed_area_m2", "changed_fraction", "valid_fraction",
     "footprint_before_m2", "footprint_after_m2", "net_growth_m2", "net_growth_pct", "growth_significant",
-    "new_count", "new_area_m2", "demolished_count", "demolished_area_m2",
+    "new_count", "new_significant", "new_area_m2", "demolished_count", "demolished_significant", "demolished_area_m2",
     "expanded_count", "expanded_area_m2", "shrunk_count", "shrunk_area_m2",
     "pixel_size_m", "cloud_fraction_before", "cloud_fraction_after",
     "shift_dx_px", "shift_dy_px", "shift_applied", "method", "threshold",
@@ -302,7 +302,9 @@ def _run_pair(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
         net_growth_m2=_f(g.get("net_m2")), net_growth_pct=_f(g.get("net_pct"), 2),
         growth_significant=(g.get("significance") == "significant") if g else None,
         new_count=counts.get("new"), new_area_m2=_f(areas.get("new")),
+        new_significant=g.get("significant_counts", {}).get("new"),
         demolished_count=counts.get("demolished"), demolished_area_m2=_f(areas.get("demolished")),
+        demolished_significant=g.get("significant_counts", {}).get("demolished"),
         expanded_count=counts.get("expanded"), expanded_area_m2=_f(areas.get("expanded")),
         shrunk_count=counts.get("shrunk"), shrunk_area_m2=_f(areas.get("shrunk")),
         pixel_size_m=_f(result.grid.pixel_size_m(), 2),
@@ -489,7 +491,10 @@ def _m2(v: Any, sign: str = "") -> str:
 def _pair_table(r: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The per-pair table of the HTML report (every figure may be missing: VHR mode has no footprint)."""
     def counted(n: str) -> str:
-        return "n/a" if r[f"{n}_count"] is None else f"{r[f'{n}_count']} ({_m2(r[f'{n}_area_m2'])})"
+        if r[f"{n}_count"] is None:
+            return "n/a"
+        sig = r.get(f"{n}_significant")
+        return f"{r[f'{n}_count']} ({_m2(r[f'{n}_area_m2'])}" + ("" if sig is None else f"; {sig} significant") + ")"
 
     return [
         ("changed area", f"{_m2(r['changed_area_m2'])} ({100 * (r['changed_fraction'] or 0):.2f} % of valid pixels)"),
