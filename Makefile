@@ -24,6 +24,11 @@ test: $(VENV)/.installed
 notebooks: $(VENV)/.installed
 	$(PY) -m pytest -q tests/test_notebooks.py
 
+# Accuracy benchmarks on ../shared/data (print figures; see also benchmarks/*.py for speed and memory).
+bench: $(VENV)/.installed
+	$(VENV)/bin/campwatch bench oscd ../shared/data/oscd
+	$(VENV)/bin/campwatch bench vhr --data ../shared/data
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy
