@@ -132,22 +132,34 @@ def _box_sum(x: np.ndarray, size: int) -> np.ndarray:
     h = size // 2
     p = np.pad(x, h, mode="edge")
     m, n = x.shape
-    rows = p[0:m]
+    rows = p[0:m].copy()
     for k in range(1, size):
-        rows = rows + p[k:k + m]
-    out = rows[:, 0:n]
+        rows += p[k:k + m]
+    out = rows[:, 0:n].copy()
     for k in range(1, size):
-        out = out + rows[:, k:k + n]
+        out += rows[:, k:k + n]
     return out
 
 
 def _nanmean_filter(x: np.ndarray, valid: np.ndarray, size: int) -> np.ndarray:
-    """Mean over a ``size`` × ``size`` neighbourhood of the valid pixels only."""
-    v = valid.astype(np.float32)
-    num = _box_sum(np.where(valid, x, 0).astype(np.float32), size)
-    den = _box_sum(v, size)
+    """Mean over a ``size`` × ``size`` neighbourhood of the valid pixels only (float32)."""
+    num = _box_sum(np.where(valid, x, np.float32(0)).astype(np.float32, copy=False), size)
+    # the count of valid neighbours is an exact small integer: counted in one byte
+    den = _box_sum(valid.view(np.uint8), size) if size * size < 256 else _box_sum(valid.astype(np.int32), size)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den > 1e-6, num / den, np.nan).astype(np.float32)
+        num /= den
+    num[den == 0] = np.nan
+    return num
+
+
+def _grow_cross(mask: np.ndarray) -> np.ndarray:
+    """``ndimage.binary_dilation(mask, iterations=1)`` (4-neighbour cross, outside False)."""
+    out = mask.copy()
+    out[1:] |= mask[:-1]
+    out[:-1] |= mask[1:]
+    out[:, 1:] |= mask[:, :-1]
+    out[:, :-1] |= mask[:, 1:]
+    return out
 
 
 def _brightness(x: np.ndarray, bands: tuple[str, ...]) -> np.ndarray:
@@ -400,7 +412,8 @@ def window_score(method: str, ctx: _Ctx, b: np.ndarray, a: np.ndarray,
     not exact; callers keep the core.
     """
     s, d = _score_window(method, ctx, b, a, v)
-    s = np.where(v, s, np.nan).astype(np.float32)
+    s = s.astype(np.float32, copy=False)  # every method returns a fresh array: NaN written in place
+    s[~v] = np.nan
     if d is not None:
         d = np.where(v, d, np.nan).astype(np.float32)
     return s, d
@@ -673,6 +686,8 @@ def _score_window(method: str, ctx: _Ctx, b: np.ndarray, a: np.ndarray,
     if method in ("ndvi", "ndbi", "bui"):
         return np.abs(rel.residuals(_index(method, b, bands)[None], _index(method, a, bands)[None])[0]), None
     sel = [bands.index(x) for x in rel.bands]
+    if method == "default":
+        return _default_score(ctx, b, a, v, sel), None
     z = rel.residuals(b[sel], a[sel])
     if method == "cva":
         vis = [rel.bands.index(x) for x in ("blue", "green", "red")]
@@ -681,26 +696,45 @@ def _score_window(method: str, ctx: _Ctx, b: np.ndarray, a: np.ndarray,
     if method == "pca-diff":
         vec, sd = ctx.extra["pc1"]
         return np.abs(np.tensordot(vec, z, axes=1) / sd).astype(np.float32), None
-    if method == "pca-kmeans":
-        mean, comps, c0, c1 = ctx.extra["pcak"]
-        f = (_pcak_features(np.where(v, np.abs(z).mean(0), 0)) - mean) @ comps
-        d0 = np.sqrt(((f - c0) ** 2).sum(-1))
-        d1 = np.sqrt(((f - c1) ** 2).sum(-1))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            s = np.where(d0 + d1 > 1e-9, d0 / (d0 + d1), 0.0)
-        return s.astype(np.float32), None
-    # default
-    mag = np.sqrt((z * z).sum(0))
+    # pca-kmeans
+    mean, comps, c0, c1 = ctx.extra["pcak"]
+    f = (_pcak_features(np.where(v, np.abs(z).mean(0), 0)) - mean) @ comps
+    d0 = np.sqrt(((f - c0) ** 2).sum(-1))
+    d1 = np.sqrt(((f - c1) ** 2).sum(-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = np.where(d0 + d1 > 1e-9, d0 / (d0 + d1), 0.0)
+    return s.astype(np.float32), None
+
+
+def _default_score(ctx: _Ctx, b: np.ndarray, a: np.ndarray, v: np.ndarray, sel: list[int]) -> np.ndarray:
+    """The default detector's evidence on one window (float32 throughout)."""
+    rel = ctx.rel
+    assert rel is not None
+    bands = ctx.bands
+    # magnitude of the per-band residuals (sigmas), one band at a time
+    mag = np.zeros(v.shape, np.float32)
+    for i, k in enumerate(sel):
+        z = rel.residual(i, b[k], a[k])
+        z *= z
+        mag += z
+    np.sqrt(mag, out=mag)
     s = _nanmean_filter(mag, v, 3)
+    del mag
     g = bands.index
     water = (b[g("nir")] < 0.08) & (a[g("nir")] < 0.08)
     if "swir16" in bands:
         water = ((b[g("swir16")] < 0.05) & (b[g("nir")] < 0.08)) | ((a[g("swir16")] < 0.05) & (a[g("nir")] < 0.08))
-    water = ndi.binary_dilation(water, iterations=1)
+    water = _grow_cross(water)
     veg = np.fmax(_nd(b[g("nir")], b[g("red")]), _nd(a[g("nir")], a[g("red")]))
     veg = _nanmean_filter(veg, v & np.isfinite(veg), 3)
-    weight = np.clip((0.75 - np.nan_to_num(veg, nan=0.0)) / 0.3, 0.0, 1.0)
-    return np.where(water, 0.0, s * weight).astype(np.float32), None
+    # weight = clip((0.75 - veg) / 0.3, 0, 1), veg NaN counting as 0
+    np.nan_to_num(veg, copy=False, nan=0.0)
+    np.subtract(np.float32(0.75), veg, out=veg)
+    veg /= np.float32(0.3)
+    np.clip(veg, 0.0, 1.0, out=veg)
+    s *= veg
+    s[water] = 0.0
+    return s
 
 
 # --------------------------------------------------------------------------------------

@@ -111,9 +111,25 @@ class RelativeFit:
     used_fraction: np.ndarray
 
     def residuals(self, before: np.ndarray, after: np.ndarray) -> np.ndarray:
-        """(B, M, N) residual of ``after`` against the prediction from ``before``, in sigmas."""
-        g, o, s = (v[:, None, None] for v in (self.gain, self.offset, self.sigma))
-        return ((after - (g * before + o)) / s).astype(np.float32)
+        """(B, M, N) float32 residual of ``after`` against the prediction from ``before``, in sigmas.
+
+        Computed in float32 (the reflectances are float32; the fit itself is float64).
+        """
+        g, o, s = (np.asarray(v, dtype=np.float32)[:, None, None] for v in (self.gain, self.offset, self.sigma))
+        r = np.multiply(before, g, dtype=np.float32)
+        r += o
+        np.subtract(after, r, out=r, dtype=np.float32)
+        r /= s
+        return r
+
+    def residual(self, i: int, before: np.ndarray, after: np.ndarray) -> np.ndarray:
+        """(M, N) float32 residual of band ``i`` alone (the arithmetic of :meth:`residuals`)."""
+        g, o, s = (np.float32(v[i]) for v in (self.gain, self.offset, self.sigma))
+        r = np.multiply(before, g, dtype=np.float32)
+        r += o
+        np.subtract(after, r, out=r, dtype=np.float32)
+        r /= s
+        return r
 
     def normalise_after(self, after: np.ndarray) -> np.ndarray:
         """``after`` expressed in ``before``'s radiometry: ``(after - offset) / gain``."""
