@@ -767,6 +767,8 @@ class Components:
     Parameters
     ----------
     hit : (M, N) bool ndarray
+        Or any object with ``shape`` whose row slices ``hit[r0:r1]`` are bool arrays
+        (the streaming engine's bit-packed :class:`campwatch.engine.BitRows`).
     row_areas : (M, 1) ndarray
         Area of a pixel in each row (``Grid.pixel_area_m2()``).
     min_area_m2 : float
@@ -780,7 +782,7 @@ class Components:
     (2, 1, [[0, 1, 1, 0], [0, 1, 1, 0]])
     """
 
-    def __init__(self, hit: np.ndarray, row_areas: np.ndarray, *, min_area_m2: float = 0.0,
+    def __init__(self, hit: Any, row_areas: np.ndarray, *, min_area_m2: float = 0.0,
                  strip: int = COMPONENT_STRIP) -> None:
         from scipy.sparse import coo_matrix
         from scipy.sparse.csgraph import connected_components

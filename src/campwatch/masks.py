@@ -7,7 +7,7 @@ return True = valid; :func:`cloud_mask` returns True = cloud.  Nothing here open
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -211,10 +211,10 @@ def _box_count(mask: np.ndarray, r: int) -> np.ndarray:
     dt = np.uint8 if size * size < 256 else np.int32
     p = np.pad(mask, r, mode="edge").view(np.uint8).astype(dt)
     m, n = mask.shape
-    rows = p[0:m].copy()
+    rows: np.ndarray[Any, Any] = p[0:m].copy()
     for k in range(1, size):
         rows += p[k:k + m]
-    out = rows[:, 0:n].copy()
+    out: np.ndarray[Any, Any] = rows[:, 0:n].copy()
     for k in range(1, size):
         out += rows[:, k:k + n]
     return out
