@@ -577,7 +577,10 @@ def _read_band(ref: BandRef, grid: Grid, resampling: Resampling, *,
             win = _lattice_window(ref.grid, grid)
             fill = ref.nodata if ref.nodata is not None else 0
             if win is not None:
-                arr = ds.read(ref.index, window=win, boundless=True, fill_value=fill,
+                within = (win.row_off >= 0 and win.col_off >= 0 and win.row_off + win.height <= ref.grid.height
+                          and win.col_off + win.width <= ref.grid.width)
+                # a boundless read goes through a VRT: only when the window leaves the file
+                arr = ds.read(ref.index, window=win, boundless=not within, fill_value=None if within else fill,
                               out_dtype=None if native else "float64")
                 inside = np.zeros(grid.shape, dtype=bool)
                 r0, c0 = max(0, -int(win.row_off)), max(0, -int(win.col_off))
