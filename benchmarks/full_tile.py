@@ -193,6 +193,16 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, floa
     return out
 
 
+def _available_gb() -> float:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1e6
+    except OSError:
+        pass
+    return float("inf")
+
+
 def run_side(side: int, work: Path, *, naive: bool, otb: bool, repeat: int) -> list[dict[str, object]]:
     folder = work / f"pair_{side}"
     t0 = time.perf_counter()
@@ -207,7 +217,12 @@ def run_side(side: int, work: Path, *, naive: bool, otb: bool, repeat: int) -> l
         ("campwatch", [campwatch, "compare", str(before), str(after), "-o", str(folder / "out"), "--overwrite",
                        "--stream"]),
     ]
-    if naive:
+    # the naive step holds both dates and ~4 temporaries as float64 (22.9 GB at 10980 px): run it
+    # only when that leaves room for whatever else shares the machine
+    naive_gb = side * side * len(BANDS) * 8 * 5.5 / 1e9
+    if naive and naive_gb > 0.6 * _available_gb():
+        print(f"  naive-cva: needs about {naive_gb:.0f} GB, {_available_gb():.0f} GB available; skipped")
+    elif naive:
         steps.append(("naive-cva", [*me, "_naive", str(before), str(after), str(folder / "naive_mask.tif")]))
     otb_exe = shutil.which("otbcli_MultivariateAlterationDetector")
     if otb and otb_exe:

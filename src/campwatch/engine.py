@@ -13,19 +13,25 @@ chain, cut into windows, with the same pure per-window functions of :mod:`campwa
 2. **score** — every window is read with a halo (clouds 4 px + shift + score 3 px + 2 ×
    opening radius), cloud-masked, shifted, scored, counted into the global histogram,
    thresholded and opened; its core score is written to ``change_score.tif`` and its
-   core hits go into a 1-byte mask (``chi2`` and fixed thresholds are known before the
-   scores are; ``otsu`` and ``ki`` take one more pass, after the histogram);
-3. **clean-up** — the minimum mapping unit over the 1-byte mask, labelled strip by strip
+   core hits and validity go into bit-packed masks (:class:`BitRows`, 15 MB each on a full
+   tile; ``chi2`` and fixed thresholds are known before the scores are; ``otsu`` and
+   ``ki`` take one more pass, after the histogram);
+3. **clean-up** — the minimum mapping unit over the hit mask, labelled strip by strip
    (:class:`campwatch.detect.Components`); ``change_mask.tif`` and ``changes.gpkg``
-   (polygons per strip, merged across strip borders) are written from it.
+   (polygons per strip, built in bulk on two threads, merged across strip borders) are
+   written from it.
 
 Local runs read full-width strips of rows (a multiple of the file's block height), so
-every block is decoded once and the halo comes from the neighbouring strips held in
-memory; reading and scoring run on a thread pool (GDAL decoding and numpy release the
-GIL).  With a ``dask.distributed`` client the same per-window function runs as one task
-per window (block-aligned, each task reading its own halo), on a ``LocalCluster`` or a
-cluster given by address.  Both give the same outputs as the in-memory path
-(``tests/test_engine.py``).
+every block is decoded once; one strip is held at a time, under the few rows of the one
+before that its windows' halo reaches (a strip's windows stop one halo above its bottom;
+the next strip finishes them).  Reading and scoring run on a thread pool (GDAL decoding
+and numpy release the GIL).  The per-window steps are those of the in-memory chain, done
+without its copies: clouds set to NaN in the window's own arrays, and the sub-pixel
+shift by :func:`_shift_scene`, which repeats ``scipy.ndimage.shift``'s float64
+arithmetic bit for bit at a third of its cost.  With a ``dask.distributed`` client the
+same per-window function runs as one task per window (block-aligned, each task reading
+its own halo), on a ``LocalCluster`` or a cluster given by address.  Both give the same
+outputs as the in-memory path (``tests/test_engine.py``).
 
 What streaming does not do, and says so in ``summary.json``: footprint growth
 (``--structures``) and a full-resolution quicklook (it is decimated).
@@ -131,7 +137,7 @@ class _Plan:
         """Halo of the preparation steps (clouds, shift) alone."""
         h = CLOUD_HALO if self.clouds else 0
         if self.shift is not None:
-            h += int(math.ceil(max(abs(self.shift[0]), abs(self.shift[1])))) + 1
+            h += math.ceil(max(abs(self.shift[0]), abs(self.shift[1]))) + 1
         return h
 
     @property
@@ -263,14 +269,48 @@ def _shift_scene(scene: Scene, dx_px: float, dy_px: float) -> Scene:
     k = 2 + math.ceil(max(abs(dx_px), abs(dy_px)))
     pad = np.empty((m + 2 * k, n + 2 * k), np.float64)
     tmp = np.empty((m, n), np.float64)
-    _bilinear_into(tmp, scene.valid.view(np.uint8), None, rows, cols, pad, k)
-    new_valid = tmp > 1 - 1e-6
+    new_valid = _shifted_valid(scene.valid, rows, cols, k)
+    if new_valid is None:
+        _bilinear_into(tmp, scene.valid.view(np.uint8), None, rows, cols, pad, k)
+        new_valid = tmp > 1 - 1e-6
     data = np.empty_like(scene.data)
     for i in range(scene.data.shape[0]):
         _bilinear_into(tmp, scene.data[i], scene.valid, rows, cols, pad, k)
         data[i] = tmp
     data[:, ~new_valid] = np.nan
     return dataclasses.replace(scene, data=data, valid=new_valid)
+
+
+def _shifted_valid(valid: np.ndarray, rows: tuple[np.ndarray, ...], cols: tuple[np.ndarray, ...],
+                   k: int) -> np.ndarray | None:
+    """``ndimage.shift(valid, ...) > 1 - 1e-6`` as a logical AND of the taps that carry weight,
+    when that is exact: along each axis either every second tap weighs exactly 0 (a whole-pixel
+    shift) or every tap weighs at least 0.01 (so a missing tap costs at least 1e-4, and a full
+    set sums to 1 within a few ulps).  None when neither holds (the float path decides)."""
+    m, n = valid.shape
+    taps = []
+    for idx, w0, w1, sel in (rows, cols):
+        if not sel.any():
+            return np.zeros((m, n), bool)
+        start = idx[sel][0] - np.flatnonzero(sel)[0]
+        if not np.array_equal(idx[sel], np.flatnonzero(sel) + start):
+            return None
+        if np.all(w1[sel] == 0) and np.all(w0[sel] == 1):
+            taps.append((int(start), (0,)))
+        elif min(float(w0[sel].min()), float(w1[sel].min())) >= 0.01:
+            taps.append((int(start), (0, 1)))
+        else:
+            return None
+    pv = np.zeros((m + 2 * k, n + 2 * k), bool)
+    pv[k:k + m, k:k + n] = valid
+    (rs, rt), (cs, ct) = taps
+    out = np.ones((m, n), bool)
+    for dr in rt:
+        for dc in ct:
+            out &= pv[k + rs + dr:k + rs + dr + m, k + cs + dc:k + cs + dc + n]
+    out &= rows[3][:, None]
+    out &= cols[3][None, :]
+    return out
 
 
 def _bands_of(s: Scene, names: tuple[str, ...]) -> np.ndarray:
