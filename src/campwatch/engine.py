@@ -711,7 +711,10 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
                 kept = lab > 0
                 valid = state.valid[r0:r1]
                 first = (-r0) % th
-                poly = _strip_polygons(lab, grid, r0, r1, state.hit_scores(r0, r1)) if kept.any() else None
+                poly = None
+                if kept.any():
+                    with Env(GDAL_CACHEMAX=GDAL_CACHE):  # this thread's own GDAL environment
+                        poly = _strip_polygons(lab, grid, r0, r1, state.hit_scores(r0, r1))
                 return (kept.sum(1), np.where(valid, kept.view(np.uint8), np.uint8(NODATA)),
                         kept[first::th, ::th], valid[first::th, ::th], poly)
 
