@@ -18,7 +18,9 @@ buildings.  Everything here is classical image processing, with no trained model
    on gradients), then a **shift-tolerant difference** (:func:`tolerant_difference`)
    that forgives residual shifts and building lean of up to ``tolerance_m``.
 4. **Growth classes** per building (:func:`vhr_change`): new, demolished, expanded,
-   shrunk and unchanged, as polygons with geodesic areas and counts.
+   shrunk and unchanged, as polygons with geodesic areas and counts.  A change whose
+   grey levels still correlate with the other date's (:func:`structure_similarity`:
+   same outline, ridge and shadow, whatever the colour) is dropped.
 5. **Rubble test** (:func:`debris_objects`): roof-like segments of any roof colour on
    the first date that turned into bright, finely broken texture are also demolished
    (the grey-roof detector of step 1 misses most brown and red roofs).
@@ -56,6 +58,7 @@ __all__ = [
     "normalise_to",
     "rgb_stack",
     "road_mask",
+    "structure_similarity",
     "tolerant_difference",
     "vegetation_index",
     "vhr_change",
@@ -390,6 +393,61 @@ def debris_objects(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, 
     return new_id[seg]
 
 
+def structure_similarity(labels: np.ndarray, before: np.ndarray, after: np.ndarray, *, pixel_size_m: float,
+                         rim_m: float = 2.0, smooth_m: float = 1.0) -> np.ndarray:
+    """Per object, the correlation of the two dates' brightness over the object and a ``rim_m`` rim.
+
+    Pearson correlation of the two dates' grey levels (band mean, Gaussian-smoothed with
+    ``smooth_m``) over each object grown by ``rim_m``.  It is invariant to a gain and an
+    offset per object, so a roof whose colour balance changed between dates, with its
+    outline, ridge and cast shadow in place, still correlates highly.  A building on land
+    that was bare before, or a roof that became rubble, does not.
+
+    Parameters
+    ----------
+    labels : (M, N) int ndarray
+        0 for background, 1..K for objects.
+    before, after : (B, M, N) ndarray
+    pixel_size_m, rim_m, smooth_m : float
+
+    Returns
+    -------
+    (K + 1,) float64 ndarray
+        Correlation per label (index 0 is the background); 0 where either date is flat.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> b = np.full((3, 40, 40), 0.3, np.float32); b[:, 10:30, 10:30] = 0.8; b[:, 30:33, 10:30] = 0.05
+    >>> lab = np.zeros((40, 40), np.int32); lab[10:30, 10:30] = 1
+    >>> a = 0.5 * b + 0.1                                     # same roof, other colour balance
+    >>> round(float(structure_similarity(lab, b, a, pixel_size_m=0.5)[1]), 2)
+    1.0
+    >>> a = np.full_like(b, 0.3) + 0.02 * rng.standard_normal(b.shape).astype(np.float32)  # roof gone
+    >>> float(structure_similarity(lab, b, a, pixel_size_m=0.5)[1]) < 0.3
+    True
+    """
+    labels = np.asarray(labels)
+    n = int(labels.max()) + 1
+    if n <= 1:
+        return np.zeros(n)
+    sigma = smooth_m / pixel_size_m
+    gb = ndimage.gaussian_filter(np.asarray(before, np.float32)[:3].mean(axis=0), sigma).astype(np.float64)
+    ga = ndimage.gaussian_filter(np.asarray(after, np.float32)[:3].mean(axis=0), sigma).astype(np.float64)
+    grown = ndimage.grey_dilation(labels, size=(2 * _px(rim_m, pixel_size_m) + 1,) * 2)
+    grown = np.where(labels > 0, labels, grown).ravel()
+    count = np.maximum(np.bincount(grown, minlength=n), 1)
+
+    def mean(x: np.ndarray) -> np.ndarray:
+        return np.bincount(grown, weights=x.ravel(), minlength=n) / count
+
+    mb, ma = mean(gb), mean(ga)
+    vb, va = mean(gb * gb) - mb * mb, mean(ga * ga) - ma * ma
+    cov = mean(gb * ga) - mb * ma
+    ok = (vb > 1e-8) & (va > 1e-8)
+    return np.where(ok, cov / np.sqrt(np.where(ok, vb * va, 1.0)), 0.0)
+
+
 def building_mask(scene: Scene, *, threshold: float = 0.45, min_area_m2: float = 20.0,
                   min_shadow_fraction: float = 0.12) -> np.ndarray:
     """Building (structure) pixels of one sub-metre RGB(N) scene.
@@ -634,7 +692,8 @@ def _polygons(labels: np.ndarray, grid: Grid, growth_class: str, changed: np.nda
 def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, tolerance_m: float = 0.5,
                smooth_m: float = 2.0, threshold: float | None = None, min_fraction: float = 0.2,
                whole_fraction: float = 0.7, lost_fraction: float = 0.7, min_area_m2: float = 20.0, building_threshold: float = 0.45,
-               min_shadow_fraction: float = 0.12, debris: bool = True) -> VHRChangeResult:
+               min_shadow_fraction: float = 0.12, debris: bool = True,
+               max_similarity: float = 0.6) -> VHRChangeResult:
     """Building-level change between two sub-metre RGB(N) dates, with growth classes.
 
     Parameters
@@ -672,6 +731,13 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
         colour, that turned into rubble-like texture and hold no building on the second
         date (:func:`debris_objects`).  The per-date building detector misses most
         brown and red roofs, so without this test few destroyed houses are found.
+    max_similarity : float
+        A new, demolished, expanded or shrunk building (or part) whose grey levels, over it
+        and a 2 m rim, correlate with the other date's at least this much
+        (:func:`structure_similarity`) is the same structure on both dates: it is dropped
+        (a before-date building is then unchanged).  This removes roofs that only changed
+        colour under the other date's colour balance and that the per-date detector saw on
+        one date only.  1 turns the test off.  Not applied to the rubble test.
 
     Returns
     -------
@@ -805,6 +871,24 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
             else:
                 parts["unchanged"][lab_b == i] = i
 
+    if max_similarity < 1.0:
+        # the same structure on both dates (outline, ridge, shadow in place; colour balance aside)
+        # is not new, demolished, expanded or shrunk, whatever the per-date detector says
+        for k in ("new", "demolished", "expanded", "shrunk"):
+            if not parts[k].any():
+                continue
+            same = structure_similarity(parts[k], xb, xa_n, pixel_size_m=px) >= max_similarity
+            same[0] = False
+            if not same.any():
+                continue
+            drop = same[parts[k]]
+            if k in ("demolished", "shrunk"):  # a before-date building still standing
+                for i in np.unique(parts[k][drop]):
+                    parts["unchanged"][lab_b == i] = i
+                    low["unchanged"].pop(int(i), None)
+            parts[k][drop] = 0
+            for i in np.flatnonzero(same):
+                low[k].pop(int(i), None)
     if debris:
         # roof-like segments of any colour that became rubble, where no building stands after
         lab_d = debris_objects(xb, xa_n, valid, pixel_size_m=px, exclude=near_a)
@@ -832,7 +916,8 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
     mask = (parts["new"] > 0) | (parts["demolished"] > 0) | (parts["expanded"] > 0) | (parts["shrunk"] > 0)
     params = {"tolerance_m": tolerance_m, "smooth_m": smooth_m, "threshold": threshold, "min_fraction": min_fraction,
               "whole_fraction": whole_fraction, "lost_fraction": lost_fraction, "min_area_m2": min_area_m2, "building_threshold": building_threshold,
-              "min_shadow_fraction": min_shadow_fraction, "coregister": coregister, "debris": debris}
+              "min_shadow_fraction": min_shadow_fraction, "coregister": coregister, "debris": debris,
+              "max_similarity": max_similarity}
     return VHRChangeResult(before.grid, score, float(threshold), mask & valid, lab_b, lab_a, growth, counts,
                            flags, params, shift_record, fit)
 
