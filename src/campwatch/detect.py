@@ -797,12 +797,20 @@ class Components:
         eb: list[np.ndarray] = []
         off = 0
         prev_last: np.ndarray | None = None
+        self._strip_labels: list[np.ndarray | None] = []
         for r0, r1 in self.bounds:
             lab, n = ndi.label(hit[r0:r1], structure=_EIGHT)
             self.offsets.append(off)
             if n:
-                w = np.broadcast_to(row_areas[r0:r1], lab.shape)
-                areas.append(np.bincount(lab.ravel(), weights=w.ravel(), minlength=n + 1)[1:])
+                # the labels of the hit pixels in raster order (the zeros only add to bin 0)
+                rr, cc = np.nonzero(lab)
+                vals = lab[rr, cc]
+                w = np.broadcast_to(row_areas[r0:r1], lab.shape)[rr, cc]
+                areas.append(np.bincount(vals, weights=w, minlength=n + 1)[1:])
+                # kept for labels(k) unless the strip is mostly hits (then it is labelled again)
+                self._strip_labels.append(vals if 4 * vals.size <= lab.size else None)
+            else:
+                self._strip_labels.append(np.zeros(0, np.int32))
             first = np.where(lab[0] > 0, lab[0] + off, 0)
             if prev_last is not None:
                 for dc in (-1, 0, 1):
@@ -840,8 +848,14 @@ class Components:
     def labels(self, k: int) -> np.ndarray:
         """(rows, N) int32 object ids of strip ``k`` (0: background or dropped)."""
         r0, r1 = self.bounds[k]
-        lab, _ = ndi.label(self.hit[r0:r1], structure=_EIGHT)
-        return np.where(lab > 0, self._label_obj[lab + self.offsets[k]], 0).astype(np.int32)
+        hit = self.hit[r0:r1]
+        vals = self._strip_labels[k]
+        if vals is None:
+            lab, _ = ndi.label(hit, structure=_EIGHT)
+            return np.where(lab > 0, self._label_obj[lab + self.offsets[k]], 0).astype(np.int32)
+        out = np.zeros(hit.shape, np.int32)
+        out[hit] = self._label_obj[vals + self.offsets[k]]
+        return out
 
 
 def clean_mask(score: np.ndarray, threshold: float, grid: Grid, *, valid: np.ndarray, min_area_m2: float = 0.0,

@@ -267,12 +267,20 @@ def _shift_scene(scene: Scene, dx_px: float, dy_px: float) -> Scene:
     m, n = scene.grid.shape
     rows, cols = _axis_weights(m, dy_px), _axis_weights(n, dx_px)
     k = 2 + math.ceil(max(abs(dx_px), abs(dy_px)))
-    pad = np.empty((m + 2 * k, n + 2 * k), np.float64)
-    tmp = np.empty((m, n), np.float64)
     new_valid = _shifted_valid(scene.valid, rows, cols, k)
     if new_valid is None:
+        pad = np.empty((m + 2 * k, n + 2 * k), np.float64)
+        tmp = np.empty((m, n), np.float64)
         _bilinear_into(tmp, scene.valid.view(np.uint8), None, rows, cols, pad, k)
         new_valid = tmp > 1 - 1e-6
+    if scene.data.dtype == np.float32:
+        from campwatch._kernels import bilinear_bands
+
+        data = bilinear_bands(scene.data, scene.valid, new_valid, rows[0], rows[1], rows[2], cols[0], cols[1],
+                              cols[2])
+        return dataclasses.replace(scene, data=data, valid=new_valid)
+    pad = np.empty((m + 2 * k, n + 2 * k), np.float64)
+    tmp = np.empty((m, n), np.float64)
     data = np.empty_like(scene.data)
     for i in range(scene.data.shape[0]):
         _bilinear_into(tmp, scene.data[i], scene.valid, rows, cols, pad, k)
