@@ -114,30 +114,3 @@ def test_window_shift_is_apply_shift_bit_for_bit(paths, dx, dy):
     assert np.array_equal(fast.valid, ref.valid)
     assert np.array_equal(fast.data, ref.data, equal_nan=True)
     assert fast.data.dtype == ref.data.dtype == np.float32
-
-
-def test_strip_polygons_equal_mask_to_polygons(paths):
-    """The engine's bulk polygons: the same rows, numbers and geometries as vectorize.mask_to_polygons
-    (holes, and pieces of one object that only meet in another strip: multipolygons)."""
-    import pandas as pd
-
-    from campwatch.engine import _strip_polygons
-
-    b, a, _ = read_pair(*paths)
-    whole = compare_scenes(b, a, min_area_m2=0, coregister=False)
-    hit = ndimage.binary_closing(whole.mask == 1, iterations=2) | (whole.mask == 1)  # some rings with holes
-    lab, _ = ndimage.label(hit, structure=np.ones((3, 3), bool))
-    r0, r1 = 40, 300
-    strip = lab[r0:r1].astype(np.int32)
-    first, second = np.unique(strip)[1:3]
-    strip[strip == second] = first  # two separate pieces under one id
-    scores = np.where(strip > 0, whole.score[r0:r1], np.nan)
-    g = b.grid.window(rasterio.windows.Window(0, r0, b.grid.width, r1 - r0))
-    ref = mask_to_polygons(strip > 0, g, values={"score": scores}, labels=strip)
-    fast = _strip_polygons(strip, b.grid, r0, r1, scores)
-    assert len(fast) == len(ref) > 10
-    assert any(gm.geom_type == "MultiPolygon" for gm in fast.geometry)
-    assert any(len(gm.interiors) for gm in fast.geometry if gm.geom_type == "Polygon")
-    pd.testing.assert_frame_equal(pd.DataFrame(fast.drop(columns="geometry")),
-                                  pd.DataFrame(ref.drop(columns="geometry")), check_exact=True)
-    assert all(x.equals_exact(y, 0) for x, y in zip(fast.geometry, ref.geometry, strict=True))

@@ -914,111 +914,11 @@ class _Collect:
 
 
 def _strip_polygons(lab: np.ndarray, grid: Grid, r0: int, r1: int, scores: np.ndarray) -> Any:
-    """``vectorize.mask_to_polygons(lab > 0, strip grid, values={"score": scores}, labels=lab)``
-    with the same numbers, built in bulk: rings straight into shapely arrays, geodesic
-    areas per ring on coordinate arrays (``tests/test_engine.py`` checks the equality)."""
-    import geopandas as gpd
-    import shapely
-    from rasterio import features
+    """Polygons of one strip of component labels (rows ``r0:r1`` of ``grid``), with mean scores."""
+    from campwatch.vectorize import mask_to_polygons
 
     g = grid.window(Window(0, r0, grid.width, r1 - r0))
-    ids: list[int] = []
-    xy: list[Any] = []
-    ring_len: list[int] = []
-    ring_poly: list[int] = []
-    for geom, value in features.shapes(lab, mask=lab > 0, transform=g.transform, connectivity=8):
-        k = len(ids)
-        ids.append(int(value))
-        for ring in geom["coordinates"]:
-            xy.extend(ring)
-            ring_len.append(len(ring))
-            ring_poly.append(k)
-    ids_a = np.asarray(ids, np.int64)
-    rings = shapely.linearrings(np.asarray(xy, np.float64), indices=np.repeat(np.arange(len(ring_len)), ring_len))
-    parts = shapely.polygons(rings, indices=np.asarray(ring_poly))
-    order = np.unique(ids_a)
-    polys = np.empty(len(order), object)
-    pos = np.searchsorted(order, ids_a)
-    counts_per = np.bincount(pos, minlength=len(order))
-    single = counts_per[pos] == 1
-    polys[pos[single]] = parts[single]
-    for p in np.flatnonzero(counts_per > 1):
-        polys[p] = shapely.union_all(list(parts[pos == p]))
-    gdf = gpd.GeoDataFrame({"object_id": order.tolist()}, geometry=list(polys), crs=grid.crs)
-    counts = np.bincount(lab.ravel())
-    gdf["n_pixels"] = counts[order]
-    area, perim, lon, lat = _geodesic_metrics(gdf.geometry)
-    gdf["area_m2"] = area
-    gdf["perimeter_m"] = perim
-    gdf["compactness"] = np.where(perim > 0, 4 * np.pi * area / np.maximum(perim, 1e-9) ** 2, 0.0)
-    gdf["centroid_lon"] = lon
-    gdf["centroid_lat"] = lat
-    arr = scores.astype(np.float64)
-    finite = np.isfinite(arr) & (lab > 0)
-    sums = np.bincount(lab[finite], weights=arr[finite], minlength=counts.size)
-    n = np.bincount(lab[finite], minlength=counts.size)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        gdf["mean_score"] = (sums / n)[order]
-    cols = ["object_id", "n_pixels", "area_m2", "perimeter_m", "compactness", "centroid_lon", "centroid_lat",
-            "mean_score", "geometry"]
-    return gdf[cols]
-
-
-def _geodesic_metrics(geoms: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`campwatch.vectorize.geodesic_metrics` (the same pyproj calls per ring, summed in
-    the same order) without the per-geometry Python: polygons and multipolygons."""
-    import shapely
-
-    from campwatch.grid import GEOD
-
-    ll = geoms.to_crs(4326) if geoms.crs is not None and not geoms.crs.equals("EPSG:4326") else geoms
-    arr = np.asarray(ll.geometry.values, dtype=object)
-    parts, part_of = shapely.get_parts(arr, return_index=True)
-    rings, ring_of = shapely.get_rings(parts, return_index=True)
-    coords, coord_of = shapely.get_coordinates(rings, return_index=True)
-    bounds = np.searchsorted(coord_of, np.arange(len(rings) + 1))
-    lon, lat = np.ascontiguousarray(coords[:, 0]), np.ascontiguousarray(coords[:, 1])
-    ring_area = np.empty(len(rings))
-    ring_perim = np.empty(len(rings))
-    for k in range(len(rings)):
-        ring_area[k], ring_perim[k] = GEOD.polygon_area_perimeter(lon[bounds[k]:bounds[k + 1]],
-                                                                  lat[bounds[k]:bounds[k + 1]])
-    # pyproj: a polygon is its shell's perimeter and area plus its holes' areas, a multipolygon
-    # 0.0 plus its polygons, in order
-    part_area = np.zeros(len(parts))
-    part_perim = np.zeros(len(parts))
-    first = np.searchsorted(ring_of, np.arange(len(parts)))
-    part_area[:] = ring_area[first]
-    part_perim[:] = ring_perim[first]
-    extra = np.ones(len(rings), bool)
-    extra[first] = False
-    for k in np.flatnonzero(extra):  # holes: their (signed) area, not their perimeter
-        part_area[ring_of[k]] += ring_area[k]
-    area = np.zeros(len(arr))
-    perim = np.zeros(len(arr))
-    multi = np.bincount(part_of, minlength=len(arr)) > 1
-    for k in range(len(parts)):
-        g = part_of[k]
-        if multi[g]:
-            area[g] += part_area[k]
-            perim[g] += part_perim[k]
-        else:
-            area[g] = part_area[k]
-            perim[g] = part_perim[k]
-    clon, clat = _centroids(geoms)
-    return np.abs(area), perim, clon, clat
-
-
-def _centroids(geoms: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Planar centroids in the source CRS, as lon/lat (as ``geodesic_metrics`` does)."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        cent = geoms.centroid
-    if geoms.crs is not None and not geoms.crs.equals("EPSG:4326"):
-        cent = cent.to_crs(4326)
-    return np.asarray(cent.x), np.asarray(cent.y)
+    return mask_to_polygons(lab > 0, g, values={"score": scores}, labels=lab)
 
 
 def _merge_polygons(pieces: list[Any], grid: Grid) -> Any:

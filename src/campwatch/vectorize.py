@@ -14,7 +14,6 @@ import geopandas as gpd
 import numpy as np
 import shapely
 from rasterio import features
-from shapely.geometry import shape
 
 from campwatch.grid import GEOD, Grid
 
@@ -23,6 +22,11 @@ __all__ = ["mask_to_polygons", "geodesic_area_m2", "geodesic_metrics"]
 
 def geodesic_metrics(geoms: gpd.GeoSeries) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Geodesic area (m²), perimeter (m), and centroid lon/lat of each geometry.
+
+    The pyproj ``Geod.polygon_area_perimeter`` call runs once per ring on coordinate arrays
+    (no per-geometry Python objects), summed as ``Geod.geometry_area_perimeter`` sums them:
+    a polygon is its shell's perimeter and area plus its holes' (signed) areas, a multipolygon
+    the sum of its polygons.  Centroids are planar in the source CRS, expressed in lon/lat.
 
     Examples
     --------
@@ -33,12 +37,35 @@ def geodesic_metrics(geoms: gpd.GeoSeries) -> tuple[np.ndarray, np.ndarray, np.n
     (1.0, 300.0)
     """
     ll = geoms.to_crs(4326) if geoms.crs is not None and not geoms.crs.equals("EPSG:4326") else geoms
-    area = np.empty(len(ll))
-    perim = np.empty(len(ll))
-    for i, g in enumerate(ll.geometry):
-        a, p = GEOD.geometry_area_perimeter(shapely.force_2d(g))
-        area[i], perim[i] = abs(a), p
-    # centroid in the source CRS (planar there), expressed in lon/lat
+    arr = np.asarray(ll.geometry.values, dtype=object)
+    parts, part_of = shapely.get_parts(arr, return_index=True)
+    rings, ring_of = shapely.get_rings(parts, return_index=True)
+    coords, coord_of = shapely.get_coordinates(rings, return_index=True)
+    bounds = np.searchsorted(coord_of, np.arange(len(rings) + 1))
+    lon, lat = np.ascontiguousarray(coords[:, 0]), np.ascontiguousarray(coords[:, 1])
+    ring_area = np.empty(len(rings))
+    ring_perim = np.empty(len(rings))
+    for k in range(len(rings)):
+        ring_area[k], ring_perim[k] = GEOD.polygon_area_perimeter(lon[bounds[k]:bounds[k + 1]],
+                                                                  lat[bounds[k]:bounds[k + 1]])
+    first = np.searchsorted(ring_of, np.arange(len(parts)))
+    part_area = ring_area[first].copy()
+    part_perim = ring_perim[first].copy()
+    extra = np.ones(len(rings), bool)
+    extra[first] = False
+    for k in np.flatnonzero(extra):  # holes: their (signed) area, not their perimeter
+        part_area[ring_of[k]] += ring_area[k]
+    area = np.zeros(len(arr))
+    perim = np.zeros(len(arr))
+    multi = np.bincount(part_of, minlength=len(arr)) > 1
+    for k in range(len(parts)):
+        g = part_of[k]
+        if multi[g]:
+            area[g] += part_area[k]
+            perim[g] += part_perim[k]
+        else:
+            area[g] = part_area[k]
+            perim[g] = part_perim[k]
     with warnings.catch_warnings():
         # geopandas warns about planar centroids in a geographic CRS; for pixel-sized
         # polygons the planar lon/lat centroid is within millimetres of the geodesic one.
@@ -46,12 +73,39 @@ def geodesic_metrics(geoms: gpd.GeoSeries) -> tuple[np.ndarray, np.ndarray, np.n
         cent = geoms.centroid
     if geoms.crs is not None and not geoms.crs.equals("EPSG:4326"):
         cent = cent.to_crs(4326)
-    return area, perim, np.asarray(cent.x), np.asarray(cent.y)
+    return np.abs(area), perim, np.asarray(cent.x), np.asarray(cent.y)
 
 
 def geodesic_area_m2(geoms: gpd.GeoSeries) -> np.ndarray:
     """Area of each geometry on the WGS84 ellipsoid, in m²."""
     return geodesic_metrics(geoms)[0]
+
+
+def _label_polygons(labels: np.ndarray, grid: Grid, ids: np.ndarray, *, connectivity: int) -> list:
+    """One (multi)polygon per id in ``ids`` (sorted), traced by ``rasterio.features.shapes`` and
+    assembled in bulk: rings straight into shapely arrays, pieces of one id unioned."""
+    keys: list[int] = []
+    xy: list = []
+    ring_len: list[int] = []
+    ring_poly: list[int] = []
+    for geom, value in features.shapes(labels, mask=labels > 0, transform=grid.transform,
+                                       connectivity=connectivity):
+        k = len(keys)
+        keys.append(int(value))
+        for ring in geom["coordinates"]:
+            xy.extend(ring)
+            ring_len.append(len(ring))
+            ring_poly.append(k)
+    rings = shapely.linearrings(np.asarray(xy, np.float64), indices=np.repeat(np.arange(len(ring_len)), ring_len))
+    parts = shapely.polygons(rings, indices=np.asarray(ring_poly))
+    pos = np.searchsorted(ids, np.asarray(keys, np.int64))
+    per_id = np.bincount(pos, minlength=len(ids))
+    polys = np.empty(len(ids), object)
+    single = per_id[pos] == 1
+    polys[pos[single]] = parts[single]
+    for p in np.flatnonzero(per_id > 1):
+        polys[p] = shapely.union_all(list(parts[pos == p]))
+    return list(polys)
 
 
 def mask_to_polygons(mask: np.ndarray, grid: Grid, *, values: Mapping[str, np.ndarray] | None = None,
@@ -101,13 +155,9 @@ def mask_to_polygons(mask: np.ndarray, grid: Grid, *, values: Mapping[str, np.nd
     columns += [f"mean_{k}" for k in (values or {})]
     if ids.size == 0:
         return gpd.GeoDataFrame({c: [] for c in columns}, geometry=[], crs=grid.crs)
-    geoms: dict[int, list] = {}
-    for geom, value in features.shapes(labels, mask=labels > 0, transform=grid.transform,
-                                       connectivity=connectivity):
-        geoms.setdefault(int(value), []).append(shape(geom))
-    order = [int(i) for i in ids]
-    polys = [shapely.union_all(geoms[i]) if len(geoms[i]) > 1 else geoms[i][0] for i in order]
-    gdf = gpd.GeoDataFrame({"object_id": order}, geometry=polys, crs=grid.crs)
+    gdf = gpd.GeoDataFrame({"object_id": ids.astype(int).tolist()},
+                           geometry=_label_polygons(labels, grid, ids, connectivity=connectivity), crs=grid.crs)
+    order = ids
     counts = np.bincount(labels.ravel())
     gdf["n_pixels"] = counts[order]
     area, perim, lon, lat = geodesic_metrics(gdf.geometry)
