@@ -927,7 +927,7 @@ def _merge_polygons(pieces: list[Any], grid: Grid) -> Any:
     import pandas as pd
     import shapely
 
-    from campwatch.vectorize import geodesic_metrics, mask_to_polygons
+    from campwatch.vectorize import add_metrics, mask_to_polygons
 
     if not pieces:
         return mask_to_polygons(np.zeros((1, 1), bool), grid.window(Window(0, 0, 1, 1)),
@@ -944,13 +944,7 @@ def _merge_polygons(pieces: list[Any], grid: Grid) -> Any:
         rows.append({"object_id": oid, "n_pixels": int(n.sum()),
                      "mean_score": float((grp["mean_score"].to_numpy() * n).sum() / n.sum()),
                      "geometry": shapely.union_all(list(grp.geometry))})
-    merged = gpd.GeoDataFrame(rows, geometry="geometry", crs=grid.crs)
-    area, perim, lon, lat = geodesic_metrics(merged.geometry)
-    merged["area_m2"] = area
-    merged["perimeter_m"] = perim
-    merged["compactness"] = np.where(perim > 0, 4 * np.pi * area / np.maximum(perim, 1e-9) ** 2, 0.0)
-    merged["centroid_lon"] = lon
-    merged["centroid_lat"] = lat
+    merged = add_metrics(gpd.GeoDataFrame(rows, geometry="geometry", crs=grid.crs))
     out = pd.concat([single, merged[single.columns]], ignore_index=True)
     out = gpd.GeoDataFrame(out, geometry="geometry", crs=grid.crs)
     return out.sort_values("object_id").reset_index(drop=True)

@@ -17,7 +17,7 @@ from rasterio import features
 
 from campwatch.grid import GEOD, Grid
 
-__all__ = ["mask_to_polygons", "geodesic_area_m2", "geodesic_metrics"]
+__all__ = ["mask_to_polygons", "geodesic_area_m2", "geodesic_metrics", "add_metrics"]
 
 
 def geodesic_metrics(geoms: gpd.GeoSeries) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -74,6 +74,17 @@ def geodesic_metrics(geoms: gpd.GeoSeries) -> tuple[np.ndarray, np.ndarray, np.n
     if geoms.crs is not None and not geoms.crs.equals("EPSG:4326"):
         cent = cent.to_crs(4326)
     return np.abs(area), perim, np.asarray(cent.x), np.asarray(cent.y)
+
+
+def add_metrics(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Set ``area_m2``, ``perimeter_m``, ``compactness`` (4πA/P²) and ``centroid_lon/lat`` in place."""
+    area, perim, lon, lat = geodesic_metrics(gdf.geometry)
+    gdf["area_m2"] = area
+    gdf["perimeter_m"] = perim
+    gdf["compactness"] = np.where(perim > 0, 4 * np.pi * area / np.maximum(perim, 1e-9) ** 2, 0.0)
+    gdf["centroid_lon"] = lon
+    gdf["centroid_lat"] = lat
+    return gdf
 
 
 def geodesic_area_m2(geoms: gpd.GeoSeries) -> np.ndarray:
@@ -160,12 +171,7 @@ def mask_to_polygons(mask: np.ndarray, grid: Grid, *, values: Mapping[str, np.nd
     order = ids
     counts = np.bincount(labels.ravel())
     gdf["n_pixels"] = counts[order]
-    area, perim, lon, lat = geodesic_metrics(gdf.geometry)
-    gdf["area_m2"] = area
-    gdf["perimeter_m"] = perim
-    gdf["compactness"] = np.where(perim > 0, 4 * np.pi * area / np.maximum(perim, 1e-9) ** 2, 0.0)
-    gdf["centroid_lon"] = lon
-    gdf["centroid_lat"] = lat
+    add_metrics(gdf)
     for name, arr in (values or {}).items():
         arr = np.asarray(arr, dtype=np.float64)
         finite = np.isfinite(arr) & (labels > 0)
