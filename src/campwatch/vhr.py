@@ -308,7 +308,8 @@ def debris_objects(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, 
                    exclude: np.ndarray | None = None, segment_m2: float = 30.0, min_area_m2: float = 20.0,
                    max_area_m2: float = 5000.0, texture_m: float = 1.5, max_roof_cv: float = 0.07,
                    min_texture_gain: float = 1.8, max_debris_cv: float = 0.12, min_colour_change: float = 0.4,
-                   max_darkening: float = 0.1, min_solidity: float = 0.6) -> np.ndarray:
+                   max_darkening: float = 0.1, min_solidity: float = 0.6, loose: tuple[float, float, float] = (0.15, 0.3, 0.4),
+                   max_similarity: float = 0.3) -> np.ndarray:
     """Label roof-like segments of the first date that became rubble on the second.
 
     A demolition test that does not need the per-date building detector, so it accepts
@@ -335,6 +336,13 @@ def debris_objects(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, 
     exclude : (M, N) bool ndarray, optional
         Segments with 30 % or more of their pixels here are dropped (pass the
         second date's buildings: a building that still stands is not rubble).
+    loose : (float, float, float)
+        Looser ``max_debris_cv``, ``max_darkening`` and ``min_solidity`` (darker, coarser
+        debris; roofs split by trees) for segments that also lost their shading: their
+        grey levels correlate with the second date's below ``max_similarity``
+        (:func:`structure_similarity` over the segment alone).
+    max_similarity : float
+        1 turns the looser tier off.
 
     Returns
     -------
@@ -376,18 +384,26 @@ def debris_objects(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, 
     bright_b, bright_a = mean(vb), mean(va)
     veg_cut = 0.3 if xb.shape[0] >= 4 else 0.08
     area = count * pixel_size_m**2
+    loose_cv, loose_dark, loose_solid = loose if max_similarity < 1.0 else (max_debris_cv, max_darkening, min_solidity)
     ok = ((area >= min_area_m2) & (area <= max_area_m2) & (mean(vegetation_index(xb)) < veg_cut)
           & (bright_b > np.percentile(vb[valid], 20.0)) & (tb <= max_roof_cv * bright_b)
-          & (ta >= min_texture_gain * tb) & (ta <= max_debris_cv * bright_a) & (bright_a >= bright_b - max_darkening)
+          & (ta >= min_texture_gain * tb) & (ta <= max(loose_cv, max_debris_cv) * bright_a)
+          & (bright_a >= bright_b - max(loose_dark, max_darkening))
           & (mean(np.abs(xb[:3] - xa[:3]).sum(axis=0)) >= min_colour_change))
     if exclude is not None:
         ok &= mean(np.asarray(exclude, dtype=bool)) < 0.3
     ok[0] = False
+    solid = np.zeros(n)
     if ok.any():  # compactness only for the few segments left (convex hulls are the slow part)
         props = measure.regionprops_table(np.where(ok[seg], seg, 0), properties=("label", "area_filled", "area_convex"))
-        solid = np.zeros(n)
         solid[props["label"]] = props["area_filled"] / np.maximum(props["area_convex"], 1)
-        ok &= solid >= min_solidity
+        ok &= solid >= min(loose_solid, min_solidity)
+    strict = ok & (ta <= max_debris_cv * bright_a) & (bright_a >= bright_b - max_darkening) & (solid >= min_solidity)
+    if ok.any() and not np.array_equal(ok, strict):  # looser cuts: the roof's shading must be gone
+        sim = structure_similarity(np.where((ok & ~strict)[seg], seg, 0), xb, xa, pixel_size_m=pixel_size_m, rim_m=0.0)
+        loose_ok = np.zeros(n, bool)
+        loose_ok[: sim.size] = sim < max_similarity
+        ok = strict | (ok & loose_ok)
     new_id = np.zeros(n, np.int32)
     new_id[ok] = np.arange(1, int(ok.sum()) + 1, dtype=np.int32)
     return new_id[seg]
@@ -434,7 +450,7 @@ def structure_similarity(labels: np.ndarray, before: np.ndarray, after: np.ndarr
     sigma = smooth_m / pixel_size_m
     gb = ndimage.gaussian_filter(np.asarray(before, np.float32)[:3].mean(axis=0), sigma).astype(np.float64)
     ga = ndimage.gaussian_filter(np.asarray(after, np.float32)[:3].mean(axis=0), sigma).astype(np.float64)
-    grown = ndimage.grey_dilation(labels, size=(2 * _px(rim_m, pixel_size_m) + 1,) * 2)
+    grown = ndimage.grey_dilation(labels, size=(2 * _px(rim_m, pixel_size_m, minimum=0) + 1,) * 2)
     grown = np.where(labels > 0, labels, grown).ravel()
     count = np.maximum(np.bincount(grown, minlength=n), 1)
 
