@@ -51,7 +51,7 @@ def local_run(tmp_path_factory):
 
 
 def test_report_outputs_rows_and_escaping(local_run):
-    cfg, out = local_run
+    _cfg, out = local_run
     for name in ("index.html", "summary.json", "summary.csv", "changes.gpkg", "manifest.json"):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())

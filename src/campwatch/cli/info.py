@@ -8,8 +8,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from campwatch.io import open_source
 from campwatch.cli.options import band_options
+from campwatch.io import open_source
 from campwatch.profiles import parse_band_override
 
 
