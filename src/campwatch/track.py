@@ -23,6 +23,7 @@ figure uses only pixels valid on both dates of the pair.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import datetime as dt
@@ -30,14 +31,14 @@ import itertools
 import os
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from campwatch.errors import InvalidAOIError, InvalidSceneError, LowValidDataWarning
+from campwatch.errors import AcquisitionDateWarning, InvalidAOIError, InvalidSceneError, LowValidDataWarning
 from campwatch.grid import Grid
 from campwatch.io import atomic_dir, atomic_path, check_writable, open_source, read_raster, read_scene, to_json
 from campwatch.scene import Scene
@@ -224,6 +225,15 @@ def _bands_for(path: str, profile: str | None, band_map: Mapping[str, int] | Non
     return [k for k in _WANTED if k in src.keys]
 
 
+@contextlib.contextmanager
+def _given_date(inp: TrackInput) -> Iterator[None]:
+    """Silence the 'no acquisition date found' warning for a scene whose date the user gave (PATH@DATE)."""
+    with warnings.catch_warnings():
+        if inp.date is not None:
+            warnings.simplefilter("ignore", AcquisitionDateWarning)
+        yield
+
+
 def track(scenes: Sequence[str | os.PathLike[str] | TrackInput], *, aoi: Any = None,
           cloud_masks: Mapping[str, str] | None = None, max_cloud_fraction: float = 0.5,
           min_valid_fraction: float = 0.5, method: BuiltupMethod = "auto", min_object_m2: float | None = None,
@@ -288,8 +298,9 @@ def track(scenes: Sequence[str | os.PathLike[str] | TrackInput], *, aoi: Any = N
         dated.append((date, inp))
     dated.sort(key=lambda t: t[0])
     first = dated[0][1]
-    bands = _bands_for(first.path, profile, band_map)
-    ref = read_scene(first.path, aoi=geom, bands=bands, profile=profile, band_map=band_map)
+    with _given_date(first):
+        bands = _bands_for(first.path, profile, band_map)
+        ref = read_scene(first.path, aoi=geom, bands=bands, profile=profile, band_map=band_map)
     grid = ref.grid
     if the_aoi is not None:
         from campwatch.structures import _aoi_mask
@@ -300,7 +311,9 @@ def track(scenes: Sequence[str | os.PathLike[str] | TrackInput], *, aoi: Any = N
     records: list[DateRecord] = []
     kw = {"aoi": the_aoi, "min_object_m2": min_object_m2, "misregistration_px": misregistration_px}
     for i, (date, inp) in enumerate(dated):
-        scene = ref if i == 0 else read_scene(inp.path, grid=grid, bands=bands, profile=profile, band_map=band_map)
+        with _given_date(inp):
+            scene = ref if i == 0 else read_scene(inp.path, grid=grid, bands=bands, profile=profile,
+                                                  band_map=band_map)
         scene = dataclasses.replace(scene, date=date)
         scene, cloud_frac, cloud_src = _mask_clouds(scene, inp, inside)
         valid_frac = float((scene.valid & inside).sum() / max(int(inside.sum()), 1))
@@ -334,7 +347,8 @@ def track(scenes: Sequence[str | os.PathLike[str] | TrackInput], *, aoi: Any = N
               "builtup": dict(used[0].builtup.params) if used and used[0].builtup else None}
     sources: list[str] = []
     for _, inp in dated:
-        src = open_source(inp.path, profile=profile, bands=band_map)
+        with _given_date(inp):
+            src = open_source(inp.path, profile=profile, bands=band_map)
         sources += [b.path for b in src.bands if bands is None or b.key in bands]
         m = Path(inp.cloud_mask) if inp.cloud_mask else _sibling_cloud_mask(Path(inp.path))
         if m is not None:
