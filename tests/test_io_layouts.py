@@ -174,3 +174,49 @@ def test_user_mask_raster_is_read_onto_the_grid(samples, tmp_path):
     assert (keep.valid == expected).mean() > 0.995
     with pytest.raises(TileReadError, match=r"nope\.tif"):
         read_scene(samples / "rennes" / "imgs_1", bands=["red"], mask=tmp_path / "nope.tif")
+
+
+def test_recent_s2_without_metadata_gets_the_baseline_offset(samples, tmp_path):
+    """A band folder sensed after 2022-01-25 with no MTD XML: DN - 1000, with a note and a warning."""
+    import shutil
+
+    import pytest
+
+    from campwatch.errors import ReflectanceScalingWarning
+    from campwatch.io import open_source, read_scene
+
+    src = samples / "bercy" / "imgs_2"
+    old = tmp_path / "old"
+    new = tmp_path / "new"
+    old.mkdir()
+    new.mkdir()
+    for f in src.glob("*_B0[2348].tif"):
+        band = f.name.rsplit("_", 1)[1]
+        shutil.copy(f, old / f"T31UDQ_20170829T105019_{band}")
+        shutil.copy(f, new / f"T31UDQ_20230829T105019_{band}")
+    with pytest.warns(ReflectanceScalingWarning, match="baseline"):
+        s_new = open_source(new)
+    assert s_new.profile.offset == -1000.0 and any("04.00" in n for n in s_new.notes)
+    assert open_source(old).profile.offset == 0.0
+    with pytest.warns(ReflectanceScalingWarning):
+        red_new = read_scene(new, bands=["red"]).band("red")
+    red_old = read_scene(old, bands=["red"]).band("red")
+    ok = red_old > 0.11
+    assert abs(float(((red_old - red_new)[ok]).mean()) - 0.1) < 1e-4
+
+
+def test_file_write_time_tag_is_the_last_resort_for_dates(samples, tmp_path):
+    import shutil
+
+    import rasterio
+
+    from campwatch.io import open_source
+
+    folder = tmp_path / "scene"
+    folder.mkdir()
+    for f in (samples / "bercy" / "imgs_2").glob("*_B0[2348].tif"):
+        shutil.copy(f, folder / f.name)
+        with rasterio.open(folder / f.name, "r+") as ds:
+            ds.update_tags(TIFFTAG_DATETIME="2024:03:05 10:00:00")
+    src = open_source(folder)
+    assert src.date.isoformat() == "2017-08-29" and "tile name" in src.date_source

@@ -22,6 +22,7 @@ from campwatch.errors import (
     MissingDependencyError,
     NoOverlapError,
     OutputExistsError,
+    ReflectanceScalingWarning,
     ReprojectionWarning,
     TileReadError,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "NoOverlapError",
     "OutputExistsError",
     "PROFILES",
+    "ReflectanceScalingWarning",
     "ReprojectionWarning",
     "Scene",
     "SensorProfile",

@@ -24,6 +24,7 @@ __all__ = [
     "LowValidDataWarning",
     "ReprojectionWarning",
     "AcquisitionDateWarning",
+    "ReflectanceScalingWarning",
 ]
 
 
@@ -81,6 +82,10 @@ class LowValidDataWarning(CampwatchWarning):
 
 class ReprojectionWarning(CampwatchWarning):
     """A scene was reprojected onto another CRS to align it."""
+
+
+class ReflectanceScalingWarning(CampwatchWarning):
+    """Reflectance scaling was inferred (e.g. the Sentinel-2 baseline 04.00 offset) rather than read."""
 
 
 class AcquisitionDateWarning(CampwatchWarning):

@@ -50,6 +50,7 @@ from campwatch.errors import (
     MissingBandsError,
     NoOverlapError,
     OutputExistsError,
+    ReflectanceScalingWarning,
     ReprojectionWarning,
     TileReadError,
 )
@@ -89,7 +90,11 @@ _LANDSAT_FILE_RE = re.compile(r"^(L[CTEO]0[4-9])_.*_((?:SR_)?B\d{1,2})\.(?:tif|t
 _SCL_FILE_RE = re.compile(r"(?:^|_)SCL(?:_(20|60)m)?\.(?:tif|tiff|jp2)$", re.IGNORECASE)
 
 _DATE_TAGS = ("ACQUISITION_DATETIME", "ACQUISITION_DATE", "CAPTURE_DATE", "DATATAKE_1_DATATAKE_SENSING_START",
-              "SENSING_TIME", "DATE_ACQUIRED", "TIFFTAG_DATETIME")
+              "SENSING_TIME", "DATE_ACQUIRED")
+# TIFFTAG_DATETIME is often the time the file was written, so it is the last resort, with a note.
+_WEAK_DATE_TAG = "TIFFTAG_DATETIME"
+#: Sentinel-2 processing baseline 04.00 (from 2022-01-25) adds 1000 to every DN (BOA/RADIO_ADD_OFFSET).
+S2_BASELINE_04_START = dt.date(2022, 1, 25)
 _DATE_NAME_PATTERNS = (
     ("sentinel-2 tile name sensing time", re.compile(r"T\d{2}[A-Z]{3}_(\d{8})T\d{6}")),
     ("SAFE product sensing time", re.compile(r"MSIL[12][AC]_(\d{8})T\d{6}")),
@@ -191,8 +196,8 @@ def _grid_of(ds: rasterio.DatasetReader, path: str | Path) -> Grid:
     return Grid((ds.height, ds.width), ds.transform, ds.crs)
 
 
-def _date_from_tags(tags: Mapping[str, str]) -> tuple[dt.date | None, str | None]:
-    for key in _DATE_TAGS:
+def _date_from_tags(tags: Mapping[str, str], keys: Sequence[str] = _DATE_TAGS) -> tuple[dt.date | None, str | None]:
+    for key in keys:
         value = tags.get(key)
         if value:
             m = re.search(r"(\d{4})[-:]?(\d{2})[-:]?(\d{2})", value)
@@ -237,6 +242,11 @@ def _find_date(path: Path, files: Sequence[Path], tags: Mapping[str, str]) -> tu
             date, source = _date_from_name(f.name)
             if date:
                 break
+    if date is None:
+        date, source = _date_from_tags(tags, (_WEAK_DATE_TAG,))
+        if date is not None:
+            notes.append(f"date {date} comes from {_WEAK_DATE_TAG}, which may be when the file was written; "
+                         "check it, or give the date explicitly")
     if date is None and any(_OLD_S2_NAME.search(f.name) for f in files):
         notes.append("file names carry a processing date, not the acquisition date; pass the date explicitly")
     return date, source, notes
@@ -348,6 +358,16 @@ def _source_from_folder(folder: Path, profile: SensorProfile | None) -> SceneSou
     if len(crss) > 1:
         raise InvalidSceneError(f"{folder}: band files in different CRSs ({', '.join(sorted(crss))}); one scene needs one CRS")
     date, date_source, date_notes = _find_date(folder, [Path(b.path) for b in refs], tags)
+    if (s2 and profile is None and not any("reflectance scaling from" in n for n in notes)
+            and date is not None and date >= S2_BASELINE_04_START):
+        # No MTD XML beside the bands: products processed with baseline >= 04.00 (all sensed from
+        # 2022-01-25) carry a -1000 DN offset; without it reflectance is biased by +0.1.
+        prof = prof.with_scaling(offset=-1000.0)
+        msg = (f"no MTD_MSIL*.xml found; sensed {date} (>= {S2_BASELINE_04_START}), so processing baseline "
+               ">= 04.00 is assumed and DN - 1000 is used; give --profile sentinel2-reflectance or the "
+               "product's MTD file if that is wrong")
+        notes.append(msg)
+        warnings.warn(f"{folder}: {msg}", ReflectanceScalingWarning, stacklevel=3)
     return SceneSource(str(folder), "band-folder", prof, tuple(refs), date, date_source, scl_ref,
                        tuple(notes + date_notes), tags)
 
