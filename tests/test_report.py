@@ -181,3 +181,33 @@ scenes = [{{ date = "2012-01-01", path = "{crop / 'A' / name}" }}, {{ date = "20
     (row,) = json.loads((tmp_path / "out" / "summary.json").read_text())["rows"]
     assert row["method"] == "vhr" and row["new_count"] >= 1 and row["footprint_before_m2"] is None
     assert "VHR mode counts buildings" in (tmp_path / "out" / "index.html").read_text()
+
+
+def test_pairs_follow_file_dates_when_config_has_none(tmp_path):
+    """Scenes listed after-first with no config dates still give BEFORE = the earlier date."""
+    cfg = _config(tmp_path, """
+[[site]]
+name = "reversed"
+scenes = ["data/sample_tiles/rennes/imgs_2", "data/sample_tiles/rennes/imgs_1"]
+""")
+    out = tmp_path / "out"
+    assert main(["report", str(cfg), "-o", str(out), "--scheduler", "sync", "--quiet"]) == 0
+    (row,) = json.loads((out / "summary.json").read_text())["rows"]
+    assert (row["date_before"], row["date_after"]) == ("2015-08-21", "2017-06-21")
+
+
+def test_config_date_disagreeing_with_files_is_noted(tmp_path):
+    cfg = _config(tmp_path, """
+[[site]]
+name = "redated"
+scenes = [
+  { date = "2015-08-21", path = "data/sample_tiles/rennes/imgs_1" },
+  { date = "2019-01-01", path = "data/sample_tiles/rennes/imgs_2" },
+]
+""")
+    out = tmp_path / "out"
+    assert main(["report", str(cfg), "-o", str(out), "--scheduler", "sync", "--quiet"]) == 0
+    page = (out / "index.html").read_text()
+    assert "overrides the date 2017-06-21" in page
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert any("2017-06-21" in n for n in manifest["tasks"][0]["detail"]["notes"])

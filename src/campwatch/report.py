@@ -279,12 +279,24 @@ def _run_pair(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CampwatchWarning)
         before, after, aoi = read_pair(task.before.path, task.after.path, aoi=task.aoi, method=opts.get("method", "default"))
-        if task.before.date:
-            before = dataclasses.replace(before, date=dt.date.fromisoformat(task.before.date))
-        if task.after.date:
-            after = dataclasses.replace(after, date=dt.date.fromisoformat(task.after.date))
+        date_notes = []
+        for label, spec, scene in (("before", task.before, before), ("after", task.after, after)):
+            if spec.date is None:
+                continue
+            given = dt.date.fromisoformat(spec.date)
+            if scene.date is not None and abs((scene.date - given).days) > 1:
+                date_notes.append(f"{label}: the config date {given} overrides the date {scene.date} read from "
+                                  f"the files ({scene.meta.get('date_source')})")
+            if label == "before":
+                before = dataclasses.replace(before, date=given)
+            else:
+                after = dataclasses.replace(after, date=given)
+        if before.date and after.date and before.date >= after.date:
+            raise ConfigError(f"site {task.site}: BEFORE ({before.date}) is not earlier than AFTER ({after.date}); "
+                              "check the scene dates in the config")
         result = compare_scenes(before, after, aoi=aoi, structures=bool(task.options.get("structures", True)), **opts)
-    notes = sorted({f"{w.category.__name__}: {w.message}" for w in caught if issubclass(w.category, CampwatchWarning)})
+    notes = date_notes + sorted({f"{w.category.__name__}: {w.message}" for w in caught
+                                 if issubclass(w.category, CampwatchWarning)})
     s = result.summary()
     growth = result.structures
     g = growth.summary() if growth is not None else {}
@@ -297,7 +309,7 @@ def _run_pair(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
         date_before=before.date.isoformat() if before.date else task.before.date,
         date_after=after.date.isoformat() if after.date else task.after.date,
         changed_area_m2=_f(s.get("changed_area_m2")), changed_fraction=_f(s.get("changed_fraction"), 6),
-        valid_fraction=_f(s.get("valid_fraction"), 6),
+        valid_fraction=_f(_valid_in_aoi(s), 6),
         footprint_before_m2=_f(g.get("footprint_before_m2")), footprint_after_m2=_f(g.get("footprint_after_m2")),
         net_growth_m2=_f(g.get("net_m2")), net_growth_pct=_f(g.get("net_pct"), 2),
         growth_significant=(g.get("significance") == "significant") if g else None,
@@ -364,6 +376,15 @@ def _run_pair(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
     return {"row": row, "polygons": polygons, "figures": figures, "aoi": aoi_facts, "inputs": inputs, "detail": detail}
 
 
+def _valid_in_aoi(s: Mapping[str, Any]) -> float | None:
+    """Valid pixels as a share of the AOI (of the whole grid without an AOI)."""
+    v = s.get("valid_fraction")
+    inside = ((s.get("params") or {}).get("aoi") or {}).get("inside_fraction")
+    if v is None or not inside:
+        return v
+    return min(1.0, float(v) / float(inside))
+
+
 def _source(s: Any) -> dict[str, Any]:
     if isinstance(s, Mapping):
         return {"title": s.get("title") or s.get("source") or s.get("url"), "url": s.get("url")}
@@ -427,6 +448,32 @@ def _run_tasks(tasks: Sequence[PairTask], *, scheduler: str | None, fail_fast: b
     return [results[i] for i in sorted(results)]
 
 
+def with_file_dates(config: ReportConfig) -> ReportConfig:
+    """Fill each scene's missing config date from its files (tags, dates.txt, file names), so that
+    pairs are ordered by acquisition date and BEFORE never follows AFTER.  A scene whose files
+    cannot be read keeps no date (its pair fails and is reported)."""
+    import warnings
+
+    from campwatch.errors import CampwatchWarning
+    from campwatch.io import open_source
+
+    sites = []
+    for site in config.sites:
+        scenes = []
+        for sc in site.scenes:
+            if sc.date is None:
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", CampwatchWarning)
+                        found = open_source(sc.path).date
+                except (CampwatchError, OSError):
+                    found = None
+                sc = SceneSpec(sc.path, found.isoformat() if found else None)
+            scenes.append(sc)
+        sites.append(SiteSpec(site.name, site.aoi, tuple(scenes)))
+    return ReportConfig(config.path, config.options, tuple(sites))
+
+
 def run_report(config: ReportConfig, *, scheduler: str | None = None, fail_fast: bool = False,
                progress: Callable[[PairTask, dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run every task of ``config``; return everything :func:`write_report` needs.
@@ -437,6 +484,7 @@ def run_report(config: ReportConfig, *, scheduler: str | None = None, fail_fast:
     from campwatch.provenance import now_utc
 
     started = now_utc()
+    config = with_file_dates(config)
     tasks = pair_tasks(config)
     results = _run_tasks(tasks, scheduler=scheduler, fail_fast=fail_fast, progress=progress)
     return {"config": config, "tasks": tasks, "results": results, "started": started, "finished": now_utc(),
@@ -503,8 +551,8 @@ def _pair_table(r: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("net growth", _net_text(r)),
         ("structures new / demolished", f"{counted('new')} / {counted('demolished')}"),
         ("structures expanded / shrunk", f"{counted('expanded')} / {counted('shrunk')}"),
-        ("valid fraction", f"{r['valid_fraction']} of the analysed window (pixels outside the AOI, "
-                           "clouds and no data are not valid)"),
+        ("valid fraction", f"{r['valid_fraction']} of the AOI (or of the scene overlap without an AOI) is "
+                           "observed on both dates (clouds and no data excluded)"),
         ("pixel size", f"{r['pixel_size_m']} m"),
         ("method / threshold", f"{r['method']} / {r['threshold']}"),
     ]
