@@ -36,3 +36,12 @@ def test_bench_oscd_shared(shared_data, capsys):
     d = json.loads(capsys.readouterr().out)
     assert len(d["cities"]) == 7
     assert d["pooled"]["default"]["f1"] >= 0.25
+
+
+def test_evaluate_refuses_a_label_with_none_of_the_label_values(samples, tmp_path):
+    from campwatch.cli.main import main
+
+    assert main(["compare", str(samples / "rennes" / "imgs_1"), str(samples / "rennes" / "imgs_2"),
+                 "--output", str(tmp_path / "c"), "--no-structures"]) == 0
+    code = main(["evaluate", str(tmp_path / "c" / "change_mask.tif"), str(samples / "rennes" / "cm" / "cm.png")])
+    assert code == 2

@@ -153,3 +153,10 @@ def test_single_zero_band_is_a_real_value_in_multiband_uint8(shared_data):
     s = read_scene(path)
     assert s.valid[some_zero].all()
     assert not s.valid[(raw == 0).all(axis=0)].any()
+
+
+def test_aoi_with_swapped_coordinates_gets_a_hint(samples):
+    from shapely.geometry import box
+
+    with pytest.raises(NoOverlapError, match="look swapped"):
+        read_scene(samples / "rennes" / "imgs_1", aoi=box(48.10, -1.66, 48.12, -1.64))

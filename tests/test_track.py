@@ -158,3 +158,13 @@ def test_timeline_and_growth_render_html_tables():
     assert "<table" in page and "2016-11-30" in page and "2017-08-29" in page
     growth_page = t.pairs[0]._repr_html_()
     assert "<table" in growth_page and "demolished" in growth_page
+
+
+def test_two_scenes_on_one_date_and_bad_date_suffix_are_refused():
+    from campwatch.errors import InvalidSceneError
+    from campwatch.track import parse_scene_arg, track
+
+    with pytest.raises(InvalidSceneError, match="both dated 2017-06-21"):
+        track(["data/sample_tiles/rennes/imgs_1@2017-06-21", "data/sample_tiles/rennes/imgs_2"])
+    with pytest.raises(InvalidSceneError, match="PATH@YYYY-MM-DD"):
+        parse_scene_arg("data/sample_tiles/rennes/imgs_2@21-06-2017")

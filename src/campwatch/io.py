@@ -565,9 +565,13 @@ def scene_grid(source: SceneSource, *, aoi: Any = None, margin_m: float = 100.0,
     except NoOverlapError:
         aoi_b = _geometry_bounds(aoi, CRS.from_epsg(4326))
         scene_b = transform_bounds(fine.crs, "EPSG:4326", *fine.bounds, densify_pts=21)
+        swapped = (aoi_b[1], aoi_b[0], aoi_b[3], aoi_b[2])
+        hint = ("; its coordinates look swapped (lat, lon): GeoJSON wants lon, lat"
+                if swapped[0] < scene_b[2] and swapped[2] > scene_b[0] and swapped[1] < scene_b[3]
+                and swapped[3] > scene_b[1] else "; pick the scene that covers the AOI")
         raise NoOverlapError(
             f"the AOI (lon/lat bounds {tuple(round(v, 5) for v in aoi_b)}) lies outside the scene {source.path} "
-            f"(lon/lat bounds {tuple(round(v, 5) for v in scene_b)}); pick the scene that covers the AOI"
+            f"(lon/lat bounds {tuple(round(v, 5) for v in scene_b)}){hint}"
         ) from None
     return fine.window(win)
 
@@ -799,7 +803,10 @@ def read_raster(path: str | os.PathLike[str], *, grid: Grid | None = None, band:
             if grid is None:
                 raise InvalidSceneError(f"{p}: the raster has no georeferencing; give the grid it belongs to")
             if arr.shape != grid.shape:
-                raise InvalidSceneError(f"{p}: has no georeferencing and its shape {arr.shape} differs from the grid {grid.shape}")
+                raise InvalidSceneError(
+                    f"{p}: has no georeferencing and its shape {arr.shape} differs from the grid {grid.shape}; "
+                    "an unreferenced label must cover exactly the prediction's grid (score a whole-scene "
+                    "comparison, made without --aoi)")
             return arr, grid
         own = Grid((ds.height, ds.width), ds.transform, ds.crs)
     if grid is None:
@@ -816,7 +823,7 @@ def check_writable(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
     """Refuse an existing output unless ``overwrite``; return the path."""
     p = Path(path)
     if p.exists() and not overwrite:
-        raise OutputExistsError(f"{p} exists already; pass --overwrite (overwrite=True) to replace it")
+        raise OutputExistsError(f"{p} exists already; pass --overwrite to replace it (overwrite=True in Python)")
     return p
 
 
@@ -847,13 +854,19 @@ def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
     final = check_writable(path, overwrite=overwrite)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; outputs are meant to be shared
     try:
         yield tmp
         if final.exists():
             old = final.with_name(f".{final.name}.old-{os.getpid()}")
             os.replace(final, old)
             os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink()
         else:
             os.replace(tmp, final)
     finally:

@@ -79,6 +79,9 @@ def parse_scene_arg(text: str) -> TrackInput:
     """
     m = _DATE_SUFFIX.match(str(text))
     if not m:
+        path, sep, tail = str(text).rpartition("@")
+        if sep and path and not os.path.exists(text) and re.fullmatch(r"[\d./:-]*\d[\d./:-]*", tail):
+            raise InvalidSceneError(f"{text}: {tail!r} is not a date; write PATH@YYYY-MM-DD")
         return TrackInput(str(text))
     try:
         date = dt.date.fromisoformat(m[2])
@@ -297,6 +300,10 @@ def track(scenes: Sequence[str | os.PathLike[str] | TrackInput], *, aoi: Any = N
                                     f"as {inp.path}@YYYY-MM-DD")
         dated.append((date, inp))
     dated.sort(key=lambda t: t[0])
+    for (d0, a), (d1, b) in itertools.pairwise(dated):
+        if d0 == d1:
+            raise InvalidSceneError(f"{a.path} and {b.path} are both dated {d0}; track needs one scene per date "
+                                    "(check the dates, or drop one of them)")
     first = dated[0][1]
     with _given_date(first):
         bands = _bands_for(first.path, profile, band_map)

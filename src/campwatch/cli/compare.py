@@ -11,7 +11,7 @@ from campwatch.detect import METHODS
 @click.command("compare")
 @click.argument("before", type=click.Path(path_type=str))
 @click.argument("after", type=click.Path(path_type=str))
-@click.option("-o", "--out", "outdir", required=True, type=click.Path(path_type=str), help="Output folder.")
+@click.option("-o", "--output", "--out", "outdir", required=True, type=click.Path(path_type=str), help="Output folder.")
 @aoi_option
 @click.option("--method", type=click.Choice(METHODS), default="default", show_default=True,
               help="Change detector (see campwatch.detect).")
@@ -97,8 +97,11 @@ def command(before: str, after: str, outdir: str, aoi: str | None, method: str, 
         click.echo(f"VHR mode (buildings): {s['sentence']}"
                    + (f"; LOW CONFIDENCE: {'; '.join(s['flags'])}" if s["flags"] else ""))
     elif result.structures is not None:
-        c = s["counts"]
+        c, sig = s["counts"], s["significant_counts"]
         click.echo(f"built-up footprint {s['footprint_before_m2']:,.0f} -> {s['footprint_after_m2']:,.0f} m² "
-                   f"(net {s['net_m2']:+,.0f} m², {s['significance']}); structures new {c['new']}, "
-                   f"demolished {c['demolished']}, expanded {c['expanded']}, shrunk {c['shrunk']}")
+                   f"(net {s['net_m2']:+,.0f} ± {s['net_uncertainty_m2']:,.0f} m², {s['significance']})")
+        click.echo(f"built-up objects (significant and confirmed by the change detector / all that changed "
+                   f"class): new {sig['new']}/{c['new']}, demolished {sig['demolished']}/{c['demolished']}, "
+                   f"expanded {sig['expanded']}/{c['expanded']}, shrunk {sig['shrunk']}/{c['shrunk']}; at "
+                   f"{s['pixel_size_m']:.0f} m these are built-up patches, not buildings")
     click.echo(f"outputs in {outdir}: {', '.join(p.name for p in paths.values())}")

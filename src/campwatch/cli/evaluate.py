@@ -25,6 +25,14 @@ def command(pred: str, label: str, change_value: int, no_change_value: int, as_j
     mask, grid = read_raster(pred)
     labels, _ = read_raster(label, grid=grid)
     truth, ok = labels_to_bool(labels, change=change_value, no_change=no_change_value)
+    if not ok.any():
+        from campwatch.errors import InvalidSceneError
+
+        found = ", ".join(str(v) for v in sorted(set(labels.ravel().tolist()))[:8])
+        raise InvalidSceneError(
+            f"{label}: no pixel has the label values {no_change_value} (no change) or {change_value} (change); "
+            f"it holds {found}. Pass --change-value/--no-change-value (e.g. 255 and 0 for cm.png), or check that "
+            "PRED and LABEL are not swapped")
     c = confusion(mask == 1, truth, valid=ok)
     d = c.to_dict()
     if as_json:
