@@ -59,7 +59,14 @@ def test_utm_grid_gives_metric_pixels(samples):
     s = read_scene(samples / "rennes" / "imgs_1", aoi=box(-1.66, 48.10, -1.64, 48.12), bands=["red"],
                    resolution=10.0)
     assert s.grid.crs.to_epsg() == 32630 and s.grid.res == (10.0, 10.0)
-    assert s.grid.pixel_area_m2()[0, 0] == pytest.approx(100.0)
+    # 10 m UTM pixels cover 100 m² on the map; on the ellipsoid it is 100 / areal scale (~0.9996-1.001)
+    assert s.grid.pixel_area_m2()[0, 0] == pytest.approx(100.0, rel=2e-3)
+    from pyproj import Geod
+
+    left, bottom, right, top = s.grid.bounds
+    lon, lat = s.grid.lonlat(np.array([0.0, 0.0, 1.0, 1.0]), np.array([0.0, 1.0, 1.0, 0.0]))
+    area, _ = Geod(ellps="WGS84").polygon_area_perimeter(lon, lat)
+    assert s.grid.pixel_area_m2()[0, 0] == pytest.approx(abs(area), rel=2e-4)
 
 
 def test_landsat_taizhou_reads_six_common_names(shared_data):

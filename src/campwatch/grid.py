@@ -43,8 +43,8 @@ class Grid:
     (10.0, 10.0)
     >>> g.bounds
     (500000.0, 3999000.0, 502000.0, 4000000.0)
-    >>> round(float(g.pixel_area_m2().mean()), 1)
-    100.0
+    >>> round(float(g.pixel_area_m2().mean()), 2)   # 10 m UTM pixels on the central meridian: 100 / 0.9996²
+    100.08
     """
 
     shape: tuple[int, int]
@@ -103,7 +103,8 @@ class Grid:
         """Area of each pixel row on the WGS84 ellipsoid, as an (M, 1) array in m².
 
         Pixels in a geographic CRS shrink with latitude, so the area is computed
-        per row; in a projected CRS all rows get ``|a * e|`` scaled to metres.
+        per row; in a projected CRS each row gets ``|a * e|`` in metres divided by the
+        projection's areal scale factor there (:meth:`_areal_scale`).
         """
         return self._row_areas
 
@@ -113,7 +114,7 @@ class Grid:
         if not self.is_geographic:
             unit = self.crs.linear_units_factor[1] if self.crs.linear_units_factor else 1.0
             area = abs(self.transform.a * self.transform.e) * unit * unit
-            out = np.full((rows, 1), area, dtype=np.float64)
+            out = np.full((rows, 1), area, dtype=np.float64) / self._areal_scale()
             out.setflags(write=False)
             return out
         t = self.transform
@@ -126,6 +127,27 @@ class Grid:
             out[r, 0] = abs(area)
         out.setflags(write=False)
         return out
+
+    def _areal_scale(self) -> np.ndarray:
+        """Map-to-ellipsoid areal scale factor at each row's centre pixel, as an (M, 1) array.
+
+        A projected pixel of nominal area A covers ``A / areal_scale`` on the ellipsoid (for UTM,
+        0.9992 at the central meridian to ~1.0016 at a zone edge).  The factor is taken at the
+        middle column, so what remains is its east-west change within a row (< 0.05 % over a
+        110 km Sentinel-2 tile).  Where pyproj cannot give factors for the CRS, 1 is used.
+        """
+        from pyproj import Proj, Transformer
+
+        rows = np.arange(self.height) + 0.5
+        cols = np.full(self.height, self.width / 2.0)
+        x, y = _apply(self.transform, cols, rows)
+        try:
+            lon, lat = Transformer.from_crs(self.crs, "EPSG:4326", always_xy=True).transform(x, y)
+            scale = np.asarray(Proj(self.crs).get_factors(lon, lat).areal_scale, dtype=np.float64)
+        except Exception:  # pragma: no cover - CRSs without projection factors
+            return np.ones((self.height, 1))
+        scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+        return scale.reshape(-1, 1)
 
     def pixel_size_m(self) -> float:
         """Mean linear pixel size in metres (square root of the mean pixel area)."""

@@ -616,8 +616,8 @@ def date_footprint(builtup: Builtup, *, aoi: Any = None, min_object_m2: float | 
     >>> g = Grid((10, 10), Affine(10, 0, 500000, 0, -10, 4000000), "EPSG:32652")
     >>> m = np.zeros((10, 10), bool); m[1:4, 1:4] = True
     >>> d = date_footprint(Builtup(m, np.ones((10, 10), bool), g, "spectral", ()), misregistration_px=0)
-    >>> d["footprint_m2"], d["footprint_uncertainty_m2"], d["n_objects"]
-    (900.0, 600.0, 1)
+    >>> d["footprint_m2"], d["footprint_uncertainty_m2"], d["n_objects"]   # 9 UTM pixels on the ellipsoid
+    (900.7, 600.5, 1)
     """
     grid = builtup.grid
     if min_object_m2 is None:
@@ -678,8 +678,8 @@ def growth_between(before: Builtup, after: Builtup, *, aoi: Any = None, min_obje
     >>> a = np.zeros((20, 20), bool); a[2:6, 2:10] = True; a[15:19, 2:6] = True
     >>> r = growth_between(Builtup(b, ok, g, "spectral", ()), Builtup(a, ok, g, "spectral", ()),
     ...                    misregistration_px=0)
-    >>> sorted(r.polygons["class"]), r.summary()["net_m2"]
-    (['demolished', 'expanded', 'new'], 1600.0)
+    >>> sorted(r.polygons["class"]), r.summary()["net_m2"]   # 16 net UTM pixels on the ellipsoid
+    (['demolished', 'expanded', 'new'], 1601.3)
     """
     before.grid.require_same(after.grid, what="before and after built-up masks")
     grid = before.grid
