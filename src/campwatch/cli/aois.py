@@ -172,7 +172,13 @@ def check_cmd(paths: tuple[str, ...]) -> int:
 def export_cmd(aois: tuple[str, ...], fmt: str | None, output: Path, overwrite: bool) -> None:
     """Write catalogue AOIs (ids, aliases or files) to one GeoJSON, GeoPackage or KML file."""
     if fmt is None:
-        fmt = {".gpkg": "gpkg", ".kml": "kml"}.get(output.suffix.lower(), "geojson")
+        by_suffix = {".gpkg": "gpkg", ".kml": "kml", ".geojson": "geojson", ".json": "geojson"}
+        if output.suffix.lower() not in by_suffix:
+            from campwatch.errors import InvalidAOIError
+
+            raise InvalidAOIError(f"{output}: cannot tell the format from the suffix {output.suffix or '(none)'!r}; "
+                                  "use .geojson, .gpkg or .kml, or pass --format")
+        fmt = by_suffix[output.suffix.lower()]
     resolved: list[AOI] = []
     for text in aois:
         a = resolve_aoi(text)
