@@ -36,7 +36,7 @@ from IPython.display import HTML, display
 
 import campwatch as cw
 from campwatch import plot
-from campwatch.compare import aoi_mask
+from campwatch.masks import aoi_mask
 from campwatch.vectorize import mask_to_polygons
 
 # run from the repository root, wherever the notebook was opened

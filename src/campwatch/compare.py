@@ -21,13 +21,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from rasterio import features
-from rasterio.crs import CRS
-from rasterio.warp import transform_geom
 
 from campwatch._version import __version__
 from campwatch.detect import METHOD_BANDS, NODATA, ChangeResult, Method, detect_change, rgb_composite
-from campwatch.grid import Grid
+from campwatch.masks import aoi_mask
 from campwatch.scene import Scene
 from campwatch.threshold import ThresholdMethod
 
@@ -47,23 +44,6 @@ __all__ = [
 OUTPUTS = ("change_mask.tif", "change_score.tif", "changes.gpkg", "summary.json", "quicklook.png")
 #: Written beside them when ``result.structures`` is set.
 STRUCTURE_OUTPUTS = ("structures.gpkg", "structures.geojson")
-
-
-def aoi_mask(geometry: Any, grid: Grid) -> np.ndarray:
-    """(M, N) bool: True inside an EPSG:4326 ``geometry`` (pixel centres), on ``grid``.
-
-    Examples
-    --------
-    >>> from affine import Affine
-    >>> from shapely.geometry import box
-    >>> g = Grid((4, 4), Affine(0.25, 0, 0, 0, -0.25, 1), "EPSG:4326")
-    >>> int(aoi_mask(box(0, 0.5, 0.5, 1), g).sum())
-    4
-    """
-    geo = geometry.__geo_interface__ if hasattr(geometry, "__geo_interface__") else geometry
-    if grid.crs != CRS.from_epsg(4326):
-        geo = transform_geom("EPSG:4326", grid.crs, geo)
-    return features.geometry_mask([geo], out_shape=grid.shape, transform=grid.transform, invert=True)
 
 
 def _is_sentinel2(scene: Scene) -> bool:

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 if TYPE_CHECKING:
+    from campwatch.grid import Grid
     from campwatch.scene import Scene
 
 __all__ = [
     "CLOUD_TEST_BANDS",
+    "aoi_mask",
     "SCL_INVALID",
     "cloud_flags",
     "cloud_mask",
@@ -288,3 +290,25 @@ def mask_clouds(scene: Scene, *, buffer_px: int = 2, **thresholds: float) -> Sce
     fraction = float(clouds.sum() / n_valid) if n_valid else 0.0
     test = {"method": "spectral (HOT, bright-white, cirrus)", "buffer_px": buffer_px, **thresholds}
     return scene.with_valid(~clouds, cloud_fraction=round(fraction, 6), cloud_test=test)
+
+
+def aoi_mask(geometry: Any, grid: Grid) -> np.ndarray:
+    """(M, N) bool: True inside an EPSG:4326 ``geometry`` (pixel centres), on ``grid``.
+
+    Examples
+    --------
+    >>> from affine import Affine
+    >>> from shapely.geometry import box
+    >>> from campwatch.grid import Grid
+    >>> g = Grid((4, 4), Affine(0.25, 0, 0, 0, -0.25, 1), "EPSG:4326")
+    >>> int(aoi_mask(box(0, 0.5, 0.5, 1), g).sum())
+    4
+    """
+    from rasterio import features
+    from rasterio.crs import CRS
+    from rasterio.warp import transform_geom
+
+    geo = geometry.__geo_interface__ if hasattr(geometry, "__geo_interface__") else geometry
+    if grid.crs != CRS.from_epsg(4326):
+        geo = transform_geom("EPSG:4326", grid.crs, geo)
+    return features.geometry_mask([geo], out_shape=grid.shape, transform=grid.transform, invert=True)

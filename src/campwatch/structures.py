@@ -580,18 +580,15 @@ def _aoi_mask(aoi: Any, grid: Grid) -> tuple[np.ndarray, str | None, str]:
     """(inside, aoi_id, geometry_quality) for an AOI object, a shapely geometry (EPSG:4326) or None."""
     if aoi is None:
         return np.ones(grid.shape, dtype=bool), None, "none"
-    from rasterio.features import geometry_mask
-    from rasterio.warp import transform_geom
-    from shapely.geometry import mapping
+    from campwatch.masks import aoi_mask
 
     geom = getattr(aoi, "geometry", aoi)
     aoi_id = getattr(aoi, "id", None)
     quality = str(getattr(aoi, "geometry_quality", "unspecified"))
     try:
-        gj = transform_geom("EPSG:4326", grid.crs, mapping(geom))
+        inside = aoi_mask(geom, grid)
     except Exception as exc:
         raise InvalidAOIError(f"AOI {aoi_id or ''} cannot be projected to {grid.crs.to_string()}: {exc}") from exc
-    inside = geometry_mask([gj], out_shape=grid.shape, transform=grid.transform, invert=True, all_touched=False)
     if not inside.any():
         raise InvalidAOIError(f"AOI {aoi_id or '(geometry)'} covers no pixel of the grid {grid!r}; check the AOI "
                               "and that the scenes cover it")
