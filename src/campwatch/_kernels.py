@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange  # noqa: F401
 
-__all__ = ["bilinear_bands"]
+__all__ = ["bilinear_bands", "masked_moments", "relative_pass"]
 
 
 @njit(cache=True, nogil=True)
@@ -89,3 +89,54 @@ def masked_moments(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
         out[4, i] = sxy
         out[5, i] = syy
     return out
+
+
+@njit(cache=True, nogil=True)
+def relative_pass(x: np.ndarray, y: np.ndarray, valid: np.ndarray, gain: np.ndarray, offset: np.ndarray,
+                  sigma: np.ndarray, clip: float, refit: bool) -> tuple[np.ndarray, np.ndarray]:
+    """One pass of :func:`campwatch.normalise.fit_relative` over a (B, M, N) window pair:
+    ((6, B) moments as :func:`masked_moments` sums them, (B,) count of finite pixel pairs).
+
+    A pixel counts where ``valid``, both values are finite and, when ``refit``, its float64
+    residual ``|y - (gain * x + offset)| / sigma`` is below ``clip``; pixels are summed in
+    row-major order, the order of ``x[:, valid]``, so the sums are those of the numpy
+    expression bit for bit."""
+    nb, m, n = x.shape
+    out = np.zeros((6, nb))
+    total = np.zeros(nb)
+    for i in range(nb):
+        cnt = 0.0
+        fin = 0.0
+        sx = 0.0
+        sy = 0.0
+        sxx = 0.0
+        sxy = 0.0
+        syy = 0.0
+        g = gain[i]
+        o = offset[i]
+        s = sigma[i]
+        for r in range(m):
+            for c in range(n):
+                if not valid[r, c]:
+                    continue
+                xv = np.float64(x[i, r, c])
+                yv = np.float64(y[i, r, c])
+                if not (np.isfinite(xv) and np.isfinite(yv)):
+                    continue
+                fin += 1.0
+                if refit and not (np.abs(yv - (g * xv + o)) / s < clip):
+                    continue
+                cnt += 1.0
+                sx += xv
+                sy += yv
+                sxx += xv * xv
+                sxy += xv * yv
+                syy += yv * yv
+        out[0, i] = cnt
+        out[1, i] = sx
+        out[2, i] = sy
+        out[3, i] = sxx
+        out[4, i] = sxy
+        out[5, i] = syy
+        total[i] = fin
+    return out, total

@@ -633,7 +633,9 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
     chunk = _aligned(window_size, bcol) if bcol < grid.width else window_size
     plan = _Plan(src_b, src_a, grid, read_bands, bands, method, bool(clouds), None, opening_radius, increase_only)
     timings: dict[str, float] = {}
-    with Env(GDAL_CACHEMAX=GDAL_CACHE):
+    from campwatch.io import kept_open
+
+    with Env(GDAL_CACHEMAX=GDAL_CACHE), kept_open():
         # ---- 0: co-registration on the central window ---------------------------------
         shift_dict = None
         coreg_note = None
@@ -685,7 +687,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
             from campwatch.io import raster_writer
 
             with raster_writer(paths["change_score.tif"], grid, dtype="float32", nodata=float("nan"),
-                               overwrite=overwrite, tags=tags, band_names=["change_score"], zlevel=1) as write:
+                               overwrite=overwrite, tags=tags, band_names=["change_score"], fast=True) as write:
                 for w in runner.map_process(thumb=state.thumb, want_score=True):
                     write(w.score, w.core)
                     state.add(w)
@@ -711,7 +713,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
         tvalid = np.zeros(state.vb.shape, bool)
         mask_tags = {**tags, "values": "1 change, 0 no change, 255 no data"}
         with raster_writer(paths["change_mask.tif"], grid, dtype="uint8", nodata=NODATA, overwrite=overwrite,
-                           tags=mask_tags, band_names=["change"]) as write:
+                           tags=mask_tags, band_names=["change"], fast=True) as write:
 
             def strip_job(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any]:
                 r0, r1 = comps.bounds[k]

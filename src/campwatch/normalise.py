@@ -72,13 +72,7 @@ class Moments:
         if x.ndim == 2 and x.shape == y.shape == w.shape and x.dtype.kind == y.dtype.kind == "f":
             from campwatch._kernels import masked_moments
 
-            mom = masked_moments(x, y, w)
-            self.n += mom[0]
-            self.sx += mom[1]
-            self.sy += mom[2]
-            self.sxx += mom[3]
-            self.sxy += mom[4]
-            self.syy += mom[5]
+            self.add_sums(masked_moments(x, y, w))
             return
         for i in range(x.shape[0]):
             xi = np.asarray(x[i], dtype=np.float64)[w[i]]
@@ -89,6 +83,15 @@ class Moments:
             self.sxx[i] += xi @ xi
             self.sxy[i] += xi @ yi
             self.syy[i] += yi @ yi
+
+    def add_sums(self, mom: np.ndarray) -> None:
+        """Add (6, B) sums: count, sum x, sum y, sum x², sum xy, sum y²."""
+        self.n += mom[0]
+        self.sx += mom[1]
+        self.sy += mom[2]
+        self.sxx += mom[3]
+        self.sxy += mom[4]
+        self.syy += mom[5]
 
     def __iadd__(self, other: Moments) -> Moments:
         for k in ("n", "sx", "sy", "sxx", "sxy", "syy"):
@@ -183,18 +186,20 @@ def fit_relative(windows: WindowPairs, bands: tuple[str, ...], *, iterations: in
     nb = len(bands)
     gain = offset = sigma = None
     used = np.zeros(nb)
+    from campwatch._kernels import relative_pass
+
     for it in range(iterations + 1):
         acc = Moments.zeros(nb)
         total = np.zeros(nb)
+        refit = gain is not None
+        g, o, s = (gain, offset, sigma) if refit else (np.ones(nb), np.zeros(nb), np.ones(nb))
         for before, after, valid in windows():
-            x, y = before[:, valid], after[:, valid]
-            w = np.isfinite(x) & np.isfinite(y)
-            total += w.sum(-1)
-            if gain is not None:
-                r = np.abs(y - (gain[:, None] * x + offset[:, None])) / sigma[:, None]
-                with np.errstate(invalid="ignore"):
-                    w &= r < clip
-            acc.add(x, y, w)
+            # one compiled pass per window: the sums of the numpy expression
+            # ``w = isfinite(x) & isfinite(y) [& |y - (g x + o)| / s < clip]`` over
+            # ``x, y = before[:, valid], after[:, valid]``, without its copies
+            mom, fin = relative_pass(before, after, np.asarray(valid, bool), g, o, s, float(clip), refit)
+            total += fin
+            acc.add_sums(mom)
         if not acc.n.any():
             break
         gain, offset, sigma = acc.fit()

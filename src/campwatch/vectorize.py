@@ -160,8 +160,8 @@ def mask_to_polygons(mask: np.ndarray, grid: Grid, *, values: Mapping[str, np.nd
         structure = np.ones((3, 3), bool) if connectivity == 8 else None
         labels, _ = ndimage.label(mask, structure=structure)
     labels = np.where(mask, labels, 0).astype(np.int32)
-    ids = np.unique(labels)
-    ids = ids[ids > 0]
+    counts = np.bincount(labels.ravel())
+    ids = np.flatnonzero(counts[1:]) + 1
     columns = ["object_id", "n_pixels", "area_m2", "perimeter_m", "compactness", "centroid_lon", "centroid_lat"]
     columns += [f"mean_{k}" for k in (values or {})]
     if ids.size == 0:
@@ -169,14 +169,15 @@ def mask_to_polygons(mask: np.ndarray, grid: Grid, *, values: Mapping[str, np.nd
     gdf = gpd.GeoDataFrame({"object_id": ids.astype(int).tolist()},
                            geometry=_label_polygons(labels, grid, ids, connectivity=connectivity), crs=grid.crs)
     order = ids
-    counts = np.bincount(labels.ravel())
     gdf["n_pixels"] = counts[order]
     add_metrics(gdf)
+    where = np.flatnonzero(labels.ravel())  # the labelled pixels, in row-major order
+    lab = labels.ravel()[where]
     for name, arr in (values or {}).items():
-        arr = np.asarray(arr, dtype=np.float64)
-        finite = np.isfinite(arr) & (labels > 0)
-        sums = np.bincount(labels[finite], weights=arr[finite], minlength=counts.size)
-        n = np.bincount(labels[finite], minlength=counts.size)
+        val = np.asarray(arr).ravel()[where].astype(np.float64)
+        finite = np.isfinite(val)
+        sums = np.bincount(lab[finite], weights=val[finite], minlength=counts.size)
+        n = np.bincount(lab[finite], minlength=counts.size)
         with np.errstate(invalid="ignore", divide="ignore"):
             gdf[f"mean_{name}"] = (sums / n)[order]
     return gdf[[*columns, "geometry"]]
