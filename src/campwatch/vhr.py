@@ -314,7 +314,10 @@ def debris_objects(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, 
 
     A demolition test that does not need the per-date building detector, so it accepts
     roofs of any colour.  The first date is cut into segments (Felzenszwalb graph
-    segmentation, scale ``segment_m2``).  A segment is **roof-like before** when it is
+    segmentation, scale ``segment_m2``), and the segments are cut again along vegetated
+    pixels (vegetation index smoothed over 1 m) and shadowed ones (below the scene's 20th
+    brightness percentile): a brown roof and a dry lawn often fall into one segment.
+    A segment is **roof-like before** when it is
     not vegetated, not in shadow (above the scene's 20th brightness percentile),
     compact (filled area over convex-hull area >= ``min_solidity``), of ``min_area_m2``
     to ``max_area_m2``, and homogeneous (local standard deviation over ``texture_m``
@@ -370,7 +373,13 @@ def debris_objects(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, 
     image = np.moveaxis(xb[:3], 0, -1)
     seg = segmentation.felzenszwalb(image, scale=segment_m2 / pixel_size_m**2, sigma=0.5,
                                     min_size=max(2, round(8.0 / pixel_size_m**2))).astype(np.int32) + 1
-    seg[~valid] = 0
+    vb, va = xb[:3].mean(axis=0), xa[:3].mean(axis=0)
+    veg_cut = 0.3 if xb.shape[0] >= 4 else 0.08
+    dark_cut = np.percentile(vb[valid], 20.0)
+    # lawn and shadow pixels are not roof: a brown roof and a dry lawn often fall into one
+    # segment, so segments are cut along vegetated (smoothed over 1 m) and shadowed pixels
+    green = ndimage.uniform_filter(vegetation_index(xb), _px(1.0, pixel_size_m) | 1, mode="nearest") >= veg_cut
+    seg = measure.label(np.where(valid & ~green & (vb >= dark_cut), seg, 0), connectivity=1).astype(np.int32)
     n = int(seg.max()) + 1
     flat = seg.ravel()
     count = np.bincount(flat, minlength=n)
@@ -378,15 +387,13 @@ def debris_objects(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, 
     def mean(x: np.ndarray) -> np.ndarray:
         return np.bincount(flat, weights=x.ravel().astype(np.float64), minlength=n) / np.maximum(count, 1)
 
-    vb, va = xb[:3].mean(axis=0), xa[:3].mean(axis=0)
     size = _px(texture_m, pixel_size_m, minimum=3) | 1
     tb, ta = mean(_local_std(vb, size)), mean(_local_std(va, size))
     bright_b, bright_a = mean(vb), mean(va)
-    veg_cut = 0.3 if xb.shape[0] >= 4 else 0.08
     area = count * pixel_size_m**2
     loose_cv, loose_dark, loose_solid = loose if max_similarity < 1.0 else (max_debris_cv, max_darkening, min_solidity)
     ok = ((area >= min_area_m2) & (area <= max_area_m2) & (mean(vegetation_index(xb)) < veg_cut)
-          & (bright_b > np.percentile(vb[valid], 20.0)) & (tb <= max_roof_cv * bright_b)
+          & (bright_b > dark_cut) & (tb <= max_roof_cv * bright_b)
           & (ta >= min_texture_gain * tb) & (ta <= max(loose_cv, max_debris_cv) * bright_a)
           & (bright_a >= bright_b - max(loose_dark, max_darkening))
           & (mean(np.abs(xb[:3] - xa[:3]).sum(axis=0)) >= min_colour_change))
