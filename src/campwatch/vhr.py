@@ -309,7 +309,7 @@ def debris_objects(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, 
                    max_area_m2: float = 5000.0, texture_m: float = 1.5, max_roof_cv: float = 0.07,
                    min_texture_gain: float = 1.8, max_debris_cv: float = 0.12, min_colour_change: float = 0.4,
                    max_darkening: float = 0.1, min_solidity: float = 0.6, loose: tuple[float, float, float] = (0.15, 0.3, 0.4),
-                   max_similarity: float = 0.3) -> np.ndarray:
+                   max_similarity: float = 0.3, strong_texture_gain: float = 2.5) -> np.ndarray:
     """Label roof-like segments of the first date that became rubble on the second.
 
     A demolition test that does not need the per-date building detector, so it accepts
@@ -346,6 +346,10 @@ def debris_objects(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, 
         (:func:`structure_similarity` over the segment alone).
     max_similarity : float
         1 turns the looser tier off.
+    strong_texture_gain : float
+        The looser cuts also apply, without the correlation test, to a segment of
+        ``min_solidity`` or more whose texture grew at least this many times: debris
+        that keeps the roof's broad shading but is much rougher than any roof.
 
     Returns
     -------
@@ -410,6 +414,8 @@ def debris_objects(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, 
         sim = structure_similarity(np.where((ok & ~strict)[seg], seg, 0), xb, xa, pixel_size_m=pixel_size_m, rim_m=0.0)
         loose_ok = np.zeros(n, bool)
         loose_ok[: sim.size] = sim < max_similarity
+        # or, for a segment as compact as the strict tier asks, texture grown well past the roof's
+        loose_ok |= (solid >= min_solidity) & (ta >= strong_texture_gain * tb)
         ok = strict | (ok & loose_ok)
     new_id = np.zeros(n, np.int32)
     new_id[ok] = np.arange(1, int(ok.sum()) + 1, dtype=np.int32)
