@@ -713,34 +713,20 @@ def _score_window(method: str, ctx: _Ctx, b: np.ndarray, a: np.ndarray,
 
 
 def _default_score(ctx: _Ctx, b: np.ndarray, a: np.ndarray, v: np.ndarray, sel: list[int]) -> np.ndarray:
-    """The default detector's evidence on one window (float32 throughout)."""
+    """The default detector's evidence on one window (float32 throughout, NaN outside ``v``):
+    the magnitude of the per-band residuals (noise sigmas) averaged 3 × 3 over valid pixels,
+    times ``clip((0.75 - veg) / 0.3, 0, 1)`` where ``veg`` is the 3 × 3 mean of the larger
+    NDVI of the two dates, and 0 on water (NIR < 0.08 on both dates, or SWIR < 0.05 and
+    NIR < 0.08 on either, grown by one pixel).  One compiled pass
+    (:func:`campwatch._kernels.default_score`)."""
+    from campwatch._kernels import default_score
+
     rel = ctx.rel
     assert rel is not None
-    bands = ctx.bands
-    # magnitude of the per-band residuals (sigmas), one band at a time
-    mag = np.zeros(v.shape, np.float32)
-    for i, k in enumerate(sel):
-        z = rel.residual(i, b[k], a[k])
-        z *= z
-        mag += z
-    np.sqrt(mag, out=mag)
-    s = _nanmean_filter(mag, v, 3)
-    del mag
-    g = bands.index
-    water = (b[g("nir")] < 0.08) & (a[g("nir")] < 0.08)
-    if "swir16" in bands:
-        water = ((b[g("swir16")] < 0.05) & (b[g("nir")] < 0.08)) | ((a[g("swir16")] < 0.05) & (a[g("nir")] < 0.08))
-    water = _grow_cross(water)
-    veg = np.fmax(_nd(b[g("nir")], b[g("red")]), _nd(a[g("nir")], a[g("red")]))
-    veg = _nanmean_filter(veg, v & np.isfinite(veg), 3)
-    # weight = clip((0.75 - veg) / 0.3, 0, 1), veg NaN counting as 0
-    np.nan_to_num(veg, copy=False, nan=0.0)
-    np.subtract(np.float32(0.75), veg, out=veg)
-    veg /= np.float32(0.3)
-    np.clip(veg, 0.0, 1.0, out=veg)
-    s *= veg
-    s[water] = 0.0
-    return s
+    g = ctx.bands.index
+    f32 = np.float32
+    return default_score(b, a, v, np.asarray(sel, np.int64), rel.gain.astype(f32), rel.offset.astype(f32),
+                         rel.sigma.astype(f32), g("nir"), g("red"), g("swir16") if "swir16" in ctx.bands else -1)
 
 
 # --------------------------------------------------------------------------------------

@@ -169,13 +169,14 @@ def _pad(grid: Grid, core: Window, halo: int) -> Window:
     return Window(c0, r0, c1 - c0, r1 - r0)
 
 
-def _read(plan: _Plan, win: Window) -> tuple[Scene, Scene]:
-    """Both dates on a window of the plan's grid (the I/O edge does the reading)."""
+def _read(plan: _Plan, win: Window, out: Any = (None, None)) -> tuple[Scene, Scene]:
+    """Both dates on a window of the plan's grid (the I/O edge does the reading), into the
+    ``(data, valid)`` arrays of ``out`` when given."""
     from campwatch.io import read_source
 
     g = plan.grid.window(win)
-    return (read_source(plan.before, g, bands=plan.read_bands),
-            read_source(plan.after, g, bands=plan.read_bands))
+    return (read_source(plan.before, g, bands=plan.read_bands, out=out[0]),
+            read_source(plan.after, g, bands=plan.read_bands, out=out[1]))
 
 
 def _prepare(plan: _Plan, b: Scene, a: Scene) -> tuple[Scene, Scene, np.ndarray, np.ndarray]:
@@ -201,8 +202,10 @@ def _invalidate(s: Scene, flags: np.ndarray) -> Scene:
     """``s.with_valid(~flags)`` on the window's own data (NaN written in place)."""
     if not flags.any():
         return s
+    from campwatch._kernels import set_nan
+
     data = s.data if s.data.flags.writeable else s.data.copy()
-    data[:, flags] = np.nan
+    set_nan(data, flags)
     return dataclasses.replace(s, data=data, valid=s.valid & ~flags)
 
 
@@ -411,11 +414,7 @@ class _LocalStrips:
                 valid[:t] = sc.valid
 
         def job(c0: int, c1: int) -> tuple[Scene, Scene]:
-            scenes = _read(plan, Window(c0, r0, c1 - c0, h))
-            for (data, valid), sc in zip(bufs, scenes, strict=True):
-                data[:, t:, c0:c1] = sc.data
-                valid[t:, c0:c1] = sc.valid
-            return scenes[0], scenes[1]
+            return _read(plan, Window(c0, r0, c1 - c0, h), [(data[:, t:, c0:c1], valid[t:, c0:c1]) for data, valid in bufs])
 
         futs = [self.pool.submit(job, c0, c1) for c0, c1 in self._cols()]
         first = futs[0].result()

@@ -687,9 +687,47 @@ def _reflectance_lut(dtype: str, offset: float, scale: float) -> np.ndarray:
     return lut
 
 
+def _one_read(source: SceneSource, grid: Grid, keys: Sequence[str]) -> Window | None:
+    """The window of ``grid`` in the one integer file holding all of ``keys``, when a single
+    plain read covers them (same file, pixel lattice, inside the file, no SCL); else None."""
+    refs = [source.band(k) for k in keys]
+    if source.scl is not None or len({r.path for r in refs}) != 1 or refs[0].dtype not in ("uint8", "uint16"):
+        return None
+    win = _lattice_window(refs[0].grid, grid)
+    if win is None or any(not r.grid.same_as(refs[0].grid) for r in refs):
+        return None
+    g = refs[0].grid
+    if win.row_off < 0 or win.col_off < 0 or win.row_off + win.height > g.height or win.col_off + win.width > g.width:
+        return None
+    return win
+
+
+def _read_at_once(source: SceneSource, win: Window, keys: Sequence[str], data: np.ndarray,
+                  valid: np.ndarray) -> None:
+    """All of ``keys`` in one read of one file, converted by one compiled pass with exactly the
+    numbers of the band-by-band path (:func:`campwatch._kernels.dn_to_reflectance`)."""
+    from campwatch._kernels import dn_to_reflectance
+
+    refs = [source.band(k) for k in keys]
+    prof = source.profile
+    try:
+        with _dataset(refs[0].path) as ds:
+            dn = ds.read([r.index for r in refs], window=win)
+    except RasterioError as exc:
+        raise TileReadError(f"{refs[0].path}: cannot read bands {', '.join(keys)} ({exc})") from exc
+    uint = [r.dtype.startswith("uint") for r in refs]
+    all_zero = np.array([source.layout == "multiband" and u and r.nodata is None for u, r in zip(uint, refs, strict=True)])
+    zero_fill = np.array(uint) & ~all_zero
+    has_nodata = np.array([r.nodata is not None and not np.isnan(r.nodata) for r in refs])
+    nodata = np.array([r.nodata if h else 0.0 for r, h in zip(refs, has_nodata, strict=True)], np.float64)
+    sat = prof.saturation
+    dn_to_reflectance(dn, float(prof.offset), float(prof.scale), nodata, has_nodata, zero_fill, all_zero,
+                      float(sat) if sat is not None else 0.0, sat is not None, data, valid)
+
+
 def read_source(source: SceneSource, grid: Grid, *, bands: Sequence[str] | None = None,
                 resampling: Literal["bilinear", "nearest", "cubic", "average"] = "bilinear",
-                use_scl: bool = True) -> Scene:
+                use_scl: bool = True, out: tuple[np.ndarray, np.ndarray] | None = None) -> Scene:
     """Read ``source`` onto ``grid``: reflectance, valid mask, date and provenance.
 
     Invalid pixels (outside the file, nodata, zero fill in unsigned products, saturation,
@@ -705,8 +743,18 @@ def read_source(source: SceneSource, grid: Grid, *, bands: Sequence[str] | None 
         raise MissingBandsError(f"{source.path}: needs bands {', '.join(missing)} but has only {', '.join(source.keys)}")
     rs = Resampling[resampling]
     prof = source.profile
-    data = np.empty((len(keys), *grid.shape), dtype=np.float32)
-    valid = np.ones(grid.shape, dtype=bool)
+    if out is not None:
+        data, valid = out
+        if data.shape != (len(keys), *grid.shape) or valid.shape != grid.shape:
+            raise ValueError(f"out arrays {data.shape}, {valid.shape} do not fit {len(keys)} bands on {grid.shape}")
+    else:
+        data = np.empty((len(keys), *grid.shape), dtype=np.float32)
+        valid = np.empty(grid.shape, dtype=bool)
+    win = _one_read(source, grid, keys)
+    if win is not None:
+        _read_at_once(source, win, keys, data, valid)
+        return _scene(source, grid, keys, data, valid, resampling)
+    valid[...] = True
     all_zero: np.ndarray | None = None  # multi-band files: zero in every unsigned band without nodata
     for i, key in enumerate(keys):
         ref = source.band(key)
@@ -727,19 +775,28 @@ def read_source(source: SceneSource, grid: Grid, *, bands: Sequence[str] | None 
             data[i] = ((dn.astype(np.float64) + prof.offset) * prof.scale).astype(np.float32)
     if all_zero is not None:
         valid &= ~all_zero
-    meta: dict[str, Any] = {"layout": source.layout, "date_source": source.date_source,
-                            "reflectance_scale": prof.scale, "reflectance_offset": prof.offset,
-                            "resampling": resampling}
+    scl_fraction = None
     if source.scl is not None and use_scl:
         scl, inside = _read_band(source.scl, grid, Resampling.nearest)
         scl_ok = masks.scl_valid(scl.astype(np.uint8)) & inside
-        meta["scl_masked_fraction"] = round(float(1 - scl_ok[valid].mean()) if valid.any() else 0.0, 6)
+        scl_fraction = round(float(1 - scl_ok[valid].mean()) if valid.any() else 0.0, 6)
         valid &= scl_ok
-    if source.notes:
-        meta["notes"] = list(source.notes)
     invalid = ~valid
     if invalid.any():
         data[:, invalid] = np.nan
+    return _scene(source, grid, keys, data, valid, resampling, scl_fraction)
+
+
+def _scene(source: SceneSource, grid: Grid, keys: Sequence[str], data: np.ndarray, valid: np.ndarray,
+           resampling: str, scl_fraction: float | None = None) -> Scene:
+    prof = source.profile
+    meta: dict[str, Any] = {"layout": source.layout, "date_source": source.date_source,
+                            "reflectance_scale": prof.scale, "reflectance_offset": prof.offset,
+                            "resampling": resampling}
+    if scl_fraction is not None:
+        meta["scl_masked_fraction"] = scl_fraction
+    if source.notes:
+        meta["notes"] = list(source.notes)
     used = tuple(dict.fromkeys(source.band(k).path for k in keys))
     return Scene(data, tuple(keys), grid, valid, source.date, prof.name, used, meta)
 

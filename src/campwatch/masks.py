@@ -164,39 +164,18 @@ cirrus_threshold, cirrus_haze_threshold : float
     True
     """
     scene.require(CLOUD_TEST_BANDS, method="the spectral cloud test")
-    # float32 throughout (the reflectances are float32): half the memory traffic of float64;
+    # float32 throughout (the reflectances are float32), one compiled pass per pixel;
     # a pixel within a float32 rounding of a threshold may fall on the other side.
+    from campwatch._kernels import cloud_spectral
+
     f32 = np.float32
-    with np.errstate(invalid="ignore", divide="ignore"):
-        blue, green, red, nir = (scene.band(b) for b in CLOUD_TEST_BANDS)
-        vis = blue + green
-        vis += red
-        vis /= f32(3.0)
-        dev = np.abs(blue - vis)
-        dev += np.abs(green - vis)
-        dev += np.abs(red - vis)
-        # whiteness = dev / vis (vis > 0) below the threshold
-        white = (vis > 0) & (dev < f32(whiteness_threshold) * vis)
-        del dev
-        ndvi = nir - red
-        ndvi /= nir + red
-        hot = blue - f32(0.5) * red
-        hot -= f32(0.08)
-        haze = (hot > f32(hot_threshold)) & (ndvi > f32(0.2))
-        if scene.has("cirrus"):
-            # Low winter sun raises TOA blue over clear vegetation (path radiance) as haze does;
-            # where B10 exists, haze must also show a trace of high-altitude scattering.
-            haze &= scene.band("cirrus") > f32(cirrus_haze_threshold)
-        clouds = haze | (hot > f32(strong_hot_threshold))
-        del haze, hot
-        clouds |= (vis > f32(bright_threshold)) & white & (ndvi < f32(0.4))
-        del vis, white
-        if scene.has("cirrus"):
-            clouds |= scene.band("cirrus") > f32(cirrus_threshold)
-        if scene.has("swir16"):
-            swir = scene.band("swir16")
-            ndsi = (green - swir) / (green + swir)
-            clouds &= ~((ndsi > f32(0.6)) & (nir > f32(0.11)))
+    th = np.array([hot_threshold, strong_hot_threshold, bright_threshold, whiteness_threshold, cirrus_threshold,
+                   cirrus_haze_threshold], dtype=f32)
+    blue, green, red, nir = (scene.band(b) for b in CLOUD_TEST_BANDS)
+    has_cirrus, has_swir = scene.has("cirrus"), scene.has("swir16")
+    dummy = np.zeros((1, 1), f32)
+    clouds = cloud_spectral(blue, green, red, nir, scene.band("cirrus") if has_cirrus else dummy,
+                            scene.band("swir16") if has_swir else dummy, scene.valid, th, has_cirrus, has_swir)
     clouds &= scene.valid
     if majority_px > 0:
         size = 2 * majority_px + 1
