@@ -14,7 +14,7 @@ from rasterio import features
 from campwatch.errors import AcquisitionDateWarning
 from campwatch.io import read_raster, read_scene
 from campwatch.vhr import GROWTH_CLASSES, building_mask, naive_cva, vhr_change
-from campwatch.vhr_bench import _xbd_buildings, pixel_scores, run_xbd, xbd_building_scores, xbd_pairs
+from campwatch.vhr_bench import _xbd_buildings, pixel_scores, run_levir, run_xbd, xbd_building_scores, xbd_pairs
 
 pytestmark = pytest.mark.shared
 
@@ -105,6 +105,10 @@ def test_xbd_pair_runs_on_two_sensors(shared_data: Path) -> None:
     assert s["undamaged_false_alarm"] <= 0.1, s
     debris = lost[lost["reason"].str.startswith("roof-like before")]
     assert len(debris) > 10 and debris["low_confidence"].all()
+    # objects under the 20 m2 building size come only from the small-object test, flagged as such
+    small = lost[lost["area_m2"] < 19.0]
+    assert len(small) > 0 and small["reason"].str.startswith("small compact object before").all()
+    assert small["low_confidence"].all() and (small["area_m2"] >= 7.0).all()
     # QuickBird-2 against WorldView-2: the global shift is found and corrected
     assert res.coregistration["applied"] and res.coregistration["residual_px"] < 0.5
     assert res.normalisation["stable_pixels"] > 0.3 * a.valid.sum()
@@ -114,14 +118,20 @@ def test_xbd_pair_runs_on_two_sensors(shared_data: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 10 target not met: 88/171 destroyed (0.51 < 0.70). The rubble test "
-                                       "(debris_objects) only sees destroyed houses whose 2009 roof forms a compact, "
-                                       "homogeneous, unshaded segment; sheds under 20 m2, tree-covered roofs and cleared "
-                                       "sites are missed, and looser cuts push LEVIR F1 below 0.50")
 def test_xbd_destroyed_recall_target(shared_data: Path) -> None:
+    # issue 10: met with no margin (120/171 = 0.702 needs 120); a one-building change fails it
     r = run_xbd(shared_data / "vhr-xbd-joplin")
-    assert r["vhr"]["destroyed_recall"] >= 0.7
-    assert r["vhr"]["undamaged_false_alarm"] <= 0.1
+    assert r["vhr"]["destroyed_recall"] >= 0.7, r["vhr"]
+    assert r["vhr"]["undamaged_false_alarm"] <= 0.1, r["vhr"]
+
+
+@pytest.mark.slow
+def test_levir_pooled_f1_target(shared_data: Path) -> None:
+    # issue 10: the demolition tiers tuned on xBD must not cost LEVIR (mostly new buildings) its target
+    r = run_levir(shared_data / "vhr-levircd")
+    assert r["pairs"] == 11
+    assert r["vhr"]["f1"] >= 0.5, r["vhr"]
+    assert r["vhr"]["f1"] > r["naive"]["f1"] + 0.25, (r["vhr"], r["naive"])
 
 
 def test_bench_cli_on_one_pair(shared_data: Path, tmp_path: Path) -> None:

@@ -64,6 +64,9 @@ __all__ = [
     "vhr_change",
 ]
 
+#: Smallest demolition the rubble test reports, m² (its segmentation's smallest segment).
+_SMALL_DEMOLITION_M2 = 8.0
+
 #: Growth classes of :func:`vhr_change`, in report order.
 GROWTH_CLASSES: tuple[str, ...] = ("new", "demolished", "expanded", "shrunk", "unchanged")
 
@@ -309,7 +312,8 @@ def debris_objects(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, 
                    max_area_m2: float = 5000.0, texture_m: float = 1.5, max_roof_cv: float = 0.07,
                    min_texture_gain: float = 1.8, max_debris_cv: float = 0.12, min_colour_change: float = 0.4,
                    max_darkening: float = 0.1, min_solidity: float = 0.6, loose: tuple[float, float, float] = (0.15, 0.3, 0.4),
-                   max_similarity: float = 0.3, strong_texture_gain: float = 2.5) -> np.ndarray:
+                   max_similarity: float = 0.3, strong_texture_gain: float = 2.5,
+                   small: tuple[float, float, float, float, float] | None = (8.0, 0.8, 0.1, 0.5, 0.1)) -> np.ndarray:
     """Label roof-like segments of the first date that became rubble on the second.
 
     A demolition test that does not need the per-date building detector, so it accepts
@@ -350,6 +354,14 @@ def debris_objects(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, 
         The looser cuts also apply, without the correlation test, to a segment of
         ``min_solidity`` or more whose texture grew at least this many times: debris
         that keeps the roof's broad shading but is much rougher than any roof.
+    small : (float, float, float, float, float) or None
+        Objects below ``min_area_m2`` (sheds, garages), whose texture is too few pixels
+        to measure, are tested for having *vanished* instead: at least ``small[0]`` m²,
+        solidity at least ``small[1]``, texture at most ``small[2]`` of their brightness
+        before, colour change at least ``small[3]``, grey levels over the object and a
+        2 m rim no longer correlating (below ``max_similarity``), and at most
+        ``small[4]`` of a 3 m rim dark on the second date (a standing shed still casts a
+        shadow).  None turns this off.
 
     Returns
     -------
@@ -376,7 +388,7 @@ def debris_objects(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, 
     xa = np.asarray(after, dtype=np.float32)
     image = np.moveaxis(xb[:3], 0, -1)
     seg = segmentation.felzenszwalb(image, scale=segment_m2 / pixel_size_m**2, sigma=0.5,
-                                    min_size=max(2, round(8.0 / pixel_size_m**2))).astype(np.int32) + 1
+                                    min_size=max(2, round(_SMALL_DEMOLITION_M2 / pixel_size_m**2))).astype(np.int32) + 1
     vb, va = xb[:3].mean(axis=0), xa[:3].mean(axis=0)
     veg_cut = 0.3 if xb.shape[0] >= 4 else 0.08
     dark_cut = np.percentile(vb[valid], 20.0)
@@ -395,15 +407,17 @@ def debris_objects(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, 
     tb, ta = mean(_local_std(vb, size)), mean(_local_std(va, size))
     bright_b, bright_a = mean(vb), mean(va)
     area = count * pixel_size_m**2
-    loose_cv, loose_dark, loose_solid = loose if max_similarity < 1.0 else (max_debris_cv, max_darkening, min_solidity)
-    ok = ((area >= min_area_m2) & (area <= max_area_m2) & (mean(vegetation_index(xb)) < veg_cut)
-          & (bright_b > dark_cut) & (tb <= max_roof_cv * bright_b)
-          & (ta >= min_texture_gain * tb) & (ta <= max(loose_cv, max_debris_cv) * bright_a)
-          & (bright_a >= bright_b - max(loose_dark, max_darkening))
-          & (mean(np.abs(xb[:3] - xa[:3]).sum(axis=0)) >= min_colour_change))
+    colour = mean(np.abs(xb[:3] - xa[:3]).sum(axis=0))
+    base = (mean(vegetation_index(xb)) < veg_cut) & (bright_b > dark_cut)
     if exclude is not None:
-        ok &= mean(np.asarray(exclude, dtype=bool)) < 0.3
-    ok[0] = False
+        base &= mean(np.asarray(exclude, dtype=bool)) < 0.3
+    base[0] = False
+    loose_cv, loose_dark, loose_solid = loose if max_similarity < 1.0 else (max_debris_cv, max_darkening, min_solidity)
+    # texture gains are taken against at least 0.01 (about the noise of an 8-bit image): flat on
+    # both dates is not "texture grew"
+    ok = (base & (area >= min_area_m2) & (area <= max_area_m2) & (tb <= max_roof_cv * bright_b)
+          & (ta >= min_texture_gain * np.maximum(tb, 0.01)) & (ta <= max(loose_cv, max_debris_cv) * bright_a)
+          & (bright_a >= bright_b - max(loose_dark, max_darkening)) & (colour >= min_colour_change))
     solid = np.zeros(n)
     if ok.any():  # compactness only for the few segments left (convex hulls are the slow part)
         props = measure.regionprops_table(np.where(ok[seg], seg, 0), properties=("label", "area_filled", "area_convex"))
@@ -415,11 +429,47 @@ def debris_objects(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, 
         loose_ok = np.zeros(n, bool)
         loose_ok[: sim.size] = sim < max_similarity
         # or, for a segment as compact as the strict tier asks, texture grown well past the roof's
-        loose_ok |= (solid >= min_solidity) & (ta >= strong_texture_gain * tb)
+        loose_ok |= (solid >= min_solidity) & (ta >= strong_texture_gain * np.maximum(tb, 0.01))
         ok = strict | (ok & loose_ok)
+    if small is not None and max_similarity < 1.0:
+        ok |= _vanished_small(seg, base & (area < min_area_m2) & (tb <= small[2] * bright_b) & (colour >= small[3])
+                              & (area >= small[0]), xb, xa, valid, pixel_size_m=pixel_size_m, min_solidity=small[1],
+                              max_similarity=max_similarity, max_dark_rim=small[4])
     new_id = np.zeros(n, np.int32)
     new_id[ok] = np.arange(1, int(ok.sum()) + 1, dtype=np.int32)
     return new_id[seg]
+
+
+def _vanished_small(seg: np.ndarray, cand: np.ndarray, before: np.ndarray, after: np.ndarray, valid: np.ndarray, *,
+                    pixel_size_m: float, min_solidity: float, max_similarity: float, max_dark_rim: float) -> np.ndarray:
+    """Which candidate segments (``cand`` per label of ``seg``) look like a small object that vanished.
+
+    Compact (solidity >= ``min_solidity``), its grey levels over it and a 2 m rim no longer
+    correlate with the second date's (< ``max_similarity``), and at most ``max_dark_rim``
+    of a 3 m rim is dark (below the second date's 20th brightness percentile) on the
+    second date.
+    """
+    out = np.zeros(cand.size, bool)
+    if not cand.any():
+        return out
+    lab = np.where(cand[seg], seg, 0)
+    props = measure.regionprops_table(lab, properties=("label", "area_filled", "area_convex"))
+    solid = np.zeros(cand.size)
+    solid[props["label"]] = props["area_filled"] / np.maximum(props["area_convex"], 1)
+    cand = cand & (solid >= min_solidity)
+    if not cand.any():
+        return out
+    lab = np.where(cand[seg], seg, 0)
+    sim = np.ones(cand.size)
+    s = structure_similarity(lab, before, after, pixel_size_m=pixel_size_m, rim_m=2.0)
+    sim[: s.size] = s
+    va = np.asarray(after, np.float32)[:3].mean(axis=0)
+    dark = va < np.percentile(va[valid], 20.0)
+    ring = ndimage.grey_dilation(lab, size=(_px(3.0, pixel_size_m) | 1,) * 2)
+    ring[lab > 0] = 0
+    ring_n = np.bincount(ring.ravel(), minlength=cand.size)[: cand.size]
+    ring_dark = np.bincount(ring.ravel(), weights=dark.ravel().astype(np.float64), minlength=cand.size)[: cand.size]
+    return cand & (sim < max_similarity) & (ring_dark / np.maximum(ring_n, 1) <= max_dark_rim)
 
 
 def structure_similarity(labels: np.ndarray, before: np.ndarray, after: np.ndarray, *, pixel_size_m: float,
@@ -754,7 +804,8 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
         detector misses buildings (odd roof colours, tree cover) more often than it
         invents them.
     min_area_m2, building_threshold, min_shadow_fraction : float
-        Passed to :func:`building_objects` for both dates.
+        Passed to :func:`building_objects` for both dates; ``min_area_m2`` also to
+        :func:`debris_objects` (below it, only its small-object test applies).
     debris : bool
         Also report as demolished the roof-like segments of the first date, of any roof
         colour, that turned into rubble-like texture and hold no building on the second
@@ -920,7 +971,7 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
                 low[k].pop(int(i), None)
     if debris:
         # roof-like segments of any colour that became rubble, where no building stands after
-        lab_d = debris_objects(xb, xa_n, valid, pixel_size_m=px, exclude=near_a)
+        lab_d = debris_objects(xb, xa_n, valid, pixel_size_m=px, exclude=near_a, min_area_m2=min_area_m2)
         taken = (parts["demolished"] > 0) | (parts["shrunk"] > 0)
         counts_d, (taken_d, gap_d) = _object_fractions(lab_d, taken, touches_gap)
         offset = int(lab_b.max())
@@ -928,10 +979,15 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
             if counts_d[i] == 0 or taken_d[i] >= 0.5:
                 continue
             part = (lab_d == i) & ~taken
-            if part.sum() < min_px:
+            small = counts_d[i] < min_px  # from the small-object test
+            if part.sum() < (_SMALL_DEMOLITION_M2 / px**2 if small else min_px):
                 continue
             parts["demolished"][part] = offset + i
-            why = "roof-like before, rubble-like texture after (segment, not a detected building)"
+            if small:
+                why = ("small compact object before, its outline and cast shadow gone after "
+                       "(segment under the building size, not a detected building; may be a car or clutter)")
+            else:
+                why = "roof-like before, rubble-like texture after (segment, not a detected building)"
             if gap_d[i] > 0:
                 why += "; touches the image edge or invalid pixels"
             low["demolished"][offset + i] = why
