@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange  # noqa: F401
 
-__all__ = ["bilinear_bands", "box_mean3", "cloud_spectral", "default_score", "dn_to_reflectance", "masked_moments", "relative_pass", "set_nan"]
+__all__ = ["bilinear_bands", "box_mean3", "cloud_spectral", "default_score", "dn_to_reflectance", "histogram_add", "masked_moments", "relative_pass", "set_nan"]
 
 
 @njit(cache=True, nogil=True)
@@ -20,42 +20,33 @@ def bilinear_bands(data: np.ndarray, valid: np.ndarray, new_valid: np.ndarray, r
     """(B, M, N) float32: each band of ``data`` (zero where ``valid`` is False and outside the
     array) sampled bilinearly at the taps ``ri``/``ci`` with weights ``rw*``/``cw*``, in
     ``scipy.ndimage.shift``'s float64 order (row weight, then column weight, taps summed
-    (r, c), (r, c + 1), (r + 1, c), (r + 1, c + 1)); NaN where ``new_valid`` is False."""
+    (r, c), (r, c + 1), (r + 1, c), (r + 1, c + 1)); NaN where ``new_valid`` is False.
+
+    Each band is first copied into a zero-padded float32 buffer (invalid pixels 0) that
+    every tap falls inside, so the sampling loop has no bounds or validity tests."""
     nb, m, n = data.shape
+    r_lo = min(ri.min(), 0)
+    r_hi = max(ri.max() + 2, m)
+    c_lo = min(ci.min(), 0)
+    c_hi = max(ci.max() + 2, n)
+    pad = np.zeros((r_hi - r_lo, c_hi - c_lo), np.float32)
     out = np.empty((nb, m, n), np.float32)
+    zero = np.float32(0.0)
     for b in range(nb):
         for r in range(m):
-            y0 = ri[r]
-            y1 = y0 + 1
+            for c in range(n):
+                pad[r - r_lo, c - c_lo] = data[b, r, c] if valid[r, c] else zero
+        for r in range(m):
+            y0 = ri[r] - r_lo
             a0 = rw0[r]
             a1 = rw1[r]
-            ok0 = 0 <= y0 < m
-            ok1 = 0 <= y1 < m
             for c in range(n):
-                if not new_valid[r, c]:
-                    out[b, r, c] = np.nan
-                    continue
-                x0 = ci[c]
-                x1 = x0 + 1
-                p00 = 0.0
-                p01 = 0.0
-                p10 = 0.0
-                p11 = 0.0
-                if ok0:
-                    if 0 <= x0 < n and valid[y0, x0]:
-                        p00 = np.float64(data[b, y0, x0])
-                    if 0 <= x1 < n and valid[y0, x1]:
-                        p01 = np.float64(data[b, y0, x1])
-                if ok1:
-                    if 0 <= x0 < n and valid[y1, x0]:
-                        p10 = np.float64(data[b, y1, x0])
-                    if 0 <= x1 < n and valid[y1, x1]:
-                        p11 = np.float64(data[b, y1, x1])
-                t = (p00 * a0) * cw0[c]
-                t += (p01 * a0) * cw1[c]
-                t += (p10 * a1) * cw0[c]
-                t += (p11 * a1) * cw1[c]
-                out[b, r, c] = np.float32(t)
+                x0 = ci[c] - c_lo
+                t = (np.float64(pad[y0, x0]) * a0) * cw0[c]
+                t += (np.float64(pad[y0, x0 + 1]) * a0) * cw1[c]
+                t += (np.float64(pad[y0 + 1, x0]) * a1) * cw0[c]
+                t += (np.float64(pad[y0 + 1, x0 + 1]) * a1) * cw1[c]
+                out[b, r, c] = np.float32(t) if new_valid[r, c] else np.float32(np.nan)
     return out
 
 
@@ -151,7 +142,7 @@ def cloud_spectral(blue: np.ndarray, green: np.ndarray, red: np.ndarray, nir: np
     float32 thresholds (hot, strong hot, bright, whiteness, cirrus, cirrus haze); ``cirrus``
     and ``swir`` are read only when ``has_cirrus`` / ``has_swir``."""
     m, n = blue.shape
-    out = np.zeros((m, n), np.bool_)
+    out = np.empty((m, n), np.bool_)
     f3 = np.float32(3.0)
     half = np.float32(0.5)
     c008 = np.float32(0.08)
@@ -160,36 +151,32 @@ def cloud_spectral(blue: np.ndarray, green: np.ndarray, red: np.ndarray, nir: np
     c06 = np.float32(0.6)
     c011 = np.float32(0.11)
     zero = np.float32(0.0)
+    # absent bands are read at (0, 0) of their 1 x 1 stand-in and their tests switched off,
+    # so the pixel loop has no branches (bitwise & and |) and vectorises
+    hc = 1 if has_cirrus else 0
+    hs = 1 if has_swir else 0
     for r in range(m):
         for c in range(n):
-            if not valid[r, c]:
-                continue
             bl = blue[r, c]
             gr = green[r, c]
             rd = red[r, c]
             ni = nir[r, c]
+            ci = cirrus[r * hc, c * hc]
+            sw = swir[r * hs, c * hs]
             vis = (bl + gr) + rd
             vis = vis / f3
             dev = np.abs(bl - vis)
             dev = dev + np.abs(gr - vis)
             dev = dev + np.abs(rd - vis)
-            white = (vis > zero) and (dev < th[3] * vis)
+            white = (vis > zero) & (dev < th[3] * vis)
             ndvi = (ni - rd) / (ni + rd)
             hot = bl - half * rd
             hot = hot - c008
-            haze = (hot > th[0]) and (ndvi > c02)
-            if has_cirrus:
-                haze = haze and (cirrus[r, c] > th[5])
-            cl = haze or (hot > th[1])
-            cl = cl or ((vis > th[2]) and white and (ndvi < c04))
-            if has_cirrus:
-                cl = cl or (cirrus[r, c] > th[4])
-            if has_swir and cl:
-                sw = swir[r, c]
-                ndsi = (gr - sw) / (gr + sw)
-                if (ndsi > c06) and (ni > c011):
-                    cl = False
-            out[r, c] = cl
+            haze = (hot > th[0]) & (ndvi > c02) & ((ci > th[5]) | (not has_cirrus))
+            cl = haze | (hot > th[1]) | ((vis > th[2]) & white & (ndvi < c04)) | ((ci > th[4]) & has_cirrus)
+            ndsi = (gr - sw) / (gr + sw)
+            snow = (ndsi > c06) & (ni > c011) & has_swir
+            out[r, c] = cl & ~snow & valid[r, c]
     return out
 
 
@@ -223,13 +210,20 @@ def box_mean3(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
             rows[r, c] = (v0 + v1) + v2
             cnt[r, c] = np.int32(valid[r0, c]) + np.int32(valid[r, c]) + np.int32(valid[r2, c])
     out = np.empty((m, n), np.float32)
+    nan = np.float32(np.nan)
     for r in range(m):
-        for c in range(n):
-            c0 = max(c - 1, 0)
-            c2 = min(c + 1, n - 1)
-            s = (rows[r, c0] + rows[r, c]) + rows[r, c2]
-            k = cnt[r, c0] + cnt[r, c] + cnt[r, c2]
-            out[r, c] = s / np.float32(k) if k > 0 else np.nan
+        out[r, 0] = (rows[r, 0] + rows[r, 0]) + rows[r, min(1, n - 1)]
+        k = cnt[r, 0] + cnt[r, 0] + cnt[r, min(1, n - 1)]
+        out[r, 0] = out[r, 0] / np.float32(k) if k > 0 else nan
+        for c in range(1, n - 1):
+            sm = (rows[r, c - 1] + rows[r, c]) + rows[r, c + 1]
+            k = cnt[r, c - 1] + cnt[r, c] + cnt[r, c + 1]
+            q = sm / np.float32(k)
+            out[r, c] = q if k > 0 else nan
+        if n > 1:
+            sm = (rows[r, n - 2] + rows[r, n - 1]) + rows[r, n - 1]
+            k = cnt[r, n - 2] + cnt[r, n - 1] + cnt[r, n - 1]
+            out[r, n - 1] = sm / np.float32(k) if k > 0 else nan
     return out
 
 
@@ -240,65 +234,68 @@ def default_score(b: np.ndarray, a: np.ndarray, v: np.ndarray, sel: np.ndarray, 
     outside ``v``, in the float32 arithmetic of the numpy code (``gain``, ``offset``,
     ``sigma`` float32; ``swir`` -1 when the scene has no swir16)."""
     nb, m, n = b.shape
-    mag = np.empty((m, n), np.float32)
+    # pixel loops without branches (selects, bitwise & and |): they vectorise
+    mag = np.zeros((m, n), np.float32)
+    for i in range(sel.shape[0]):  # band by band, as the numpy code accumulates
+        k = sel[i]
+        g, o, sg = gain[i], offset[i], sigma[i]
+        for r in range(m):
+            for c in range(n):
+                z = b[k, r, c] * g
+                z = z + o
+                z = a[k, r, c] - z
+                z = z / sg
+                mag[r, c] = mag[r, c] + z * z
     veg = np.empty((m, n), np.float32)
     vok = np.empty((m, n), np.bool_)
-    water = np.zeros((m, n), np.bool_)
+    water = np.empty((m, n), np.bool_)
     eps = np.float32(1e-6)
     w8 = np.float32(0.08)
     w5 = np.float32(0.05)
+    hs = 1 if swir >= 0 else 0
+    ks = swir if swir >= 0 else 0
     for r in range(m):
         for c in range(n):
-            acc = np.float32(0.0)
-            for i in range(sel.shape[0]):
-                k = sel[i]
-                z = b[k, r, c] * gain[i]
-                z = z + offset[i]
-                z = a[k, r, c] - z
-                z = z / sigma[i]
-                acc = acc + z * z
-            mag[r, c] = np.sqrt(acc)
+            mag[r, c] = np.sqrt(mag[r, c])
             bn = b[nir, r, c]
             an = a[nir, r, c]
-            if swir >= 0:
-                water[r, c] = ((b[swir, r, c] < w5) and (bn < w8)) or ((a[swir, r, c] < w5) and (an < w8))
-            else:
-                water[r, c] = (bn < w8) and (an < w8)
+            bs = b[ks, r, c]
+            as_ = a[ks, r, c]
+            wet_swir = ((bs < w5) & (bn < w8)) | ((as_ < w5) & (an < w8))
+            wet_nir = (bn < w8) & (an < w8)
+            water[r, c] = (wet_swir & (hs == 1)) | (wet_nir & (hs == 0))
             br = b[red, r, c]
             ar = a[red, r, c]
             nb_ = (bn - br) / ((bn + br) + eps)
             na_ = (an - ar) / ((an + ar) + eps)
             # np.fmax: the other value where one is NaN
-            if np.isnan(nb_):
-                g = na_
-            elif np.isnan(na_):
-                g = nb_
-            else:
-                g = max(nb_, na_)
+            g = max(nb_, na_)
+            g = na_ if np.isnan(nb_) else g
+            g = nb_ if np.isnan(na_) else g
             veg[r, c] = g
-            vok[r, c] = v[r, c] and np.isfinite(g)
+            vok[r, c] = v[r, c] & np.isfinite(g)
     s = box_mean3(mag, v)
     vm = box_mean3(veg, vok)
+    # water grown by the 4-neighbour cross (outside the array: dry)
+    wet = water.copy()
+    wet[1:, :] |= water[:-1, :]
+    wet[:-1, :] |= water[1:, :]
+    wet[:, 1:] |= water[:, :-1]
+    wet[:, :-1] |= water[:, 1:]
     c075 = np.float32(0.75)
     c03 = np.float32(0.3)
     one = np.float32(1.0)
     zero = np.float32(0.0)
+    nan = np.float32(np.nan)
     for r in range(m):
         for c in range(n):
-            if not v[r, c]:
-                s[r, c] = np.nan
-                continue
-            wet = water[r, c] or (r > 0 and water[r - 1, c]) or (r < m - 1 and water[r + 1, c]) \
-                or (c > 0 and water[r, c - 1]) or (c < n - 1 and water[r, c + 1])
-            if wet:
-                s[r, c] = zero
-                continue
             g = vm[r, c]
-            if np.isnan(g):
-                g = zero
+            g = zero if np.isnan(g) else g
             g = (c075 - g) / c03
             g = min(max(g, zero), one)
-            s[r, c] = s[r, c] * g
+            x = s[r, c] * g
+            x = zero if wet[r, c] else x
+            s[r, c] = x if v[r, c] else nan
     return s
 
 
@@ -338,3 +335,28 @@ def dn_to_reflectance(dn: np.ndarray, offset: float, scale: float, nodata: np.nd
             for c in range(n):
                 x = np.float32((np.float64(dn[b, r, c]) + offset) * scale)
                 data[b, r, c] = x if valid[r, c] else nan
+
+
+@njit(cache=True, nogil=True)
+def histogram_add(values: np.ndarray, edges: np.ndarray, counts: np.ndarray) -> None:
+    """Add the finite ``values`` (as float64, clipped into ``[edges[0], edges[-1])``) to
+    ``counts``: bin ``i`` holds ``edges[i] <= v < edges[i + 1]``, the bins of
+    ``np.histogram(v, bins=edges)`` (a first guess from the bin width, corrected against
+    the edges themselves)."""
+    nbins = edges.shape[0] - 1
+    lo = edges[0]
+    top = np.nextafter(edges[nbins], -np.inf)
+    scale = nbins / (edges[nbins] - lo)
+    flat = values.ravel()
+    for p in range(flat.shape[0]):
+        v = np.float64(flat[p])
+        if not np.isfinite(v):
+            continue
+        v = min(max(v, lo), top)
+        i = int((v - lo) * scale)
+        i = min(max(i, 0), nbins - 1)
+        while i > 0 and v < edges[i]:
+            i -= 1
+        while i < nbins - 1 and v >= edges[i + 1]:
+            i += 1
+        counts[i] += 1

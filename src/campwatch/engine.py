@@ -374,8 +374,8 @@ def _process(plan: _Plan, b: Scene, a: Scene, pad: Window, core: Window, *, thum
         sl = (slice(inner[0].start + r0, inner[0].stop, thumb), slice(inner[1].start + c0, inner[1].stop, thumb))
         rgb = [x for x in ("red", "green", "blue") if x in b.bands] or [b.bands[0]]
         rgb = (rgb * 3)[:3] if len(rgb) < 3 else rgb
-        thumbs = (b.select(rgb).data[(slice(None), *sl)], b.valid[sl], a.select(rgb).data[(slice(None), *sl)],
-                  a.valid[sl])
+        idx = [b.bands.index(x) for x in rgb]  # decimate first, then pick the bands (no full-window copy)
+        thumbs = (b.data[:, sl[0], sl[1]][idx], b.valid[sl], a.data[:, sl[0], sl[1]][idx], a.valid[sl])
     return _WindowOut(core, score, hit, ok[inner], counts,
                       _cloud_counts(b, a, cb, ca, inner), thumbs)
 
@@ -919,7 +919,7 @@ def _strip_polygons(lab: np.ndarray, grid: Grid, r0: int, r1: int, scores: np.nd
     from campwatch.vectorize import mask_to_polygons
 
     g = grid.window(Window(0, r0, grid.width, r1 - r0))
-    return mask_to_polygons(lab > 0, g, values={"score": scores}, labels=lab)
+    return mask_to_polygons(None, g, values={"score": scores}, labels=lab)
 
 
 def _merge_polygons(pieces: list[Any], grid: Grid) -> Any:

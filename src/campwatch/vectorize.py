@@ -119,13 +119,14 @@ def _label_polygons(labels: np.ndarray, grid: Grid, ids: np.ndarray, *, connecti
     return list(polys)
 
 
-def mask_to_polygons(mask: np.ndarray, grid: Grid, *, values: Mapping[str, np.ndarray] | None = None,
+def mask_to_polygons(mask: np.ndarray | None, grid: Grid, *, values: Mapping[str, np.ndarray] | None = None,
                      labels: np.ndarray | None = None, connectivity: int = 8) -> gpd.GeoDataFrame:
     """Polygons of the True pixels of ``mask``, one per connected component.
 
     Parameters
     ----------
-    mask : (M, N) bool ndarray
+    mask : (M, N) bool ndarray, or None
+        None with ``labels``: the labelled pixels (``labels > 0``).
     grid : Grid
         The grid of ``mask``; polygons are in its CRS.
     values : mapping of name to (M, N) ndarray, optional
@@ -152,15 +153,22 @@ def mask_to_polygons(mask: np.ndarray, grid: Grid, *, values: Mapping[str, np.nd
     """
     from scipy import ndimage
 
-    mask = np.asarray(mask, dtype=bool)
-    grid_shape = grid.shape
-    if mask.shape != grid_shape:
-        raise ValueError(f"mask shape {mask.shape} does not match grid {grid_shape}")
+    if mask is None and labels is None:
+        raise ValueError("mask_to_polygons needs a mask or labels")
+    shape = (mask if mask is not None else labels).shape  # type: ignore[union-attr]
+    if shape != grid.shape:
+        raise ValueError(f"mask shape {shape} does not match grid {grid.shape}")
     if labels is None:
         structure = np.ones((3, 3), bool) if connectivity == 8 else None
-        labels, _ = ndimage.label(mask, structure=structure)
-    labels = np.where(mask, labels, 0).astype(np.int32)
-    counts = np.bincount(labels.ravel())
+        labels, _ = ndimage.label(np.asarray(mask, dtype=bool), structure=structure)  # 0 outside the mask
+        labels = labels.astype(np.int32, copy=False)
+    elif mask is not None:
+        labels = np.where(np.asarray(mask, dtype=bool), labels, 0).astype(np.int32)
+    else:
+        labels = np.asarray(labels).astype(np.int32, copy=False)
+    where = np.flatnonzero(labels.ravel())  # the labelled pixels, in row-major order
+    lab = labels.ravel()[where]
+    counts = np.bincount(lab, minlength=1)
     ids = np.flatnonzero(counts[1:]) + 1
     columns = ["object_id", "n_pixels", "area_m2", "perimeter_m", "compactness", "centroid_lon", "centroid_lat"]
     columns += [f"mean_{k}" for k in (values or {})]
@@ -171,8 +179,6 @@ def mask_to_polygons(mask: np.ndarray, grid: Grid, *, values: Mapping[str, np.nd
     order = ids
     gdf["n_pixels"] = counts[order]
     add_metrics(gdf)
-    where = np.flatnonzero(labels.ravel())  # the labelled pixels, in row-major order
-    lab = labels.ravel()[where]
     for name, arr in (values or {}).items():
         val = np.asarray(arr).ravel()[where].astype(np.float64)
         finite = np.isfinite(val)

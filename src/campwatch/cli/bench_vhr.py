@@ -11,8 +11,6 @@ from pathlib import Path
 
 import click
 
-from campwatch.vhr_bench import format_report, run_levir, run_xbd
-
 
 @click.command("vhr")
 @click.option("--data", "data", type=click.Path(file_okay=False, path_type=Path), default=Path("../shared/data"),
@@ -25,6 +23,8 @@ from campwatch.vhr_bench import format_report, run_levir, run_xbd
 @click.option("--json", "as_json", is_flag=True, help="Print the full result (per pair) as JSON.")
 def command(data: Path, levir: Path | None, xbd: Path | None, only: str | None, as_json: bool) -> None:
     """Pixel F1 on LEVIR-CD and building-level demolition recall on xBD, beside naive RGB CVA + Otsu."""
+    from campwatch.vhr_bench import format_report, run_levir, run_xbd  # loaded when the bench runs
+
     result = {}
     if only in (None, "levir"):
         result["levir"] = run_levir(levir or data / "vhr-levircd")
