@@ -313,7 +313,8 @@ def debris_objects(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, 
                    min_texture_gain: float = 1.8, max_debris_cv: float = 0.12, min_colour_change: float = 0.4,
                    max_darkening: float = 0.1, min_solidity: float = 0.6, loose: tuple[float, float, float] = (0.15, 0.3, 0.4),
                    max_similarity: float = 0.3, strong_texture_gain: float = 2.5,
-                   small: tuple[float, float, float, float, float] | None = (8.0, 0.8, 0.1, 0.5, 0.1)) -> np.ndarray:
+                   small: tuple[float, float, float, float, float] | None = (8.0, 0.8, 0.1, 0.5, 0.1),
+                   max_blue_after: float = 0.0) -> np.ndarray:
     """Label roof-like segments of the first date that became rubble on the second.
 
     A demolition test that does not need the per-date building detector, so it accepts
@@ -362,6 +363,10 @@ def debris_objects(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, 
         2 m rim no longer correlating (below ``max_similarity``), and at most
         ``small[4]`` of a 3 m rim dark on the second date (a standing shed still casts a
         shadow).  None turns this off.
+    max_blue_after : float
+        Segments whose second-date mean blue exceeds the mean of their red and green by
+        more than this are left out, whatever the tier: a blue tarp spread over a damaged
+        roof (or a roof painted blue) is a standing structure; debris is grey to warm.
 
     Returns
     -------
@@ -408,7 +413,10 @@ def debris_objects(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, 
     bright_b, bright_a = mean(vb), mean(va)
     area = count * pixel_size_m**2
     colour = mean(np.abs(xb[:3] - xa[:3]).sum(axis=0))
-    base = (mean(vegetation_index(xb)) < veg_cut) & (bright_b > dark_cut)
+    # a blue second date (mean blue above the mean of red and green) is a tarp over the roof or a
+    # painted roof: debris of wood, shingle, brick and insulation is grey to warm
+    blue_a = mean(xa[2]) - 0.5 * (mean(xa[0]) + mean(xa[1]))
+    base = (mean(vegetation_index(xb)) < veg_cut) & (bright_b > dark_cut) & (blue_a <= max_blue_after)
     if exclude is not None:
         base &= mean(np.asarray(exclude, dtype=bool)) < 0.3
     base[0] = False

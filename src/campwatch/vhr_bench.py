@@ -176,6 +176,13 @@ def _xbd_buildings(labels_json: Path, grid: Any) -> tuple[np.ndarray, list[str]]
     return ids, kinds
 
 
+#: xBD damage classes scored, with the key of the share reported demolished.  Only the first
+#: two have targets; minor and major damage are printed so that standing, damaged houses
+#: reported as demolished are seen.
+_KINDS = (("destroyed", "destroyed_recall"), ("no-damage", "undamaged_false_alarm"),
+          ("minor-damage", "minor_damage_flagged_rate"), ("major-damage", "major_damage_flagged_rate"))
+
+
 def xbd_building_scores(ids: np.ndarray, kinds: Sequence[str], demolished: np.ndarray, *,
                         cover: float = 0.3) -> dict[str, Any]:
     """Share of destroyed and of undamaged buildings whose footprint is >= ``cover`` demolished.
@@ -191,7 +198,7 @@ def xbd_building_scores(ids: np.ndarray, kinds: Sequence[str], demolished: np.nd
     hit = np.bincount(ids.ravel(), weights=demolished.ravel().astype(np.float64), minlength=n)
     frac = hit / np.maximum(area, 1)
     out: dict[str, Any] = {}
-    for kind, key in (("destroyed", "destroyed_recall"), ("no-damage", "undamaged_false_alarm")):
+    for kind, key in _KINDS:
         sel = [i + 1 for i, k in enumerate(kinds) if k == kind and area[i + 1] > 0]
         flagged = int(sum(frac[i] >= cover for i in sel))
         out[key] = round(flagged / len(sel), 3) if sel else None
@@ -217,7 +224,7 @@ def _merge(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     d = sum(p.get("demolished_px", 0) for p in parts)
     on = sum(p.get("demolished_on_buildings_px", 0) for p in parts)
     out["demolished_on_buildings"] = round(on / d, 3) if d else None
-    for kind, key in (("destroyed", "destroyed_recall"), ("no-damage", "undamaged_false_alarm")):
+    for kind, key in _KINDS:
         f = sum(p[f"{kind}_flagged"] for p in parts)
         t = sum(p[f"{kind}_total"] for p in parts)
         out[key] = round(f / t, 3) if t else None
@@ -284,6 +291,10 @@ def format_report(result: dict[str, Any]) -> str:
             lines.append(f"  {k:<8} destroyed recall {s['destroyed_recall']} ({s['destroyed_flagged']}/{s['destroyed_total']})"
                          f"  undamaged false alarm {s['undamaged_false_alarm']} "
                          f"({s['no-damage_flagged']}/{s['no-damage_total']})")
+        lines.append("  also reported demolished (no target): "
+                     + "; ".join(f"{k} minor-damage {xb[k]['minor-damage_flagged']}/{xb[k]['minor-damage_total']}, "
+                                 f"major-damage {xb[k]['major-damage_flagged']}/{xb[k]['major-damage_total']}"
+                                 for k in ("vhr", "naive")))
         lines.append("  share of the pixels reported demolished that lie within 2 m of a labelled building: "
                      + ", ".join(f"{k} {xb[k]['demolished_on_buildings']}" for k in ("vhr", "naive")))
     return "\n".join(lines)
