@@ -199,7 +199,8 @@ def _prepare(plan: _Plan, b: Scene, a: Scene) -> tuple[Scene, Scene, np.ndarray,
 
 
 def _invalidate(s: Scene, flags: np.ndarray) -> Scene:
-    """``s.with_valid(~flags)`` on the window's own data (NaN written in place)."""
+    """``s.with_valid(~flags)``: NaN written in place into the window's own (writeable) data,
+    or into a copy when the data are a read-only view of a shared strip."""
     if not flags.any():
         return s
     from campwatch._kernels import set_nan
@@ -401,8 +402,9 @@ class _LocalStrips:
         n = self.plan.grid.width
         return [(c, min(c + self.chunk, n)) for c in range(0, n, self.chunk)]
 
-    def _read_strip(self, r0: int, r1: int, tail: tuple[Scene, Scene] | None) -> tuple[Scene, Scene]:
-        """Rows [r0, r1) of both dates under ``tail`` (rows just above r0), read on the pool."""
+    def _start_read(self, r0: int, r1: int, tail: tuple[Scene, Scene] | None) -> Any:
+        """Queue the reads of rows [r0, r1) of both dates, under ``tail`` (rows just above r0),
+        on the pool; returns a function that waits for them and gives the two scenes."""
         plan = self.plan
         nb, n = len(plan.read_bands), plan.grid.width
         t = tail[0].grid.height if tail is not None else 0
@@ -417,12 +419,16 @@ class _LocalStrips:
             return _read(plan, Window(c0, r0, c1 - c0, h), [(data[:, t:, c0:c1], valid[t:, c0:c1]) for data, valid in bufs])
 
         futs = [self.pool.submit(job, c0, c1) for c0, c1 in self._cols()]
-        first = futs[0].result()
-        for f in futs[1:]:
-            f.result()
-        g = plan.grid.window(Window(0, r0 - t, n, t + h))
-        out = [dataclasses.replace(first[k], data=bufs[k][0], valid=bufs[k][1], grid=g) for k in (0, 1)]
-        return out[0], out[1]
+
+        def finish() -> tuple[Scene, Scene]:
+            first = futs[0].result()
+            for f in futs[1:]:
+                f.result()
+            g = plan.grid.window(Window(0, r0 - t, n, t + h))
+            out = [dataclasses.replace(first[k], data=bufs[k][0], valid=bufs[k][1], grid=g) for k in (0, 1)]
+            return out[0], out[1]
+
+        return finish
 
     def map_fit(self, windows: list[Window]) -> Iterator[Any]:
         halo = self.plan.prep_halo
@@ -439,14 +445,14 @@ class _LocalStrips:
         strips = [(r, min(r + self.strip, grid.height)) for r in range(0, grid.height, self.strip)]
         if h > self.strip:
             raise ValueError(f"halo {h} px is larger than the strip height {self.strip}")
-        tail: tuple[Scene, Scene] | None = None
         done = 0  # the core rows [0, done) are processed
+        pending = self._start_read(*strips[0], None)
         for k, (r0, r1) in enumerate(strips):
             last = k == len(strips) - 1
-            held = self._read_strip(r0, r1, tail)
-            tail = None
+            held = pending()
             top = r1 - held[0].grid.height  # first row held
             end = r1 if last else max(done, r1 - h)
+            futs = []
             if end > done:
                 p0, p1 = max(done - h, 0), min(end + h, grid.height)
 
@@ -456,21 +462,32 @@ class _LocalStrips:
                     pc0, pc1 = max(c0 - h, 0), min(c1 + h, grid.width)
                     pad = Window(pc0, p0, pc1 - pc0, p1 - p0)
                     rs = slice(p0 - top, p1 - top)
-                    # copies: the window's own arrays (the cloud test writes NaN into them)
-                    scenes = [dataclasses.replace(sc, data=sc.data[:, rs, pc0:pc1].copy(),
-                                                  valid=sc.valid[rs, pc0:pc1].copy(), grid=grid.window(pad))
+                    # read-only views of the strip: the cloud step copies a window only when it
+                    # has clouds to write as NaN (:func:`_invalidate`)
+                    scenes = [dataclasses.replace(sc, data=_readonly(sc.data[:, rs, pc0:pc1]),
+                                                  valid=_readonly(sc.valid[rs, pc0:pc1]), grid=grid.window(pad))
                               for sc in held]
                     return _process(plan, scenes[0], scenes[1], pad, core, thumb=thumb, want_score=want_score)
 
                 futs = [self.pool.submit(job, c0, c1) for c0, c1 in self._cols()]
-                for f in futs:
-                    yield f.result()
-                del futs, job
-                done = end
+                del job
             if not last:
-                # the next strip's first windows reach ``h`` rows above ``done``
-                tail = _tail(held, min(r1 - max(done - h, 0), held[0].grid.height))
+                # the next strip's reads queue behind this strip's windows (the pool never waits
+                # for the main thread); its first windows reach ``h`` rows above ``end``
+                tail = _tail(held, min(r1 - max(end - h, 0), held[0].grid.height))
+                pending = self._start_read(*strips[k + 1], tail)
+                del tail
             del held
+            for f in futs:
+                yield f.result()
+            del futs
+            done = end
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    v = a.view()
+    v.flags.writeable = False
+    return v
 
 
 def _tail(p: tuple[Scene, Scene], n: int) -> tuple[Scene, Scene]:
@@ -598,7 +615,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    t_start = time.perf_counter()
+    t_start, c = time.perf_counter(), time.process_time()
     out = Path(outdir)
     names = OUTPUTS
     paths = {n: out / n for n in names}
@@ -632,6 +649,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
     chunk = _aligned(window_size, bcol) if bcol < grid.width else window_size
     plan = _Plan(src_b, src_a, grid, read_bands, bands, method, bool(clouds), None, opening_radius, increase_only)
     timings: dict[str, float] = {}
+    cpu: dict[str, float] = {}  # process CPU seconds (all threads) of each step
     from campwatch.io import kept_open
 
     with Env(GDAL_CACHEMAX=GDAL_CACHE), kept_open():
@@ -641,7 +659,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
         if coregister:
             from campwatch.coregister import coregister as _coregister
 
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             cw = Window(max(0, (grid.width - COREG_WINDOW) // 2), max(0, (grid.height - COREG_WINDOW) // 2),
                         min(COREG_WINDOW, grid.width), min(COREG_WINDOW, grid.height))
             b, a = _read(plan, cw)
@@ -656,6 +674,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
             if shift.applied:
                 plan = dataclasses.replace(plan, shift=(shift.dx_px, shift.dy_px))
             timings["coregister_s"] = time.perf_counter() - t
+            cpu["coregister_s"] = time.process_time() - c
         runner: Any
         if client is not None:
             if isinstance(client, str):
@@ -667,12 +686,13 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
             runner = _LocalStrips(plan, strip=strip, chunk=chunk, workers=workers)
         try:
             # ---- 1: global fit over the fit windows ----------------------------------
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             sample = fit_windows(grid)
             fit_parts = list(runner.map_fit(sample))
             ctx = fit_context(method, bands, lambda: ((p[0], p[1], p[2]) for p in fit_parts))
             fit_parts = []  # the fit sample is no longer needed
             timings["fit_s"] = time.perf_counter() - t
+            cpu["fit_s"] = time.process_time() - c
             method_t, value = resolve_threshold(method, threshold, value)
             known = method_t in ("chi2", "fixed")
             choice = choose_threshold(method, ctx, new_histogram(method), threshold=threshold, value=value,
@@ -680,7 +700,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
             plan = dataclasses.replace(plan, ctx=ctx, threshold=choice.value if choice else None)
             runner.plan = plan
             # ---- 2: scores, histogram, hits -------------------------------------------
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             state = _Collect(grid, method)
             tags = {"campwatch_version": __version__, "method": method}
             from campwatch.io import raster_writer
@@ -698,10 +718,11 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
                         state.add_hits(w, score=w.score)
                 tags["threshold"] = f"{choice.value:.6g} ({choice.method})"
             timings["score_s"] = time.perf_counter() - t
+            cpu["score_s"] = time.process_time() - c
         finally:
             runner.close()
         # ---- 3: minimum mapping unit, mask, polygons ----------------------------------
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         comps = Components(state.hit, grid.pixel_area_m2(), min_area_m2=max(min_area_m2, 0.0))
         row_counts = np.zeros(grid.height, dtype=np.int64)
         from campwatch.io import atomic_path, raster_writer, write_png
@@ -740,11 +761,13 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
                     if poly is not None:
                         pieces.append(poly)
         timings["clean_mask_s"] = time.perf_counter() - t
-        t = time.perf_counter()
+        cpu["clean_mask_s"] = time.process_time() - c
+        t, c = time.perf_counter(), time.process_time()
         gdf = _merge_polygons(pieces, grid)
         with atomic_path(paths["changes.gpkg"], overwrite=overwrite) as tmp:
             gdf.to_file(tmp, driver="GPKG", layer="changes")
         timings["polygons_s"] = time.perf_counter() - t
+        cpu["polygons_s"] = time.process_time() - c
         write_png(paths["quicklook.png"], state.quicklook(final, tvalid), overwrite=overwrite)
     valid_px = int(state.valid_rows.sum())
     valid_fraction = valid_px / (grid.height * grid.width)
@@ -798,6 +821,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
         "file_block": [brow, bcol], "passes": 2 if known else 3,
         "fit_windows": len(sample), "not_done": not_done,
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
+        "cpu_s": {k: round(v, 2) for k, v in cpu.items()},
         "wall_s": round(time.perf_counter() - t_start, 2),
     }
     summary["campwatch_version"] = __version__
