@@ -23,7 +23,8 @@ buildings.  Everything here is classical image processing, with no trained model
    same outline, ridge and shadow, whatever the colour) is dropped.
 5. **Rubble test** (:func:`debris_objects`): roof-like segments of any roof colour on
    the first date that turned into bright, finely broken texture are also demolished
-   (the grey-roof detector of step 1 misses most brown and red roofs).
+   (the grey-roof detector of step 1 misses most brown and red roofs), and so are
+   small compact objects (sheds) whose outline and cast shadow are gone.
 
 Parameters are in metres and scaled by the grid's pixel size, so the same defaults
 work at 0.3 m and at 1 m.  Limits are listed in ``docs/vhr.md``.
