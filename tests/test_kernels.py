@@ -9,7 +9,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pytest
 import rasterio
 
 from campwatch.compare import read_pair
@@ -120,7 +119,7 @@ def test_default_score_kernel_is_the_numpy_score(samples):
         bands = b.bands
         v = b.valid & a.valid
         v[5:9, 40:60] = False  # invalid pixels inside the window as well
-        ctx = fit_context("default", bands, lambda: [(b.data, a.data, v)])
+        ctx = fit_context("default", bands, lambda b=b, a=a, v=v: [(b.data, a.data, v)])
         sel = [bands.index(x) for x in ctx.rel.bands]
         got = _default_score(ctx, b.data, a.data, v, sel)
         ref = _default_score_numpy(ctx.rel, bands, b.data, a.data, v)
