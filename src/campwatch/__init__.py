@@ -4,42 +4,38 @@ The public API is listed in ``__all__``; everything else is internal.
 """
 
 from campwatch._version import __version__
-
-# Public names are imported on first use (PEP 562): ``import campwatch`` and every CLI
-# command start without loading geopandas, scipy.stats and the rest until they are needed.
-_LAZY = {
-    **dict.fromkeys(('AOI', 'load_catalogue', 'read_aoi_file', 'resolve_aoi', 'validate_aoi_file'), "aoi"),
-    **dict.fromkeys(('compare_files', 'compare_scenes', 'write_compare_outputs'), "compare"),
-    **dict.fromkeys(('Shift', 'coregister', 'estimate_shift'), "coregister"),
-    **dict.fromkeys(('ChangeResult', 'detect_change'), "detect"),
-    **dict.fromkeys(('AcquisitionDateWarning', 'CampwatchError', 'CampwatchWarning', 'ConfigError', 'GridMismatchError', 'InvalidAOIError', 'InvalidSceneError', 'LowValidDataWarning', 'MisregistrationWarning', 'MissingBandsError', 'MissingDependencyError', 'NoOverlapError', 'OutputExistsError', 'ReflectanceScalingWarning', 'ReprojectionWarning', 'TileReadError'), "errors"),
-    **dict.fromkeys(('Confusion', 'confusion'), "evaluate"),
-    **dict.fromkeys(('Grid',), "grid"),
-    **dict.fromkeys(('open_source', 'read_raster', 'read_scene', 'write_raster'), "io"),
-    **dict.fromkeys(('cloud_mask', 'mask_clouds'), "masks"),
-    **dict.fromkeys(('PROFILES', 'SensorProfile', 'get_profile'), "profiles"),
-    **dict.fromkeys(('Scene',), "scene"),
-    **dict.fromkeys(('Builtup', 'GrowthResult', 'builtup_mask', 'footprint_growth', 'structure_objects'), "structures"),
-    **dict.fromkeys(('Timeline', 'track', 'write_structures', 'write_timeline'), "track"),
-    **dict.fromkeys(('show_versions', 'versions'), "versions"),
-    **dict.fromkeys(('VHRChangeResult', 'building_mask', 'vhr_change'), "vhr"),
-}
-
-
-def __getattr__(name: str) -> object:
-    mod = _LAZY.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'campwatch' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"campwatch.{mod}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
-
+from campwatch.aoi import AOI, load_catalogue, read_aoi_file, resolve_aoi, validate_aoi_file
+from campwatch.compare import compare_files, compare_scenes, write_compare_outputs
+from campwatch.coregister import Shift, coregister, estimate_shift
+from campwatch.detect import ChangeResult, detect_change
+from campwatch.errors import (
+    AcquisitionDateWarning,
+    CampwatchError,
+    CampwatchWarning,
+    ConfigError,
+    GridMismatchError,
+    InvalidAOIError,
+    InvalidSceneError,
+    LowValidDataWarning,
+    MisregistrationWarning,
+    MissingBandsError,
+    MissingDependencyError,
+    NoOverlapError,
+    OutputExistsError,
+    ReflectanceScalingWarning,
+    ReprojectionWarning,
+    TileReadError,
+)
+from campwatch.evaluate import Confusion, confusion
+from campwatch.grid import Grid
+from campwatch.io import open_source, read_raster, read_scene, write_raster
+from campwatch.masks import cloud_mask, mask_clouds
+from campwatch.profiles import PROFILES, SensorProfile, get_profile
+from campwatch.scene import Scene
+from campwatch.structures import Builtup, GrowthResult, builtup_mask, footprint_growth, structure_objects
+from campwatch.track import Timeline, track, write_structures, write_timeline
+from campwatch.versions import show_versions, versions
+from campwatch.vhr import VHRChangeResult, building_mask, vhr_change
 
 __all__ = [
     "__version__",

@@ -1,9 +1,12 @@
-"""Compiled per-pixel kernels of the streaming engine (numba).
+"""Compiled per-pixel kernels (numba), used by the in-memory and the streaming paths alike.
 
 Each kernel repeats, operation for operation and in the same floating-point types, the
-numpy code it replaces, so the results are the same bits (``tests/test_engine.py``);
-it only avoids the temporaries and the passes over memory.  Compiled on first use and
-cached next to the module (``cache=True``).
+numpy expression it replaces, so the results are the same bits (``tests/test_kernels.py``
+checks each against its numpy formula on real pixels; ``tests/test_engine.py`` checks
+streamed against whole-array outputs); it only avoids the temporaries and the passes over
+memory.  Pixel loops are written without branches where they can be, so LLVM vectorises
+them; no ``fastmath`` (it would change bits).  Compiled on first use and cached next to
+the module (``cache=True``); every kernel releases the GIL.
 """
 
 from __future__ import annotations

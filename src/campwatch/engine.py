@@ -22,16 +22,22 @@ chain, cut into windows, with the same pure per-window functions of :mod:`campwa
    written from it.
 
 Local runs read full-width strips of rows (a multiple of the file's block height), so
-every block is decoded once; one strip is held at a time, under the few rows of the one
-before that its windows' halo reaches (a strip's windows stop one halo above its bottom;
-the next strip finishes them).  Reading and scoring run on a thread pool (GDAL decoding
-and numpy release the GIL).  The per-window steps are those of the in-memory chain, done
-without its copies: clouds set to NaN in the window's own arrays, and the sub-pixel
-shift by :func:`_shift_scene`, which repeats ``scipy.ndimage.shift``'s float64
-arithmetic bit for bit at a third of its cost.  With a ``dask.distributed`` client the
-same per-window function runs as one task per window (block-aligned, each task reading
-its own halo), on a ``LocalCluster`` or a cluster given by address.  Both give the same
-outputs as the in-memory path (``tests/test_engine.py``).
+every block is decoded once; a strip is held with the few rows of the one before that its
+windows' halo reaches (a strip's windows stop one halo above its bottom; the next strip
+finishes them), and the next strip's reads are queued on the pool behind the current
+strip's windows, so neither thread waits for the main one.  Files stay open, one handle per
+thread (:func:`campwatch.io.kept_open`); a multi-band integer file is read in one call per
+window and converted to reflectance by one compiled pass.  Windows are read-only views of
+the strip (a window is copied only when it has clouds to write as NaN).  The per-window
+steps are those of the in-memory chain, with the compiled kernels of
+:mod:`campwatch._kernels` that the in-memory chain uses too (cloud test, default score,
+histogram) and the sub-pixel shift by :func:`_shift_scene`, which repeats
+``scipy.ndimage.shift``'s float64 arithmetic bit for bit at a fraction of its cost.  GDAL
+decoding and the kernels release the GIL, so two threads use two cores.  With a
+``dask.distributed`` client the same per-window function runs as one task per window
+(block-aligned, each task reading its own halo), on a ``LocalCluster`` or a cluster given
+by address.  Both give the same outputs as the in-memory path (``tests/test_engine.py``).
+``summary.json`` records the wall and CPU seconds of each step.
 
 What streaming does not do, and says so in ``summary.json``: footprint growth
 (``--structures``) and a full-resolution quicklook (it is decimated).
