@@ -123,6 +123,9 @@ def test_xbd_destroyed_recall_target(shared_data: Path) -> None:
     r = run_xbd(shared_data / "vhr-xbd-joplin")
     assert r["vhr"]["destroyed_recall"] >= 0.7, r["vhr"]
     assert r["vhr"]["undamaged_false_alarm"] <= 0.1, r["vhr"]
+    # standing but damaged houses (many under blue tarps after) stay mostly unreported: 16/116
+    # with the tarp rule, 35/116 without it
+    assert r["vhr"]["minor_damage_flagged_rate"] <= 0.2, r["vhr"]
 
 
 @pytest.mark.slow

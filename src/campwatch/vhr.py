@@ -351,7 +351,7 @@ def debris_objects(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, 
         grey levels correlate with the second date's below ``max_similarity``
         (:func:`structure_similarity` over the segment alone).
     max_similarity : float
-        1 turns the looser tier off.
+        1 turns the looser tier and the small-object test off.
     strong_texture_gain : float
         The looser cuts also apply, without the correlation test, to a segment of
         ``min_solidity`` or more whose texture grew at least this many times: debris
@@ -385,6 +385,9 @@ def debris_objects(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, 
     >>> int(lab.max()), bool(lab[30, 30]), bool(lab[5, 5])
     (1, True, False)
     >>> int(debris_objects(b, b, np.ones((60, 60), bool), pixel_size_m=0.5).max())
+    0
+    >>> tarp = a.copy(); tarp[2, 15:45, 15:45] += 0.2                      # the same, under a blue tarp
+    >>> int(debris_objects(b, tarp, np.ones((60, 60), bool), pixel_size_m=0.5).max())
     0
     """
     valid = np.asarray(valid, dtype=bool)
