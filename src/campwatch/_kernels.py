@@ -68,35 +68,30 @@ def bilinear_bands(data: np.ndarray, valid: np.ndarray, new_valid: np.ndarray, r
     return out
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _add_pair(acc: np.ndarray, xv: float, yv: float) -> None:
+    """Add one pair to the running (6,) sums: count, x, y, x², xy, y² (float64, in order)."""
+    acc[0] += 1.0
+    acc[1] += xv
+    acc[2] += yv
+    acc[3] += xv * xv
+    acc[4] += xv * yv
+    acc[5] += yv * yv
+
+
 @njit(cache=True, nogil=True)
 def masked_moments(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
     """(6, B) float64: count, sum x, sum y, sum x², sum xy, sum y² of each band's pixels
     where the (B, P) ``w`` is True, summed in float64 in pixel order (one pass, no BLAS)."""
     nb, npx = x.shape
     out = np.zeros((6, nb))
+    acc = np.zeros(6)
     for i in range(nb):
-        n = 0.0
-        sx = 0.0
-        sy = 0.0
-        sxx = 0.0
-        sxy = 0.0
-        syy = 0.0
+        acc[:] = 0.0
         for p in range(npx):
             if w[i, p]:
-                xv = np.float64(x[i, p])
-                yv = np.float64(y[i, p])
-                n += 1.0
-                sx += xv
-                sy += yv
-                sxx += xv * xv
-                sxy += xv * yv
-                syy += yv * yv
-        out[0, i] = n
-        out[1, i] = sx
-        out[2, i] = sy
-        out[3, i] = sxx
-        out[4, i] = sxy
-        out[5, i] = syy
+                _add_pair(acc, np.float64(x[i, p]), np.float64(y[i, p]))
+        out[:, i] = acc
     return out
 
 
@@ -113,14 +108,10 @@ def relative_pass(x: np.ndarray, y: np.ndarray, valid: np.ndarray, gain: np.ndar
     nb, m, n = x.shape
     out = np.zeros((6, nb))
     total = np.zeros(nb)
+    acc = np.zeros(6)
     for i in range(nb):
-        cnt = 0.0
+        acc[:] = 0.0
         fin = 0.0
-        sx = 0.0
-        sy = 0.0
-        sxx = 0.0
-        sxy = 0.0
-        syy = 0.0
         g = gain[i]
         o = offset[i]
         s = sigma[i]
@@ -135,18 +126,8 @@ def relative_pass(x: np.ndarray, y: np.ndarray, valid: np.ndarray, gain: np.ndar
                 fin += 1.0
                 if refit and not (np.abs(yv - (g * xv + o)) / s < clip):
                     continue
-                cnt += 1.0
-                sx += xv
-                sy += yv
-                sxx += xv * xv
-                sxy += xv * yv
-                syy += yv * yv
-        out[0, i] = cnt
-        out[1, i] = sx
-        out[2, i] = sy
-        out[3, i] = sxx
-        out[4, i] = sxy
-        out[5, i] = syy
+                _add_pair(acc, xv, yv)
+        out[:, i] = acc
         total[i] = fin
     return out, total
 
