@@ -986,23 +986,36 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
         lab_d = debris_objects(xb, xa_n, valid, pixel_size_m=px, exclude=near_a, min_area_m2=min_area_m2)
         taken = (parts["demolished"] > 0) | (parts["shrunk"] > 0)
         counts_d, (taken_d, gap_d) = _object_fractions(lab_d, taken, touches_gap)
-        offset = int(lab_b.max())
+        rubble = np.zeros(valid.shape, np.int32)
+        small = counts_d < min_px  # from the small-object test
         for i in range(1, counts_d.size):
             if counts_d[i] == 0 or taken_d[i] >= 0.5:
                 continue
             part = (lab_d == i) & ~taken
-            small = counts_d[i] < min_px  # from the small-object test
-            if part.sum() < (_SMALL_DEMOLITION_M2 / px**2 if small else min_px):
-                continue
-            parts["demolished"][part] = offset + i
-            if small:
-                why = ("small compact object before, its outline and cast shadow gone after "
-                       "(segment under the building size, not a detected building; may be a car or clutter)")
+            if part.sum() >= (_SMALL_DEMOLITION_M2 / px**2 if small[i] else min_px):
+                rubble[part] = i
+        # segments less than about 1 m apart are one demolition: a roof cut by its ridge shadow,
+        # a tree or a strip of lawn is one building (one object_id, one count, a MultiPolygon)
+        where = rubble > 0
+        comp = ndimage.label(ndimage.binary_dilation(where, iterations=_px(0.5, px)))[0][where]
+        segs = rubble[where]
+        offset = int(lab_b.max())
+        parts["demolished"][where] = offset + comp
+        nc = int(comp.max()) + 1 if comp.size else 1
+        regular = np.bincount(comp, weights=~small[segs], minlength=nc) > 0
+        gap = np.bincount(comp, weights=gap_d[segs] > 0, minlength=nc) > 0
+        n_segs = np.bincount(np.unique(np.stack([comp, segs]), axis=1)[0], minlength=nc)
+        for c in np.unique(comp):
+            if regular[c]:
+                why = "roof-like before, rubble-like texture after"
             else:
-                why = "roof-like before, rubble-like texture after (segment, not a detected building)"
-            if gap_d[i] > 0:
+                why = "small compact object before, its outline and cast shadow gone after"
+            what = "segment" if n_segs[c] == 1 else f"{n_segs[c]} segments"
+            why += f" ({what}, not a detected building"
+            why += ")" if regular[c] else "; under the building size, may be a car or clutter)"
+            if gap[c]:
                 why += "; touches the image edge or invalid pixels"
-            low["demolished"][offset + i] = why
+            low["demolished"][offset + int(c)] = why
     frames = [_polygons(parts[k], before.grid, k, changed, low[k]) for k in GROWTH_CLASSES]
     frames = [f for f in frames if len(f)]
     if frames:
