@@ -359,3 +359,128 @@ def histogram_add(values: np.ndarray, edges: np.ndarray, counts: np.ndarray) -> 
         while i < nbins - 1 and v >= edges[i + 1]:
             i += 1
         counts[i] += 1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _is(lab: np.ndarray, r: int, c: int, value: int) -> bool:
+    return 0 <= r < lab.shape[0] and 0 <= c < lab.shape[1] and lab[r, c] == value
+
+
+@njit(cache=True, nogil=True)
+def trace_rings(lab: np.ndarray, eight: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                                        np.ndarray]:
+    """The boundary rings of every labelled region of ``lab`` (int32, 0 = none), as GDAL's
+    polygonizer traces them: along pixel edges, region on the left (y down), corners only,
+    each ring starting at its top-left corner.  Where two pixels of a label touch only at a
+    corner, the ring passes through it (``eight``: one region, as 8-connectivity) or turns
+    away (4-connectivity).
+
+    Returns ``x``, ``y`` (int32 corner coordinates, column and row of the pixel lattice;
+    each ring closed), ``starts`` (ring ``k`` is ``starts[k]:starts[k + 1]``), ``label``
+    of each ring, and twice its signed area (negative: an outer ring; positive: a hole)."""
+    m, n = lab.shape
+    sides = np.zeros((m, n), np.uint8)  # 1 left, 2 bottom, 4 right, 8 top: boundary, not yet traced
+    total = 0
+    for r in range(m):
+        for c in range(n):
+            v = lab[r, c]
+            if v <= 0:
+                continue
+            b = 0
+            if c == 0 or lab[r, c - 1] != v:
+                b |= 1
+            if r == m - 1 or lab[r + 1, c] != v:
+                b |= 2
+            if c == n - 1 or lab[r, c + 1] != v:
+                b |= 4
+            if r == 0 or lab[r - 1, c] != v:
+                b |= 8
+            sides[r, c] = b
+            total += (b & 1) + ((b >> 1) & 1) + ((b >> 2) & 1) + ((b >> 3) & 1)
+    cap = total + total // 4 + 8
+    xs = np.empty(cap, np.int32)
+    ys = np.empty(cap, np.int32)
+    starts = np.empty(total // 4 + 2, np.int64)
+    labels = np.empty(total // 4 + 1, np.int32)
+    area2 = np.empty(total // 4 + 1, np.int64)
+    cx = np.empty(total + 4, np.int32)  # corners of the ring being traced
+    cy = np.empty(total + 4, np.int32)
+    dx = (1, 0, -1, 0)  # directions: 0 east, 1 south, 2 west, 3 north
+    dy = (0, 1, 0, -1)
+    nv = 0
+    nr = 0
+    starts[0] = 0
+    for r in range(m):
+        for c in range(n):
+            while sides[r, c]:
+                v = lab[r, c]
+                b = sides[r, c]
+                # the start edge: the first untraced side (left, bottom, right, top)
+                if b & 1:
+                    x0, y0, d0 = c, r, 1
+                elif b & 2:
+                    x0, y0, d0 = c, r + 1, 0
+                elif b & 4:
+                    x0, y0, d0 = c + 1, r + 1, 3
+                else:
+                    x0, y0, d0 = c + 1, r, 2
+                x, y, d = x0, y0, d0
+                k = 0
+                while True:
+                    # mark the edge (x, y, d) traced, then move along it
+                    if d == 1:
+                        sides[y, x] &= ~np.uint8(1)
+                    elif d == 0:
+                        sides[y - 1, x] &= ~np.uint8(2)
+                    elif d == 3:
+                        sides[y - 1, x - 1] &= ~np.uint8(4)
+                    else:
+                        sides[y, x - 1] &= ~np.uint8(8)
+                    x += dx[d]
+                    y += dy[d]
+                    nw = _is(lab, y - 1, x - 1, v)
+                    ne = _is(lab, y - 1, x, v)
+                    sw = _is(lab, y, x - 1, v)
+                    se = _is(lab, y, x, v)
+                    south = se and not sw
+                    east = ne and not se
+                    north = nw and not ne
+                    west = sw and not nw
+                    turn = (d + 1) % 4 if eight else (d + 3) % 4
+                    if south + east + north + west > 1:  # a corner-touch: turn as the connectivity says
+                        nd = turn
+                    elif south:
+                        nd = 1
+                    elif east:
+                        nd = 0
+                    elif north:
+                        nd = 3
+                    else:
+                        nd = 2
+                    if nd != d:
+                        cx[k] = x
+                        cy[k] = y
+                        k += 1
+                    if x == x0 and y == y0 and nd == d0:
+                        break
+                    d = nd
+                # rotate the corners to start at the top-left one, close the ring
+                best = 0
+                for i in range(1, k):
+                    if cy[i] < cy[best] or (cy[i] == cy[best] and cx[i] < cx[best]):
+                        best = i
+                a2 = 0
+                for i in range(k):
+                    j = (best + i) % k
+                    xs[nv + i] = cx[j]
+                    ys[nv + i] = cy[j]
+                    j2 = (best + i + 1) % k
+                    a2 += np.int64(cx[j]) * cy[j2] - np.int64(cx[j2]) * cy[j]
+                xs[nv + k] = cx[best]
+                ys[nv + k] = cy[best]
+                nv += k + 1
+                labels[nr] = v
+                area2[nr] = a2
+                nr += 1
+                starts[nr] = nv
+    return xs[:nv], ys[:nv], starts[:nr + 1], labels[:nr], area2[:nr]

@@ -1,8 +1,9 @@
 """Masks to polygons with metric areas.
 
-Pure module: ``rasterio.features.shapes`` works on arrays, and areas are geodesic
-(WGS84 ellipsoid, ``pyproj.Geod``) whatever the grid's CRS, so a 10 m pixel in
-EPSG:4326 gets its true area in m².
+Pure module: rings are traced from label arrays by a compiled tracer that gives the
+polygons of ``rasterio.features.shapes`` (GDAL's polygonizer) corner for corner
+(``tests/test_vectorize.py``), and areas are geodesic (WGS84 ellipsoid, ``pyproj.Geod``)
+whatever the grid's CRS, so a 10 m pixel in EPSG:4326 gets its true area in m².
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from collections.abc import Mapping
 import geopandas as gpd
 import numpy as np
 import shapely
-from rasterio import features
 
 from campwatch.grid import GEOD, Grid
 
@@ -93,29 +93,41 @@ def geodesic_area_m2(geoms: gpd.GeoSeries) -> np.ndarray:
 
 
 def _label_polygons(labels: np.ndarray, grid: Grid, ids: np.ndarray, *, connectivity: int) -> list:
-    """One (multi)polygon per id in ``ids`` (sorted), traced by ``rasterio.features.shapes`` and
-    assembled in bulk: rings straight into shapely arrays, pieces of one id unioned."""
-    keys: list[int] = []
-    xy: list = []
-    ring_len: list[int] = []
-    ring_poly: list[int] = []
-    for geom, value in features.shapes(labels, mask=labels > 0, transform=grid.transform,
-                                       connectivity=connectivity):
-        k = len(keys)
-        keys.append(int(value))
-        for ring in geom["coordinates"]:
-            xy.extend(ring)
-            ring_len.append(len(ring))
-            ring_poly.append(k)
-    rings = shapely.linearrings(np.asarray(xy, np.float64), indices=np.repeat(np.arange(len(ring_len)), ring_len))
-    parts = shapely.polygons(rings, indices=np.asarray(ring_poly))
-    pos = np.searchsorted(ids, np.asarray(keys, np.int64))
-    per_id = np.bincount(pos, minlength=len(ids))
+    """One (multi)polygon per id in ``ids`` (sorted): the rings of GDAL's polygonizer, traced
+    by :func:`campwatch._kernels.trace_rings` (the same corners in the same order; compiled,
+    without the GIL) and assembled in bulk into shapely arrays.  An id made of several
+    separate pieces becomes a MultiPolygon; each hole goes to the piece that covers it."""
+    from campwatch._kernels import trace_rings
+
+    xs, ys, starts, ring_label, area2 = trace_rings(np.ascontiguousarray(labels, dtype=np.int32), connectivity == 8)
+    t = grid.transform
+    # the geotransform in GDAL's order of operations: x0 + col * a + row * b
+    x = t.c + xs * t.a + ys * t.b
+    y = t.f + xs * t.d + ys * t.e
+    nring = len(ring_label)
+    rings = shapely.linearrings(np.column_stack([x, y]), indices=np.repeat(np.arange(nring), np.diff(starts)))
+    pos = np.searchsorted(ids, ring_label.astype(np.int64))  # the id each ring belongs to
+    shell = area2 < 0  # outer rings run the other way round from holes
+    part = np.full(nring, -1, np.int64)
+    part[shell] = np.arange(int(shell.sum()))
+    shells_of = np.bincount(pos[shell], minlength=len(ids))
+    first_shell = np.full(len(ids), -1, np.int64)
+    first_shell[pos[shell][::-1]] = np.flatnonzero(shell)[::-1]
+    holes = ~shell
+    simple = holes & (shells_of[pos] == 1)
+    part[simple] = part[first_shell[pos[simple]]]
+    for h in np.flatnonzero(holes & ~simple):  # ids of several pieces: the piece around the hole
+        cands = np.flatnonzero(shell & (pos == pos[h]))
+        inside = shapely.covers(shapely.polygons(rings[cands]), rings[h])
+        part[h] = part[cands[np.argmax(inside)]]
+    order = np.lexsort((holes, part))  # each piece: its outer ring, then its holes
+    pieces = shapely.polygons(rings[order], indices=part[order])
+    piece_id = pos[shell]  # piece k belongs to id piece_id[k] (pieces are numbered like shells)
     polys = np.empty(len(ids), object)
-    single = per_id[pos] == 1
-    polys[pos[single]] = parts[single]
-    for p in np.flatnonzero(per_id > 1):
-        polys[p] = shapely.union_all(list(parts[pos == p]))
+    single = shells_of[piece_id] == 1
+    polys[piece_id[single]] = pieces[single]
+    for p in np.flatnonzero(shells_of > 1):
+        polys[p] = shapely.multipolygons(list(pieces[piece_id == p]))
     return list(polys)
 
 
