@@ -39,3 +39,33 @@ def test_bulk_polygons_equal_a_plain_reference(samples):
         assert area == pytest.approx(abs(ref_area), rel=1e-9)
         assert perim == pytest.approx(ref_perim, rel=1e-9)
     assert fast["n_pixels"].sum() == int((strip > 0).sum())
+
+
+def test_scale_factor_metrics_agree_with_geodesic_sums(samples, monkeypatch):
+    """In a UTM grid, small parts are measured in the plane with the projection's scale
+    factors; on real change polygons that stays within 1e-6 of pyproj's geodesic sums
+    (the whole path switched off by SCALE_FACTOR_MAX_M = 0)."""
+    b, a, _ = read_pair(samples / "bercy" / "imgs_1", samples / "bercy" / "imgs_2")
+    whole = compare_scenes(b, a, min_area_m2=0, coregister=False)
+    # the sample tiles are in lon/lat: their change polygons in UTM zone 31N, and one far
+    # from its central meridian (zone 30N), where the scale factor is largest
+    for crs in ("EPSG:32631", "EPSG:32630"):
+        gdf = mask_to_polygons(whole.mask == 1, whole.grid).to_crs(crs)
+        _check_scale_factor_path(gdf, monkeypatch)
+
+
+def _check_scale_factor_path(gdf, monkeypatch):
+    import campwatch.vectorize as vec
+
+    assert len(gdf) > 20 and gdf.crs.is_projected
+    parts = shapely.get_parts(np.asarray(gdf.geometry.values))
+    assert vec._scale_factor_metrics(parts, gdf.crs) is not None  # the fast path is taken
+    fast = vec.geodesic_metrics(gdf.geometry)
+    monkeypatch.setattr(vec, "SCALE_FACTOR_MAX_M", 0.0)
+    assert vec._scale_factor_metrics(parts, gdf.crs) is None
+    exact = vec.geodesic_metrics(gdf.geometry)
+    for f, e in zip(fast, exact, strict=True):
+        np.testing.assert_allclose(f, e, rtol=1e-6)
+    monkeypatch.undo()
+    # in lon/lat there are no scale factors: the geodesic sums
+    assert vec._scale_factor_metrics(parts, "EPSG:4326") is None

@@ -232,7 +232,7 @@ def default_score(b: np.ndarray, a: np.ndarray, v: np.ndarray, sel: np.ndarray, 
     """(M, N) float32: :func:`campwatch.detect._default_score` then ``window_score``'s NaN
     outside ``v``, in the float32 arithmetic of the numpy code (``gain``, ``offset``,
     ``sigma`` float32; ``swir`` -1 when the scene has no swir16)."""
-    nb, m, n = b.shape
+    _, m, n = b.shape
     # pixel loops without branches (selects, bitwise & and |): they vectorise
     mag = np.zeros((m, n), np.float32)
     for i in range(sel.shape[0]):  # band by band, as the numpy code accumulates
