@@ -22,6 +22,7 @@ values near 0.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage
-from skimage.filters import window as taper_window
+from skimage.filters import window as _skimage_window
 from skimage.registration import phase_cross_correlation
 
 from campwatch.errors import GridMismatchError, MisregistrationWarning, MissingBandsError
@@ -97,6 +98,17 @@ class Shift:
             "band": self.band,
         }
 
+
+
+#: Shifts larger than this (pixels) are reported but not corrected by default.
+MAX_SHIFT_PX = 10.0
+
+@functools.lru_cache(maxsize=8)
+def _taper(shape: tuple[int, int]) -> np.ndarray:
+    """The 2-D Hann window of ``shape`` (skimage's, computed once per shape: it takes a warp)."""
+    w = _skimage_window("hann", shape)
+    w.setflags(write=False)
+    return w
 
 def _gradient(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Gradient magnitude of ``image`` with invalid pixels (and a 2 px rim) set to 0."""
@@ -168,7 +180,7 @@ def estimate_shift(reference: np.ndarray, moving: np.ndarray, *, valid: np.ndarr
         ok &= valid
     if ok.sum() < 64:
         return Shift(0.0, 0.0, 0.0, reason=f"only {int(ok.sum())} valid pixels in common; nothing to correlate")
-    taper = taper_window("hann", ref.shape)
+    taper = _taper(ref.shape)
     g_ref = _gradient(ref, ok) * taper
     g_mov = _gradient(mov, ok) * taper
     if not (np.any(g_ref) and np.any(g_mov)):
@@ -223,7 +235,7 @@ def _pick_band(before: Scene, after: Scene, band: str | None) -> str:
     return common[0]
 
 
-def coregister(before: Scene, after: Scene, *, max_shift_px: float = 10.0, min_shift_px: float = 0.1,
+def coregister(before: Scene, after: Scene, *, max_shift_px: float = MAX_SHIFT_PX, min_shift_px: float = 0.1,
                min_reliability: float = DEFAULT_MIN_RELIABILITY, band: str | None = None) -> tuple[Scene, Shift]:
     """Estimate the shift of ``after`` against ``before`` and correct it when it is safe to.
 

@@ -366,7 +366,12 @@ def _process(plan: _Plan, b: Scene, a: Scene, pad: Window, core: Window, *, thum
         if plan.increase_only:
             bui = METHOD_BANDS["bui"]
             keep = increase_mask(b.select(bui).data, a.select(bui).data, bui)
-        hit = threshold_open(s, plan.threshold, keep=keep, opening_radius=plan.opening_radius)[inner]
+        # the opening needs the window's halo; without it the core alone is thresholded
+        part = (slice(None), slice(None)) if plan.opening_radius else inner
+        hit = threshold_open(s[part], plan.threshold, keep=None if keep is None else keep[part],
+                             opening_radius=plan.opening_radius)
+        if plan.opening_radius:
+            hit = hit[inner]
         hit &= ok[inner]
     score = s[inner]
     counts = np.zeros(0, dtype=np.int64)
@@ -436,12 +441,25 @@ class _LocalStrips:
 
         return finish
 
+    def prefetch_fit(self, windows: list[Window], halo: int) -> None:
+        """Queue the reads of the fit windows (with ``halo``, at least the preparation halo the
+        plan will have) before the co-registration shift is known: the pool reads while the
+        main thread estimates the shift.  A wider halo leaves each window's core unchanged."""
+        grid = self.plan.grid
+        self._fit_reads = {(w.col_off, w.row_off, w.width, w.height): (pad, self.pool.submit(_read, self.plan, pad))
+                           for w in windows for pad in [_pad(grid, w, halo)]}
+
     def map_fit(self, windows: list[Window]) -> Iterator[Any]:
-        halo = self.plan.prep_halo
+        reads = getattr(self, "_fit_reads", {})
 
         def job(w: Window) -> Any:
-            pad = _pad(self.plan.grid, w, halo)
-            b, a = _read(self.plan, pad)
+            got = reads.pop((w.col_off, w.row_off, w.width, w.height), None)
+            if got is None:
+                pad = _pad(self.plan.grid, w, self.plan.prep_halo)
+                b, a = _read(self.plan, pad)
+            else:
+                pad, fut = got
+                b, a = fut.result()
             return _fit_data(self.plan, b, a, pad, w)
 
         yield from self.pool.map(job, windows)
@@ -659,28 +677,6 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
     from campwatch.io import kept_open
 
     with Env(GDAL_CACHEMAX=GDAL_CACHE), kept_open():
-        # ---- 0: co-registration on the central window ---------------------------------
-        shift_dict = None
-        coreg_note = None
-        if coregister:
-            from campwatch.coregister import coregister as _coregister
-
-            t, c = time.perf_counter(), time.process_time()
-            cw = Window(max(0, (grid.width - COREG_WINDOW) // 2), max(0, (grid.height - COREG_WINDOW) // 2),
-                        min(COREG_WINDOW, grid.width), min(COREG_WINDOW, grid.height))
-            b, a = _read(plan, cw)
-            b, a, _, _ = _prepare(plan, b, a)
-            _, shift = _coregister(b, a)
-            shift_dict = shift.to_dict()
-            whole = cw.width == grid.width and cw.height == grid.height
-            coreg_note = ("estimated on the whole grid" if whole else
-                          f"estimated on the central {int(cw.width)} x {int(cw.height)} px window "
-                          f"(rows {int(cw.row_off)}-{int(cw.row_off + cw.height)}, cols {int(cw.col_off)}-"
-                          f"{int(cw.col_off + cw.width)}) and applied to every window")
-            if shift.applied:
-                plan = dataclasses.replace(plan, shift=(shift.dx_px, shift.dy_px))
-            timings["coregister_s"] = time.perf_counter() - t
-            cpu["coregister_s"] = time.process_time() - c
         runner: Any
         if client is not None:
             if isinstance(client, str):
@@ -690,7 +686,35 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
             runner = _DaskWindows(plan, client, chunk=chunk)
         else:
             runner = _LocalStrips(plan, strip=strip, chunk=chunk, workers=workers)
+            if coregister:  # the fit windows are read while the shift is estimated
+                from campwatch.coregister import MAX_SHIFT_PX
+
+                widest = dataclasses.replace(plan, shift=(MAX_SHIFT_PX, MAX_SHIFT_PX)).prep_halo
+                runner.prefetch_fit(fit_windows(grid), widest)
         try:
+            # ---- 0: co-registration on the central window ---------------------------------
+            shift_dict = None
+            coreg_note = None
+            if coregister:
+                from campwatch.coregister import coregister as _coregister
+
+                t, c = time.perf_counter(), time.process_time()
+                cw = Window(max(0, (grid.width - COREG_WINDOW) // 2), max(0, (grid.height - COREG_WINDOW) // 2),
+                            min(COREG_WINDOW, grid.width), min(COREG_WINDOW, grid.height))
+                b, a = _read(plan, cw)
+                b, a, _, _ = _prepare(plan, b, a)
+                _, shift = _coregister(b, a)
+                shift_dict = shift.to_dict()
+                whole = cw.width == grid.width and cw.height == grid.height
+                coreg_note = ("estimated on the whole grid" if whole else
+                              f"estimated on the central {int(cw.width)} x {int(cw.height)} px window "
+                              f"(rows {int(cw.row_off)}-{int(cw.row_off + cw.height)}, cols {int(cw.col_off)}-"
+                              f"{int(cw.col_off + cw.width)}) and applied to every window")
+                if shift.applied:
+                    plan = dataclasses.replace(plan, shift=(shift.dx_px, shift.dy_px))
+                timings["coregister_s"] = time.perf_counter() - t
+                cpu["coregister_s"] = time.process_time() - c
+            runner.plan = plan
             # ---- 1: global fit over the fit windows ----------------------------------
             t, c = time.perf_counter(), time.process_time()
             sample = fit_windows(grid)
