@@ -60,6 +60,7 @@ from rasterio.windows import Window
 
 from campwatch._version import __version__
 from campwatch.detect import (
+    FIT_ALL_PIXELS,
     METHOD_BANDS,
     METHODS,
     NODATA,
@@ -676,7 +677,13 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
     cpu: dict[str, float] = {}  # process CPU seconds (all threads) of each step
     from campwatch.io import kept_open
 
-    with Env(GDAL_CACHEMAX=GDAL_CACHE), kept_open():
+    # Up to FIT_ALL_PIXELS the fit reads every window with its halo, and each halo reaches
+    # into the neighbouring blocks: a cache that holds both files decodes every block once.
+    cache = GDAL_CACHE
+    if grid.height * grid.width <= FIT_ALL_PIXELS:
+        decoded = 2 * grid.height * grid.width * len(read_bands) * np.dtype(src_b.band(read_bands[0]).dtype).itemsize
+        cache = max(GDAL_CACHE, int(1.1 * decoded))
+    with Env(GDAL_CACHEMAX=cache), kept_open():
         runner: Any
         if client is not None:
             if isinstance(client, str):
