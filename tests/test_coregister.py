@@ -134,3 +134,14 @@ def test_apply_shift_does_not_mutate(samples):
     out = apply_shift(a, 0.5, 0.5)
     np.testing.assert_array_equal(a.data, before)
     assert out.valid.sum() < a.valid.sum()
+
+
+def test_taper_is_skimage_hann_window():
+    """The coregistration taper repeats skimage.filters.window("hann", shape) bit for bit
+    (without importing scipy.signal at start-up)."""
+    from skimage.filters import window
+
+    from campwatch.coregister import _taper
+
+    for shape in ((1024, 1024), (339, 563), (64, 31), (1, 9)):
+        assert np.array_equal(_taper(shape), window("hann", shape))

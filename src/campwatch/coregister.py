@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage
-from skimage.filters import window as _skimage_window
 from skimage.registration import phase_cross_correlation
 
 from campwatch.errors import GridMismatchError, MisregistrationWarning, MissingBandsError
@@ -105,10 +104,28 @@ MAX_SHIFT_PX = 10.0
 
 @functools.lru_cache(maxsize=8)
 def _taper(shape: tuple[int, int]) -> np.ndarray:
-    """The 2-D Hann window of ``shape`` (skimage's, computed once per shape: it takes a warp)."""
-    w = _skimage_window("hann", shape)
-    w.setflags(write=False)
-    return w
+    """The radial 2-D Hann window of ``shape``, the numbers of ``skimage.filters.window("hann",
+    shape)`` (``tests/test_coregister.py``) without importing ``scipy.signal`` (half a second
+    of every command's start): a symmetric 1-D Hann window sampled at each pixel's distance
+    from the centre; computed once per shape."""
+    m = np.int64(max(shape))  # a numpy integer, as in skimage: the axis ratios are float64
+    fac = np.linspace(-np.pi, np.pi, int(m))
+    w = np.zeros(int(m))
+    for k, a in enumerate((0.5, 0.5)):  # scipy.signal's general cosine window
+        w += a * np.cos(k * fac)
+    axes = [np.arange(s, dtype=np.float32) * (m / np.int64(s)) for s in shape]
+    center = (m / 2) - 0.5
+    dist: Any = 0
+    for g in np.meshgrid(*axes, sparse=True, indexing="ij"):
+        g -= center
+        dist = dist + g * g
+    coords = np.zeros((2, *np.shape(dist)), dtype=np.float32)
+    coords[0] = np.sqrt(dist) + center
+    out = ndimage.map_coordinates(w.reshape(-1, 1), coords, order=1, mode="grid-constant", cval=0.0,
+                                  prefilter=False)
+    out.setflags(write=False)
+    return out
+
 
 def _gradient(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Gradient magnitude of ``image`` with invalid pixels (and a 2 px rim) set to 0."""

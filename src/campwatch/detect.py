@@ -564,9 +564,9 @@ def detection_params(method: str, ctx: _Ctx, *, alpha: float, min_area_m2: float
 
 
 def _chi2_isf(alpha: float, dof: int) -> float:
-    from scipy import stats
+    from scipy import special
 
-    return float(stats.chi2.isf(alpha, dof))
+    return float(special.chdtri(dof, alpha))  # the chi-square inverse survival function
 
 
 def _fit(method: str, ctx: _Ctx, windows: Any) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import linalg, stats
+from scipy import linalg, special
 
 __all__ = ["Moments", "RelativeFit", "fit_relative", "Covariance", "MADFit", "fit_irmad", "radcal_from_mad"]
 
@@ -321,7 +321,7 @@ def fit_irmad(windows: WindowPairs, bands: tuple[str, ...], *, iterations: int =
                 w = None
             else:
                 mad = (x - mx) @ A - (y - my) @ B
-                w = stats.chi2.sf(((mad * mad) / var).sum(1), p)
+                w = special.chdtrc(p, ((mad * mad) / var).sum(1))
             cov.add(np.hstack([x, y]), w)
         if cov.w <= 2 * p:
             break
@@ -339,7 +339,7 @@ def radcal_from_mad(windows: WindowPairs, fit: MADFit, *, p_no_change: float = 0
     total = 0
     for before, after, valid in windows():
         chi = fit.chi2(before, after)
-        inv = valid & (stats.chi2.sf(chi, nb) > p_no_change)
+        inv = valid & (special.chdtrc(nb, chi) > p_no_change)
         x, y = _flat(before, valid).T, _flat(after, valid).T
         total += int(valid.sum())
         acc.add(x, y, np.broadcast_to(inv[valid], x.shape))

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 __all__ = ["Histogram", "ThresholdChoice", "otsu", "kittler_illingworth", "chi2_threshold",
            "select_threshold", "ThresholdMethod"]
@@ -191,7 +191,7 @@ def chi2_threshold(*, dof: int, alpha: float) -> float:
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    return float(np.sqrt(stats.chi2.isf(alpha, dof)))
+    return float(np.sqrt(special.chdtri(dof, alpha)))
 
 
 def select_threshold(hist: Histogram, method: ThresholdMethod, *, value: float | None = None,
