@@ -63,6 +63,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -765,6 +766,11 @@ class Components:
         Area of a pixel in each row (``Grid.pixel_area_m2()``).
     min_area_m2 : float
         Components with a smaller area are dropped (``kept`` False, object id 0).
+    strip : int
+        Rows per strip.
+    workers : int
+        Threads labelling strips (``ndimage.label`` releases the GIL); the result does not
+        depend on it.
 
     Examples
     --------
@@ -775,7 +781,7 @@ class Components:
     """
 
     def __init__(self, hit: Any, row_areas: np.ndarray, *, min_area_m2: float = 0.0,
-                 strip: int = COMPONENT_STRIP) -> None:
+                 strip: int = COMPONENT_STRIP, workers: int = 1) -> None:
         from scipy.sparse import coo_matrix
         from scipy.sparse.csgraph import connected_components
 
@@ -790,20 +796,31 @@ class Components:
         off = 0
         prev_last: np.ndarray | None = None
         self._strip_labels: list[np.ndarray | None] = []
-        for r0, r1 in self.bounds:
+        def label_strip(bounds: tuple[int, int]) -> tuple[int, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+            r0, r1 = bounds
             lab, n = ndi.label(hit[r0:r1], structure=_EIGHT)
-            self.offsets.append(off)
+            area = np.zeros(0)
+            vals: np.ndarray | None = np.zeros(0, np.int32)
             if n:
                 # the labels of the hit pixels in raster order (the zeros only add to bin 0)
                 rr, cc = np.nonzero(lab)
                 vals = lab[rr, cc]
                 w = np.broadcast_to(row_areas[r0:r1], lab.shape)[rr, cc]
-                areas.append(np.bincount(vals, weights=w, minlength=n + 1)[1:])
+                area = np.bincount(vals, weights=w, minlength=n + 1)[1:]
                 # kept for labels(k) unless the strip is mostly hits (then it is labelled again)
-                self._strip_labels.append(vals if 4 * vals.size <= lab.size else None)
-            else:
-                self._strip_labels.append(np.zeros(0, np.int32))
-            first = np.where(lab[0] > 0, lab[0] + off, 0)
+                if 4 * vals.size > lab.size:
+                    vals = None
+            return n, area, vals, lab[0].copy(), lab[-1].copy()
+
+        # strips labelled on threads (ndimage.label releases the GIL), joined in order
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            labelled = list(pool.map(label_strip, self.bounds))
+        for n, area, vals, top_row, bottom_row in labelled:
+            self.offsets.append(off)
+            if n:
+                areas.append(area)
+            self._strip_labels.append(vals)
+            first = np.where(top_row > 0, top_row + off, 0)
             if prev_last is not None:
                 for dc in (-1, 0, 1):
                     up = prev_last[max(0, -dc):len(first) - max(0, dc)]
@@ -811,7 +828,7 @@ class Components:
                     both = (up > 0) & (down > 0)
                     ea.append(up[both])
                     eb.append(down[both])
-            prev_last = np.where(lab[-1] > 0, lab[-1] + off, 0)
+            prev_last = np.where(bottom_row > 0, bottom_row + off, 0)
             off += n
         self.n_labels = off
         label_area = np.concatenate(areas)

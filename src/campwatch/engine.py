@@ -27,8 +27,8 @@ windows' halo reaches (a strip's windows stop one halo above its bottom; the nex
 finishes them), and the next strip's reads are queued on the pool behind the current
 strip's windows, so neither thread waits for the main one.  Files stay open, one handle per
 thread (:func:`campwatch.io.kept_open`); a multi-band integer file is read in one call per
-window and converted to reflectance by one compiled pass.  Windows are read-only views of
-the strip (a window is copied only when it has clouds to write as NaN).  The per-window
+window and converted to reflectance by one compiled pass.  Each window is copied out of
+the strip (the kernels run faster on contiguous arrays).  The per-window
 steps are those of the in-memory chain, with the compiled kernels of
 :mod:`campwatch._kernels` that the in-memory chain uses too (cloud test, default score,
 histogram) and the sub-pixel shift by :func:`_shift_scene`, which repeats
@@ -465,13 +465,22 @@ class _LocalStrips:
 
         yield from self.pool.map(job, windows)
 
+    def _strips(self) -> list[tuple[int, int]]:
+        m = self.plan.grid.height
+        return [(r, min(r + self.strip, m)) for r in range(0, m, self.strip)]
+
+    def prefetch_first_strip(self) -> None:
+        """Queue the first strip's reads now (they need no fitted statistics): the pool reads
+        while the main thread estimates the shift."""
+        self._first = self._start_read(*self._strips()[0], None)
+
     def map_process(self, *, thumb: int, want_score: bool) -> Iterator[_WindowOut]:
         plan, grid, h = self.plan, self.plan.grid, self.plan.halo
-        strips = [(r, min(r + self.strip, grid.height)) for r in range(0, grid.height, self.strip)]
+        strips = self._strips()
         if h > self.strip:
             raise ValueError(f"halo {h} px is larger than the strip height {self.strip}")
         done = 0  # the core rows [0, done) are processed
-        pending = self._start_read(*strips[0], None)
+        pending, self._first = getattr(self, "_first", None) or self._start_read(*strips[0], None), None
         for k, (r0, r1) in enumerate(strips):
             last = k == len(strips) - 1
             held = pending()
@@ -487,10 +496,11 @@ class _LocalStrips:
                     pc0, pc1 = max(c0 - h, 0), min(c1 + h, grid.width)
                     pad = Window(pc0, p0, pc1 - pc0, p1 - p0)
                     rs = slice(p0 - top, p1 - top)
-                    # read-only views of the strip: the cloud step copies a window only when it
-                    # has clouds to write as NaN (:func:`_invalidate`)
-                    scenes = [dataclasses.replace(sc, data=_readonly(sc.data[:, rs, pc0:pc1]),
-                                                  valid=_readonly(sc.valid[rs, pc0:pc1]), grid=grid.window(pad))
+                    # copies: the window's own contiguous arrays (the compiled kernels run about
+                    # three times faster on them than on strided views of the strip, and the
+                    # cloud step writes NaN into them)
+                    scenes = [dataclasses.replace(sc, data=sc.data[:, rs, pc0:pc1].copy(),
+                                                  valid=sc.valid[rs, pc0:pc1].copy(), grid=grid.window(pad))
                               for sc in held]
                     return _process(plan, scenes[0], scenes[1], pad, core, thumb=thumb, want_score=want_score)
 
@@ -507,12 +517,6 @@ class _LocalStrips:
                 yield f.result()
             del futs
             done = end
-
-
-def _readonly(a: np.ndarray) -> np.ndarray:
-    v = a.view()
-    v.flags.writeable = False
-    return v
 
 
 def _tail(p: tuple[Scene, Scene], n: int) -> tuple[Scene, Scene]:
@@ -698,6 +702,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
 
                 widest = dataclasses.replace(plan, shift=(MAX_SHIFT_PX, MAX_SHIFT_PX)).prep_halo
                 runner.prefetch_fit(fit_windows(grid), widest)
+            runner.prefetch_first_strip()
         try:
             # ---- 0: co-registration on the central window ---------------------------------
             shift_dict = None
@@ -708,9 +713,13 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
                 t, c = time.perf_counter(), time.process_time()
                 cw = Window(max(0, (grid.width - COREG_WINDOW) // 2), max(0, (grid.height - COREG_WINDOW) // 2),
                             min(COREG_WINDOW, grid.width), min(COREG_WINDOW, grid.height))
+                from campwatch.coregister import _pick_band
+
                 b, a = _read(plan, cw)
                 b, a, _, _ = _prepare(plan, b, a)
-                _, shift = _coregister(b, a)
+                # the estimate (and its residual check) uses one band: only that band is resampled
+                band = [_pick_band(b, a, None)]
+                _, shift = _coregister(b.select(band), a.select(band))
                 shift_dict = shift.to_dict()
                 whole = cw.width == grid.width and cw.height == grid.height
                 coreg_note = ("estimated on the whole grid" if whole else
@@ -760,7 +769,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
             runner.close()
         # ---- 3: minimum mapping unit, mask, polygons ----------------------------------
         t, c = time.perf_counter(), time.process_time()
-        comps = Components(state.hit, grid.pixel_area_m2(), min_area_m2=max(min_area_m2, 0.0))
+        comps = Components(state.hit, grid.pixel_area_m2(), min_area_m2=max(min_area_m2, 0.0), workers=workers)
         row_counts = np.zeros(grid.height, dtype=np.int64)
         from campwatch.io import atomic_path, raster_writer, write_png
 
