@@ -677,7 +677,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
         strip = int(strip_rows)
     chunk = _aligned(window_size, bcol) if bcol < grid.width else window_size
     plan = _Plan(src_b, src_a, grid, read_bands, bands, method, bool(clouds), None, opening_radius, increase_only)
-    timings: dict[str, float] = {}
+    timings: dict[str, float] = {"setup_s": time.perf_counter() - t_start}
     cpu: dict[str, float] = {}  # process CPU seconds (all threads) of each step
     from campwatch.io import kept_open
 
@@ -814,7 +814,9 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
             gdf.to_file(tmp, driver="GPKG", layer="changes")
         timings["polygons_s"] = time.perf_counter() - t
         cpu["polygons_s"] = time.process_time() - c
+        t = time.perf_counter()
         write_png(paths["quicklook.png"], state.quicklook(final, tvalid), overwrite=overwrite)
+        timings["quicklook_s"] = time.perf_counter() - t
     valid_px = int(state.valid_rows.sum())
     valid_fraction = valid_px / (grid.height * grid.width)
     if valid_fraction < 0.05:
