@@ -63,7 +63,6 @@ def test_utm_grid_gives_metric_pixels(samples):
     assert s.grid.pixel_area_m2()[0, 0] == pytest.approx(100.0, rel=2e-3)
     from pyproj import Geod
 
-    left, bottom, right, top = s.grid.bounds
     lon, lat = s.grid.lonlat(np.array([0.0, 0.0, 1.0, 1.0]), np.array([0.0, 1.0, 1.0, 0.0]))
     area, _ = Geod(ellps="WGS84").polygon_area_perimeter(lon, lat)
     assert s.grid.pixel_area_m2()[0, 0] == pytest.approx(abs(area), rel=2e-4)
@@ -167,3 +166,22 @@ def test_aoi_with_swapped_coordinates_gets_a_hint(samples):
 
     with pytest.raises(NoOverlapError, match="look swapped"):
         read_scene(samples / "rennes" / "imgs_1", aoi=box(48.10, -1.66, 48.12, -1.64))
+
+
+def test_png_bytes_read_back_by_gdal(samples):
+    """The hand-assembled PNG (zlib stream in three chunks) decodes to the same pixels in GDAL."""
+    import warnings
+
+    from rasterio.errors import NotGeoreferencedWarning
+    from rasterio.io import MemoryFile
+
+    from campwatch.detect import rgb_composite
+    from campwatch.io import png_bytes
+
+    rgb = rgb_composite(read_scene(samples / "rennes" / "imgs_1", bands=["red", "green", "blue"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with MemoryFile(png_bytes(rgb)) as mem, mem.open() as ds:
+            assert ds.driver == "PNG" and ds.count == 3
+            back = ds.read().transpose(1, 2, 0)
+    assert np.array_equal(back, rgb) and rgb.std() > 10  # real imagery, not a flat image

@@ -160,7 +160,7 @@ def _peak_reliability(ref: np.ndarray, mov: np.ndarray) -> float:
 
 
 def estimate_shift(reference: np.ndarray, moving: np.ndarray, *, valid: np.ndarray | None = None,
-                   upsample_factor: int = 100) -> Shift:
+                   upsample_factor: int = 100, reliability: bool = True) -> Shift:
     """Estimate the sub-pixel shift of ``moving`` relative to ``reference``.
 
     Parameters
@@ -171,6 +171,9 @@ def estimate_shift(reference: np.ndarray, moving: np.ndarray, *, valid: np.ndarr
         Pixels usable in both images (default: where both are finite).
     upsample_factor : int
         Sub-pixel precision is ``1 / upsample_factor`` px.
+    reliability : bool
+        Measure the reliability (a second phase correlation); False leaves it NaN (the
+        residual check after a correction only needs the shift).
 
     Returns
     -------
@@ -208,7 +211,7 @@ def estimate_shift(reference: np.ndarray, moving: np.ndarray, *, valid: np.ndarr
                                               normalization="phase")
     # skimage returns the shift that registers moving onto reference: the opposite of ours.
     dy, dx = -float(shift[0]), -float(shift[1])
-    return Shift(dx + 0.0, dy + 0.0, _peak_reliability(g_ref, g_mov))
+    return Shift(dx + 0.0, dy + 0.0, _peak_reliability(g_ref, g_mov) if reliability else float("nan"))
 
 
 def apply_shift(scene: Scene, dx_px: float, dy_px: float) -> Scene:
@@ -312,7 +315,7 @@ def coregister(before: Scene, after: Scene, *, max_shift_px: float = MAX_SHIFT_P
                                     reason=f"shift {mag:.3f} px below {min_shift_px:g} px; left as is")
         return _tag(after, shift), shift
     moved = apply_shift(after, est.dx_px, est.dy_px)
-    check = estimate_shift(before.band(name), moved.band(name), valid=before.valid & moved.valid)
+    check = estimate_shift(before.band(name), moved.band(name), valid=before.valid & moved.valid, reliability=False)
     shift = dataclasses.replace(est, applied=True, residual_px=check.magnitude_px, band=name,
                                 reason=f"corrected {mag:.2f} px by bilinear resampling")
     return _tag(moved, shift), shift

@@ -327,7 +327,7 @@ def _choose_bands(method: str, available: tuple[str, ...]) -> tuple[str, ...]:
     if method in ("diff", "ratio", "pca-kmeans"):
         return tuple(b for b in ("blue", "green", "red", "nir") if b in available) or available
     if method == "default":
-        return ("blue", "green", "red", "nir") + tuple(b for b in ("swir16",) if b in available)
+        return ("blue", "green", "red", "nir", *(b for b in ("swir16",) if b in available))
     return METHOD_BANDS[method]
 
 
@@ -740,7 +740,8 @@ def threshold_open(score: np.ndarray, threshold: float, *, keep: np.ndarray | No
     The opening reaches ``2 * opening_radius`` pixels: a window read with that halo
     gives exact values in its core.
     """
-    w = np.nan_to_num(score, nan=-np.inf) > threshold
+    with np.errstate(invalid="ignore"):
+        w = np.greater(score, threshold)  # NaN (no data) is never above it
     if keep is not None:
         w &= keep
     if opening_radius:

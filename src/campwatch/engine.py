@@ -808,15 +808,17 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
                         pieces.append(poly)
         timings["clean_mask_s"] = time.perf_counter() - t
         cpu["clean_mask_s"] = time.process_time() - c
+        # polygons and the quicklook together (the PNG's zlib stream releases the GIL)
         t, c = time.perf_counter(), time.process_time()
-        gdf = _merge_polygons(pieces, grid)
-        with atomic_path(paths["changes.gpkg"], overwrite=overwrite) as tmp:
-            gdf.to_file(tmp, driver="GPKG", layer="changes")
-        timings["polygons_s"] = time.perf_counter() - t
-        cpu["polygons_s"] = time.process_time() - c
-        t = time.perf_counter()
-        write_png(paths["quicklook.png"], state.quicklook(final, tvalid), overwrite=overwrite)
-        timings["quicklook_s"] = time.perf_counter() - t
+        with ThreadPoolExecutor(1, thread_name_prefix="campwatch-png") as png:
+            png_done = png.submit(write_png, paths["quicklook.png"], state.quicklook(final, tvalid),
+                                  overwrite=overwrite)
+            gdf = _merge_polygons(pieces, grid)
+            with atomic_path(paths["changes.gpkg"], overwrite=overwrite) as tmp:
+                gdf.to_file(tmp, driver="GPKG", layer="changes")
+            png_done.result()
+        timings["polygons_quicklook_s"] = time.perf_counter() - t
+        cpu["polygons_quicklook_s"] = time.process_time() - c
     valid_px = int(state.valid_rows.sum())
     valid_fraction = valid_px / (grid.height * grid.width)
     if valid_fraction < 0.05:

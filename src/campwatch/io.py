@@ -1056,16 +1056,33 @@ def raster_writer(path: str | os.PathLike[str], grid: Grid, *, dtype: str, nodat
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:
-    """Encode an (M, N, 3) uint8 image as PNG bytes (no matplotlib needed)."""
-    from rasterio.errors import NotGeoreferencedWarning
-    from rasterio.io import MemoryFile
+    """Encode an (M, N, 3) uint8 image as PNG bytes (8-bit RGB, no filter, zlib level 1).
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with MemoryFile() as mem:
-            with mem.open(driver="PNG", width=rgb.shape[1], height=rgb.shape[0], count=3, dtype="uint8") as dst:
-                dst.write(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
-            return bytes(mem.read())
+    The PNG container is a signature and three chunks around one zlib stream; ``zlib.compress`` releases the
+    GIL, so the streaming engine's 1098 x 3294 px quicklook is written while the polygons
+    are (GDAL's PNG driver held the GIL and took twice as long for the same size).
+
+    Examples
+    --------
+    >>> png_bytes(np.zeros((2, 3, 3), np.uint8))[:8]
+    b'\\x89PNG\\r\\n\\x1a\\n'
+    """
+    import struct
+    import zlib
+
+    rgb = np.asarray(rgb, dtype=np.uint8)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"png_bytes needs an (M, N, 3) uint8 image, got shape {rgb.shape}")
+    h, w = rgb.shape[:2]
+    rows = np.zeros((h, 3 * w + 1), np.uint8)  # each row: filter type 0, then its pixels
+    rows[:, 1:] = rgb.reshape(h, 3 * w)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)  # 8-bit truecolour, no interlace
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows.tobytes(), 1))
+            + chunk(b"IEND", b""))
 
 
 def write_png(path: str | os.PathLike[str], rgb: np.ndarray, *, overwrite: bool = False) -> Path:

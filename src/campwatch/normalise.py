@@ -106,10 +106,8 @@ class Moments:
         vyy = np.maximum(self.syy / n - my * my, 0.0)
         vxy = self.sxy / n - mx * my
         with np.errstate(divide="ignore", invalid="ignore"):
-            if orthogonal:
-                gain = (vyy - vxx + np.sqrt((vyy - vxx) ** 2 + 4 * vxy ** 2)) / (2 * vxy)
-            else:
-                gain = vxy / vxx
+            # orthogonal regression (both dates noisy) or least squares of after on before
+            gain = (vyy - vxx + np.sqrt((vyy - vxx) ** 2 + 4 * vxy ** 2)) / (2 * vxy) if orthogonal else vxy / vxx
         gain = np.where(np.isfinite(gain) & (gain > 0), gain, 1.0)
         offset = my - gain * mx
         resid = np.maximum(vyy - 2 * gain * vxy + gain * gain * vxx, 0.0)
