@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange  # noqa: F401
 
-__all__ = ["bilinear_bands", "box_mean3", "cloud_spectral", "default_score", "dn_to_reflectance", "histogram_add", "masked_moments", "relative_pass", "set_nan"]
+__all__ = ["bilinear_bands", "box_mean3", "cloud_spectral", "default_score", "dn_to_reflectance", "histogram_add", "label_row_areas", "label_sums", "masked_moments", "relative_pass", "set_nan",
+           "trace_rings"]
 
 
 @njit(cache=True, nogil=True)
@@ -484,3 +485,50 @@ def trace_rings(lab: np.ndarray, eight: bool) -> tuple[np.ndarray, np.ndarray, n
                 nr += 1
                 starts[nr] = nv
     return xs[:nv], ys[:nv], starts[:nr + 1], labels[:nr], area2[:nr]
+
+
+@njit(cache=True, nogil=True)
+def label_sums(labels: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per label ``0..n-1`` of a 2-D ``labels`` array: pixel count, and the float64 sum and count
+    of the finite ``values`` (same shape) — the sums of ``np.bincount`` over the labelled
+    pixels in raster order, without gathering them first.  Label 0 is not counted."""
+    counts = np.zeros(n, np.int64)
+    sums = np.zeros(n)
+    finite = np.zeros(n, np.int64)
+    m, k = labels.shape
+    for r in range(m):
+        for c in range(k):
+            lab = labels[r, c]
+            if lab <= 0:
+                continue
+            counts[lab] += 1
+            v = np.float64(values[r, c])
+            if np.isfinite(v):
+                sums[lab] += v
+                finite[lab] += 1
+    return counts, sums, finite
+
+
+@njit(cache=True, nogil=True)
+def label_row_areas(labels: np.ndarray, row_areas: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The labels of the labelled pixels of ``labels`` in raster order, and the area of each
+    label ``1..n`` (index 0 unused) summed from ``row_areas[r]`` in that order (the sums of
+    ``np.bincount(vals, weights=...)``)."""
+    m, k = labels.shape
+    total = 0
+    for r in range(m):
+        for c in range(k):
+            if labels[r, c] > 0:
+                total += 1
+    vals = np.empty(total, labels.dtype)
+    area = np.zeros(n + 1)
+    j = 0
+    for r in range(m):
+        a = row_areas[r]
+        for c in range(k):
+            lab = labels[r, c]
+            if lab > 0:
+                vals[j] = lab
+                area[lab] += a
+                j += 1
+    return vals, area

@@ -803,11 +803,12 @@ class Components:
             area = np.zeros(0)
             vals: np.ndarray | None = np.zeros(0, np.int32)
             if n:
-                # the labels of the hit pixels in raster order (the zeros only add to bin 0)
-                rr, cc = np.nonzero(lab)
-                vals = lab[rr, cc]
-                w = np.broadcast_to(row_areas[r0:r1], lab.shape)[rr, cc]
-                area = np.bincount(vals, weights=w, minlength=n + 1)[1:]
+                # the labels of the hit pixels in raster order, and each label's area summed in
+                # that order (one compiled pass; the sums of np.bincount with row-area weights)
+                from campwatch._kernels import label_row_areas
+
+                vals, area = label_row_areas(lab, np.ascontiguousarray(row_areas[r0:r1, 0], dtype=np.float64), n)
+                area = area[1:]
                 # kept for labels(k) unless the strip is mostly hits (then it is labelled again)
                 if 4 * vals.size > lab.size:
                     vals = None

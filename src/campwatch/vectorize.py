@@ -8,7 +8,6 @@ whatever the grid's CRS, so a 10 m pixel in EPSG:4326 gets its true area in m².
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,9 +26,11 @@ __all__ = ["mask_to_polygons", "geodesic_area_m2", "geodesic_metrics", "add_metr
 SCALE_FACTOR_MAX_M = 5000.0
 
 
-def _scale_factor_metrics(parts: np.ndarray, crs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _scale_factor_metrics(parts: np.ndarray, crs: Any, lon: np.ndarray | None = None,
+                          lat: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(which parts, area m², shell perimeter m) from planar measures and the projection's
-    scale factors at each part's centroid, for the parts of a conformal projected ``crs``
+    scale factors at each part's centroid (``lon``/``lat`` when the caller has them), for the
+    parts of a conformal projected ``crs``
     small enough that the factors do not change across them; None when the CRS does not
     allow it.  Against pyproj's geodesic sums on the 75,575 polygons of a full UTM tile the
     areas agree within 3.3e-7 and the perimeters within 2.2e-7 (relative)."""
@@ -46,10 +47,14 @@ def _scale_factor_metrics(parts: np.ndarray, crs: Any) -> tuple[np.ndarray, np.n
     which = size <= SCALE_FACTOR_MAX_M
     if not which.any():
         return None
-    cent = shapely.get_coordinates(shapely.centroid(parts[which]))
     try:
-        lon, lat = Transformer.from_crs(crs, 4326, always_xy=True).transform(cent[:, 0], cent[:, 1])
-        f = Proj(crs).get_factors(lon, lat)
+        if lon is None or lat is None:
+            cent = shapely.centroid(parts[which])
+            lon_w, lat_w = Transformer.from_crs(crs, 4326, always_xy=True).transform(shapely.get_x(cent),
+                                                                                    shapely.get_y(cent))
+        else:
+            lon_w, lat_w = lon[which], lat[which]
+        f = Proj(crs).get_factors(lon_w, lat_w)
     except Exception:
         return None
     h, k = np.asarray(f.meridional_scale), np.asarray(f.parallel_scale)
@@ -84,7 +89,18 @@ def geodesic_metrics(geoms: gpd.GeoSeries) -> tuple[np.ndarray, np.ndarray, np.n
     part_area = np.zeros(len(parts))
     part_perim = np.zeros(len(parts))
     done = np.zeros(len(parts), bool)
-    fast = _scale_factor_metrics(parts, geoms.crs) if len(parts) else None
+    # planar centroids (of each part; of the whole for multi-part geometries) in lon/lat, once
+    multi = np.bincount(part_of, minlength=len(arr)) > 1
+    pc = shapely.centroid(parts)
+    gc = shapely.centroid(arr[multi])
+    x = np.concatenate([shapely.get_x(pc), shapely.get_x(gc)])
+    y = np.concatenate([shapely.get_y(pc), shapely.get_y(gc)])
+    if geoms.crs is not None and not geoms.crs.equals("EPSG:4326"):
+        from pyproj import Transformer
+
+        x, y = Transformer.from_crs(geoms.crs, 4326, always_xy=True).transform(x, y)
+    plon, plat = np.asarray(x[:len(parts)]), np.asarray(y[:len(parts)])
+    fast = _scale_factor_metrics(parts, geoms.crs, plon, plat) if len(parts) else None
     if fast is not None:
         done, part_area[done], part_perim[done] = fast
     rest = np.flatnonzero(~done)
@@ -110,14 +126,14 @@ def geodesic_metrics(geoms: gpd.GeoSeries) -> tuple[np.ndarray, np.ndarray, np.n
         part_perim[rest] = perim_r
     area = np.bincount(part_of, weights=part_area, minlength=len(arr))
     perim = np.bincount(part_of, weights=part_perim, minlength=len(arr))
-    with warnings.catch_warnings():
-        # geopandas warns about planar centroids in a geographic CRS; for pixel-sized
-        # polygons the planar lon/lat centroid is within millimetres of the geodesic one.
-        warnings.simplefilter("ignore", UserWarning)
-        cent = geoms.centroid
-    if geoms.crs is not None and not geoms.crs.equals("EPSG:4326"):
-        cent = cent.to_crs(4326)
-    return area, perim, np.asarray(cent.x), np.asarray(cent.y)
+    # a one-part geometry's centroid is its part's; planar centroids of pixel-sized polygons
+    # in lon/lat are within millimetres of the geodesic ones
+    lon = np.full(len(arr), np.nan)
+    lat = np.full(len(arr), np.nan)
+    single = ~multi[part_of]
+    lon[part_of[single]], lat[part_of[single]] = plon[single], plat[single]
+    lon[multi], lat[multi] = np.asarray(x[len(parts):]), np.asarray(y[len(parts):])
+    return area, perim, lon, lat
 
 
 def add_metrics(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -222,9 +238,13 @@ def mask_to_polygons(mask: np.ndarray | None, grid: Grid, *, values: Mapping[str
         labels = np.where(np.asarray(mask, dtype=bool), labels, 0).astype(np.int32)
     else:
         labels = np.asarray(labels).astype(np.int32, copy=False)
-    where = np.flatnonzero(labels.ravel())  # the labelled pixels, in row-major order
-    lab = labels.ravel()[where]
-    counts = np.bincount(lab, minlength=1)
+    from campwatch._kernels import label_sums
+
+    # per label: pixel count, and sum and count of each value array's finite pixels (one
+    # compiled pass each, raster order: the sums of np.bincount over the labelled pixels)
+    nlab = int(labels.max()) + 1 if labels.size else 1
+    stats = {name: label_sums(labels, np.asarray(arr), nlab) for name, arr in (values or {}).items()}
+    counts = next(iter(stats.values()))[0] if stats else label_sums(labels, labels, nlab)[0]
     ids = np.flatnonzero(counts[1:]) + 1
     columns = ["object_id", "n_pixels", "area_m2", "perimeter_m", "compactness", "centroid_lon", "centroid_lat"]
     columns += [f"mean_{k}" for k in (values or {})]
@@ -235,11 +255,7 @@ def mask_to_polygons(mask: np.ndarray | None, grid: Grid, *, values: Mapping[str
     order = ids
     gdf["n_pixels"] = counts[order]
     add_metrics(gdf)
-    for name, arr in (values or {}).items():
-        val = np.asarray(arr).ravel()[where].astype(np.float64)
-        finite = np.isfinite(val)
-        sums = np.bincount(lab[finite], weights=val[finite], minlength=counts.size)
-        n = np.bincount(lab[finite], minlength=counts.size)
+    for name, (_, sums, n) in stats.items():
         with np.errstate(invalid="ignore", divide="ignore"):
             gdf[f"mean_{name}"] = (sums / n)[order]
     return gdf[[*columns, "geometry"]]
