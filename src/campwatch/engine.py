@@ -406,17 +406,22 @@ class _LocalStrips:
     def __init__(self, plan: _Plan, *, strip: int, chunk: int, workers: int) -> None:
         self.plan, self.strip, self.chunk = plan, strip, chunk
         self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="campwatch")
+        # reads queued before the shift is known run here, one at a time, so the main
+        # thread's co-registration keeps a core of its own
+        self.prefetcher = ThreadPoolExecutor(1, thread_name_prefix="campwatch-prefetch")
 
     def close(self) -> None:
+        self.prefetcher.shutdown(wait=True)
         self.pool.shutdown(wait=True)
 
     def _cols(self) -> list[tuple[int, int]]:
         n = self.plan.grid.width
         return [(c, min(c + self.chunk, n)) for c in range(0, n, self.chunk)]
 
-    def _start_read(self, r0: int, r1: int, tail: tuple[Scene, Scene] | None) -> Any:
+    def _start_read(self, r0: int, r1: int, tail: tuple[Scene, Scene] | None, executor: Any = None) -> Any:
         """Queue the reads of rows [r0, r1) of both dates, under ``tail`` (rows just above r0),
-        on the pool; returns a function that waits for them and gives the two scenes."""
+        on the pool (or ``executor``); returns a function that waits for them and gives the
+        two scenes."""
         plan = self.plan
         nb, n = len(plan.read_bands), plan.grid.width
         t = tail[0].grid.height if tail is not None else 0
@@ -430,7 +435,7 @@ class _LocalStrips:
         def job(c0: int, c1: int) -> tuple[Scene, Scene]:
             return _read(plan, Window(c0, r0, c1 - c0, h), [(data[:, t:, c0:c1], valid[t:, c0:c1]) for data, valid in bufs])
 
-        futs = [self.pool.submit(job, c0, c1) for c0, c1 in self._cols()]
+        futs = [(executor or self.pool).submit(job, c0, c1) for c0, c1 in self._cols()]
 
         def finish() -> tuple[Scene, Scene]:
             first = futs[0].result()
@@ -447,7 +452,7 @@ class _LocalStrips:
         plan will have) before the co-registration shift is known: the pool reads while the
         main thread estimates the shift.  A wider halo leaves each window's core unchanged."""
         grid = self.plan.grid
-        self._fit_reads = {(w.col_off, w.row_off, w.width, w.height): (pad, self.pool.submit(_read, self.plan, pad))
+        self._fit_reads = {(w.col_off, w.row_off, w.width, w.height): (pad, self.prefetcher.submit(_read, self.plan, pad))
                            for w in windows for pad in [_pad(grid, w, halo)]}
 
     def map_fit(self, windows: list[Window]) -> Iterator[Any]:
@@ -466,13 +471,16 @@ class _LocalStrips:
         yield from self.pool.map(job, windows)
 
     def _strips(self) -> list[tuple[int, int]]:
-        m = self.plan.grid.height
-        return [(r, min(r + self.strip, m)) for r in range(0, m, self.strip)]
+        """Strips of ``strip`` rows, the first twice as tall (it is read while the shift is
+        estimated, when a core is free)."""
+        m, k = self.plan.grid.height, self.strip
+        first = min(2 * k, m)
+        return [(0, first)] + [(r, min(r + k, m)) for r in range(first, m, k)]
 
     def prefetch_first_strip(self) -> None:
-        """Queue the first strip's reads now (they need no fitted statistics): the pool reads
-        while the main thread estimates the shift."""
-        self._first = self._start_read(*self._strips()[0], None)
+        """Queue the first strip's reads now (they need no fitted statistics) on the one
+        prefetch thread: it reads while the main thread estimates the shift, one core each."""
+        self._first = self._start_read(*self._strips()[0], None, executor=self.prefetcher)
 
     def map_process(self, *, thumb: int, want_score: bool) -> Iterator[_WindowOut]:
         plan, grid, h = self.plan, self.plan.grid, self.plan.halo
