@@ -11,8 +11,8 @@ chain, cut into windows, with the same pure per-window functions of :mod:`campwa
    and shift halo) and the global statistics (radiometric fit, IR-MAD covariances, ...)
    are accumulated over them;
 2. **score** — every window is read with a halo (clouds 4 px + shift + score 3 px + 2 ×
-   opening radius), cloud-masked, shifted, scored, counted into the global histogram,
-   thresholded and opened; its core score is written to ``change_score.tif`` and its
+   opening radius), cloud-masked, shifted, scored, counted into the global histogram
+   (when the threshold is chosen from it), thresholded and opened; its core score is written to ``change_score.tif`` and its
    core hits and validity go into bit-packed masks (:class:`BitRows`, 15 MB each on a full
    tile; ``chi2`` and fixed thresholds are known before the scores are; ``otsu`` and
    ``ki`` take one more pass, after the histogram);
@@ -347,9 +347,9 @@ def _fit_data(plan: _Plan, b: Scene, a: Scene, pad: Window,
 
 
 def _cloud_counts(b: Scene, a: Scene, cb: np.ndarray, ca: np.ndarray, s: tuple[slice, slice]) -> tuple[int, ...]:
-    vb = (b.valid | cb)[s]
-    va = (a.valid | ca)[s]
-    return int(vb.sum()), int(cb[s].sum()), int(va.sum()), int(ca[s].sum())
+    cbs, cas = cb[s], ca[s]
+    return (int(np.count_nonzero(b.valid[s] | cbs)), int(np.count_nonzero(cbs)),
+            int(np.count_nonzero(a.valid[s] | cas)), int(np.count_nonzero(cas)))
 
 
 def _process(plan: _Plan, b: Scene, a: Scene, pad: Window, core: Window, *, thumb: int,
@@ -376,7 +376,7 @@ def _process(plan: _Plan, b: Scene, a: Scene, pad: Window, core: Window, *, thum
         hit &= ok[inner]
     score = s[inner]
     counts = np.zeros(0, dtype=np.int64)
-    if want_score:
+    if want_score and plan.threshold is None:  # only a threshold chosen from the histogram needs it
         h = new_histogram(plan.method)
         h.add(score)
         counts = h.counts
@@ -587,7 +587,9 @@ class StreamResult:
     grid: Grid
     method: str
     threshold: ThresholdChoice
-    histogram: Histogram
+    #: The score histogram, accumulated only when the threshold was chosen from it (otsu,
+    #: ki); None for chi2 and fixed thresholds, which are known before any score is.
+    histogram: Histogram | None
     valid_fraction: float
     changed_area_m2: float
     changed_pixels: int
@@ -856,7 +858,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
         summary["coregistration_note"] = coreg_note
     summary["histogram"] = {"bins": len(state.hist.counts), "range": [float(state.hist.edges[0]),
                                                                      float(state.hist.edges[-1])],
-                            "valid_pixels": state.hist.total}
+                            "valid_pixels": valid_px, "accumulated": not known}
     for name, src in (("before", src_b), ("after", src_a)):
         summary[name] = {"date": src.date.isoformat() if src.date else None, "profile": src.profile.name,
                          "sources": list(dict.fromkeys(src.band(k).path for k in read_bands))}
@@ -892,7 +894,8 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
     from campwatch.io import write_json
 
     write_json(paths["summary.json"], summary, overwrite=overwrite)
-    return StreamResult(grid, method, choice, state.hist, valid_fraction, area, int(row_counts.sum()), len(gdf),
+    return StreamResult(grid, method, choice, None if known else state.hist, valid_fraction, area,
+                        int(row_counts.sum()), len(gdf),
                         shift_dict, params, summary, paths)
 
 
@@ -947,7 +950,8 @@ class _Collect:
         sl = (slice(r0, r0 + int(w.core.height)), slice(c0, c0 + int(w.core.width)))
         self.valid.put(sl, w.valid)
         self.valid_rows[sl[0]] += w.valid.sum(1)
-        self.hist.counts += w.counts
+        if w.counts.size:
+            self.hist.counts += w.counts
         self.clouds += np.asarray(w.cloud)
         if w.hit is not None:
             self.add_hits(w, score=w.score)
