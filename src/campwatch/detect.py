@@ -420,7 +420,8 @@ def window_score(method: str, ctx: _Ctx, b: np.ndarray, a: np.ndarray,
     """
     s, d = _score_window(method, ctx, b, a, v)
     s = s.astype(np.float32, copy=False)  # every method returns a fresh array: NaN written in place
-    s[~v] = np.nan
+    if method != "default":  # the default's kernel already leaves NaN outside v
+        s[~v] = np.nan
     if d is not None:
         d = np.where(v, d, np.nan).astype(np.float32)
     return s, d
