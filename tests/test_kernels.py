@@ -12,7 +12,7 @@ import numpy as np
 import rasterio
 
 from campwatch.compare import read_pair
-from campwatch.detect import _box_sum, _nanmean_filter, fit_context
+from campwatch.detect import fit_context
 from campwatch.errors import AcquisitionDateWarning
 from campwatch.io import kept_open, open_source, read_scene, read_source
 from campwatch.masks import cloud_mask
@@ -24,6 +24,36 @@ from campwatch.threshold import Histogram
 # ------------------------------------------------------------------------------------------
 # numpy references
 # ------------------------------------------------------------------------------------------
+def _box_sum(x: np.ndarray, size: int) -> np.ndarray:
+    """Sum over a ``size`` × ``size`` neighbourhood, edges repeated (``mode="nearest"``).
+
+    Each output is a fixed-order sum of its own neighbours, so the value of a pixel does
+    not depend on where the array (the window) starts; ``ndimage.uniform_filter`` keeps a
+    running sum along each line and would differ in the last bits between windowings.
+    """
+    h = size // 2
+    p = np.pad(x, h, mode="edge")
+    m, n = x.shape
+    rows = p[0:m].copy()
+    for k in range(1, size):
+        rows += p[k:k + m]
+    out = rows[:, 0:n].copy()
+    for k in range(1, size):
+        out += rows[:, k:k + n]
+    return out
+
+
+def _nanmean_filter(x: np.ndarray, valid: np.ndarray, size: int) -> np.ndarray:
+    """Mean over a ``size`` × ``size`` neighbourhood of the valid pixels only (float32)."""
+    num = _box_sum(np.where(valid, x, np.float32(0)).astype(np.float32, copy=False), size)
+    # the count of valid neighbours is an exact small integer: counted in one byte
+    den = _box_sum(valid.view(np.uint8), size) if size * size < 256 else _box_sum(valid.astype(np.int32), size)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        num /= den
+    num[den == 0] = np.nan
+    return num
+
+
 def _cloud_tests_numpy(scene: Scene, hot=0.0, strong=0.04, bright=0.3, white_t=0.7, cirrus_t=0.01,
                        cirrus_haze=0.0025) -> np.ndarray:
     f32 = np.float32

@@ -193,9 +193,10 @@ def set_nan(data: np.ndarray, flags: np.ndarray) -> None:
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def box_mean3(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """(M, N) float32: :func:`campwatch.detect._nanmean_filter` with size 3: the mean of the
-    valid pixels of each 3 × 3 neighbourhood (edges repeated), NaN where none is valid.
-    Sums in :func:`campwatch.detect._box_sum`'s order (three rows, then three columns)."""
+    """(M, N) float32: the mean of the valid pixels of each 3 × 3 neighbourhood (edges
+    repeated), NaN where none is valid.  Each pixel's sum is taken in a fixed order (its
+    three rows, then three columns), so it does not depend on where the window starts;
+    ``tests/test_kernels.py`` holds the numpy formula it repeats."""
     m, n = x.shape
     rows = np.empty((m, n), np.float32)
     cnt = np.empty((m, n), np.int32)

@@ -123,46 +123,6 @@ def _nd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return ((a - b) / (a + b + 1e-6)).astype(np.float32)
 
 
-def _box_sum(x: np.ndarray, size: int) -> np.ndarray:
-    """Sum over a ``size`` × ``size`` neighbourhood, edges repeated (``mode="nearest"``).
-
-    Each output is a fixed-order sum of its own neighbours, so the value of a pixel does
-    not depend on where the array (the window) starts; ``ndimage.uniform_filter`` keeps a
-    running sum along each line and would differ in the last bits between windowings.
-    """
-    h = size // 2
-    p = np.pad(x, h, mode="edge")
-    m, n = x.shape
-    rows = p[0:m].copy()
-    for k in range(1, size):
-        rows += p[k:k + m]
-    out = rows[:, 0:n].copy()
-    for k in range(1, size):
-        out += rows[:, k:k + n]
-    return out
-
-
-def _nanmean_filter(x: np.ndarray, valid: np.ndarray, size: int) -> np.ndarray:
-    """Mean over a ``size`` × ``size`` neighbourhood of the valid pixels only (float32)."""
-    num = _box_sum(np.where(valid, x, np.float32(0)).astype(np.float32, copy=False), size)
-    # the count of valid neighbours is an exact small integer: counted in one byte
-    den = _box_sum(valid.view(np.uint8), size) if size * size < 256 else _box_sum(valid.astype(np.int32), size)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        num /= den
-    num[den == 0] = np.nan
-    return num
-
-
-def _grow_cross(mask: np.ndarray) -> np.ndarray:
-    """``ndimage.binary_dilation(mask, iterations=1)`` (4-neighbour cross, outside False)."""
-    out = mask.copy()
-    out[1:] |= mask[:-1]
-    out[:-1] |= mask[1:]
-    out[:, 1:] |= mask[:, :-1]
-    out[:, :-1] |= mask[:, 1:]
-    return out
-
-
 def _brightness(x: np.ndarray, bands: tuple[str, ...]) -> np.ndarray:
     idx = [bands.index(b) for b in ("blue", "green", "red", "nir") if b in bands] or list(range(len(bands)))
     return x[idx].mean(0, keepdims=True)

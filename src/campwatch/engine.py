@@ -235,19 +235,16 @@ def _axis_weights(n: int, o: float) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     return start.astype(np.int64), w0, w1, (cc >= 0) & (cc <= n - 1)
 
 
-def _bilinear_into(out: np.ndarray, src: np.ndarray, where: np.ndarray | None, rows: tuple[np.ndarray, ...],
-                   cols: tuple[np.ndarray, ...], pad: np.ndarray, k: int, block: int = 32) -> None:
-    """``out[...] = ndimage.shift(np.where(where, src, 0).astype(float64), (-dy, -dx), order=1,
-    mode="constant")`` bit for bit (``tests/test_engine.py``), in row blocks that stay in cache."""
+def _bilinear_into(out: np.ndarray, src: np.ndarray, rows: tuple[np.ndarray, ...], cols: tuple[np.ndarray, ...],
+                   pad: np.ndarray, k: int, block: int = 32) -> None:
+    """``out[...] = ndimage.shift(src.astype(float64), (-dy, -dx), order=1, mode="constant")``
+    bit for bit (``tests/test_engine.py``), in row blocks that stay in cache; the float64
+    path of the valid mask when :func:`_shifted_valid` cannot decide."""
     m, n = src.shape
     ri, rw0, rw1, rin = rows
     ci, cw0, cw1, cin = cols
     pad[...] = 0.0
-    inner = pad[k:k + m, k:k + n]
-    if where is None:
-        inner[...] = src
-    else:
-        np.copyto(inner, src, where=where)
+    pad[k:k + m, k:k + n] = src
     c0 = ci + k
     if np.array_equal(c0, np.arange(n) + c0[0]):
         s0: Any = slice(int(c0[0]), int(c0[0]) + n)
@@ -288,21 +285,12 @@ def _shift_scene(scene: Scene, dx_px: float, dy_px: float) -> Scene:
     if new_valid is None:
         pad = np.empty((m + 2 * k, n + 2 * k), np.float64)
         tmp = np.empty((m, n), np.float64)
-        _bilinear_into(tmp, scene.valid.view(np.uint8), None, rows, cols, pad, k)
+        _bilinear_into(tmp, scene.valid.view(np.uint8), rows, cols, pad, k)
         new_valid = tmp > 1 - 1e-6
-    if scene.data.dtype == np.float32:
-        from campwatch._kernels import bilinear_bands
+    from campwatch._kernels import bilinear_bands
 
-        data = bilinear_bands(scene.data, scene.valid, new_valid, rows[0], rows[1], rows[2], cols[0], cols[1],
-                              cols[2])
-        return dataclasses.replace(scene, data=data, valid=new_valid)
-    pad = np.empty((m + 2 * k, n + 2 * k), np.float64)
-    tmp = np.empty((m, n), np.float64)
-    data = np.empty_like(scene.data)
-    for i in range(scene.data.shape[0]):
-        _bilinear_into(tmp, scene.data[i], scene.valid, rows, cols, pad, k)
-        data[i] = tmp
-    data[:, ~new_valid] = np.nan
+    data = bilinear_bands(scene.data.astype(np.float32, copy=False), scene.valid, new_valid, rows[0], rows[1],
+                          rows[2], cols[0], cols[1], cols[2])
     return dataclasses.replace(scene, data=data, valid=new_valid)
 
 
@@ -423,6 +411,8 @@ class _LocalStrips:
         # reads queued before the shift is known run here, one at a time, so the main
         # thread's co-registration keeps a core of its own
         self.prefetcher = ThreadPoolExecutor(1, thread_name_prefix="campwatch-prefetch")
+        self._fit_reads: dict[tuple[float, float, float, float], tuple[Window, Any]] = {}
+        self._first: Any = None  # the first strip's pending reads, when prefetched
 
     def close(self) -> None:
         self.prefetcher.shutdown(wait=True)
@@ -474,7 +464,7 @@ class _LocalStrips:
                            for w in windows for pad in [_pad(grid, w, halo)]}
 
     def map_fit(self, windows: list[Window]) -> Iterator[Any]:
-        reads = getattr(self, "_fit_reads", {})
+        reads = self._fit_reads
 
         def job(w: Window) -> Any:
             got = reads.pop((w.col_off, w.row_off, w.width, w.height), None)
@@ -506,7 +496,7 @@ class _LocalStrips:
         if h > self.strip:
             raise ValueError(f"halo {h} px is larger than the strip height {self.strip}")
         done = 0  # the core rows [0, done) are processed
-        pending, self._first = getattr(self, "_first", None) or self._start_read(*strips[0], None), None
+        pending, self._first = self._first or self._start_read(*strips[0], None), None
         for k, (r0, r1) in enumerate(strips):
             last = k == len(strips) - 1
             held = pending()

@@ -687,6 +687,16 @@ def _reflectance_lut(dtype: str, offset: float, scale: float) -> np.ndarray:
     return lut
 
 
+def _zero_rules(source: SceneSource, ref: BandRef) -> tuple[bool, bool]:
+    """How a 0 in band ``ref`` is read: (0 alone is fill, 0 is fill only where every such band
+    is 0).  In a folder of unsigned band files a 0 is fill; in one multi-band unsigned file
+    without a nodata value only a pixel that is 0 in every band is (a single 0 is a real
+    value in 8-bit imagery: deep shadow)."""
+    uint = ref.dtype.startswith("uint")
+    all_zero = source.layout == "multiband" and uint and ref.nodata is None
+    return uint and not all_zero, all_zero
+
+
 def _one_read(source: SceneSource, grid: Grid, keys: Sequence[str]) -> Window | None:
     """The window of ``grid`` in the one integer file holding all of ``keys``, when a single
     plain read covers them (same file, pixel lattice, inside the file, no SCL); else None."""
@@ -715,9 +725,7 @@ def _read_at_once(source: SceneSource, win: Window, keys: Sequence[str], data: n
             dn = ds.read([r.index for r in refs], window=win)
     except RasterioError as exc:
         raise TileReadError(f"{refs[0].path}: cannot read bands {', '.join(keys)} ({exc})") from exc
-    uint = [r.dtype.startswith("uint") for r in refs]
-    all_zero = np.array([source.layout == "multiband" and u and r.nodata is None for u, r in zip(uint, refs, strict=True)])
-    zero_fill = np.array(uint) & ~all_zero
+    zero_fill, all_zero = (np.array(x) for x in zip(*(_zero_rules(source, r) for r in refs), strict=True))
     has_nodata = np.array([r.nodata is not None and not np.isnan(r.nodata) for r in refs])
     nodata = np.array([r.nodata if h else 0.0 for r, h in zip(refs, has_nodata, strict=True)], np.float64)
     sat = prof.saturation
@@ -762,10 +770,9 @@ def read_source(source: SceneSource, grid: Grid, *, bands: Sequence[str] | None 
         finer = ref.grid.pixel_size_m() < grid.pixel_size_m() * 0.99
         band_rs = Resampling.average if finer and rs == Resampling.bilinear else rs
         dn, inside = _read_band(ref, grid, band_rs, native=True)
-        zero_fill = ref.dtype.startswith("uint")
-        if source.layout == "multiband" and zero_fill and ref.nodata is None:
+        zero_fill, in_all_zero = _zero_rules(source, ref)
+        if in_all_zero:
             all_zero = (dn == 0) if all_zero is None else all_zero & (dn == 0)
-            zero_fill = False
         valid &= inside & masks.nodata_mask(dn, nodata=ref.nodata, zero_is_nodata=zero_fill,
                                             saturation=prof.saturation)
         if dn.dtype in (np.uint8, np.uint16):
