@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from campwatch._version import __version__
-from campwatch.detect import METHOD_BANDS, NODATA, ChangeResult, Method, detect_change, rgb_composite
+from campwatch.detect import METHOD_BANDS, NODATA, ChangeResult, Method, detect_change, rgb_composite, to_mask
 from campwatch.masks import aoi_mask
 from campwatch.scene import Scene
 from campwatch.threshold import ThresholdMethod
@@ -67,7 +67,7 @@ def _compare_vhr(before: Scene, after: Scene, *, coregister: bool, aoi: Any) -> 
     if aoi is not None:
         valid &= aoi_mask(getattr(aoi, "geometry", aoi), before.grid)
     vr = vhr_change(before, after, coregister=coregister)
-    mask = np.where(valid, vr.mask.astype(np.uint8), np.uint8(NODATA)).astype(np.uint8)
+    mask = to_mask(vr.mask, valid)
     score = np.where(valid, vr.score, np.float32(np.nan)).astype(np.float32)
     finite = score[np.isfinite(score)]
     hist = Histogram.linear(0.0, float(finite.max()) if finite.size and finite.max() > 0 else 1.0)
@@ -192,7 +192,7 @@ def read_pair(before_path: str | os.PathLike[str], after_path: str | os.PathLike
     ``aoi`` is a catalogue id or alias, an AOI file, an :class:`~campwatch.aoi.AOI` or a
     shapely geometry in EPSG:4326.  Returns ``(before, after, aoi_object)``.
     """
-    from campwatch.io import open_source, read_scene
+    from campwatch.io import open_source, read_scene, read_source, scene_grid
 
     if isinstance(aoi, str):
         from campwatch.aoi import resolve_aoi
@@ -202,7 +202,7 @@ def read_pair(before_path: str | os.PathLike[str], after_path: str | os.PathLike
     wanted = _bands_for(method)
     src = open_source(before_path, profile=profile, bands=band_map)
     bands = None if wanted is None else [b for b in wanted if b in src.keys]
-    before = read_scene(before_path, aoi=geom, bands=bands, profile=profile, band_map=band_map)
+    before = read_source(src, scene_grid(src, aoi=geom), bands=bands)  # read_scene without opening it again
     after = read_scene(after_path, grid=before.grid, bands=list(before.bands), profile=profile, band_map=band_map)
     return before, after, aoi
 

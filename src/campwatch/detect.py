@@ -82,7 +82,7 @@ from campwatch.normalise import (
     radcal_from_mad,
 )
 from campwatch.scene import Scene
-from campwatch.threshold import Histogram, ThresholdChoice, ThresholdMethod, select_threshold
+from campwatch.threshold import Histogram, ThresholdChoice, ThresholdMethod, chi2_threshold, select_threshold
 
 __all__ = ["ChangeResult", "detect_change", "Method", "METHODS", "METHOD_BANDS", "clean_mask",
            "rgb_composite", "NODATA", "Components", "fit_windows", "threshold_open"]
@@ -190,9 +190,7 @@ class ChangeResult:
     @property
     def changed_fraction(self) -> float:
         """Changed pixels over valid pixels (by area)."""
-        area = self.grid.pixel_area_m2()
-        valid = self.mask != NODATA
-        tot = float((valid * area).sum())
+        tot = self.valid_area_m2
         return self.changed_area_m2 / tot if tot > 0 else 0.0
 
     @property
@@ -367,7 +365,7 @@ def choose_threshold(method: str, ctx: _Ctx, hist: Histogram, *, threshold: str,
     method_t, value = resolve_threshold(method, threshold, value)
     sigma_units = method not in ("naive-cva", "pca-kmeans")
     dof = ctx.extra.get("dof", 1)
-    floor = math.sqrt(_chi2_isf(alpha, dof)) if sigma_units and method_t in ("otsu", "ki") else None
+    floor = chi2_threshold(dof=dof, alpha=alpha) if sigma_units and method_t in ("otsu", "ki") else None
     return select_threshold(hist, method_t, value=value, dof=dof, alpha=alpha, floor=floor)  # type: ignore[arg-type]
 
 
@@ -523,12 +521,6 @@ def detection_params(method: str, ctx: _Ctx, *, alpha: float, min_area_m2: float
     if ctx.rel is not None:
         params["radiometric_fit"] = ctx.rel.to_dict()
     return params
-
-
-def _chi2_isf(alpha: float, dof: int) -> float:
-    from scipy import special
-
-    return float(special.chdtri(dof, alpha))  # the chi-square inverse survival function
 
 
 def _fit(method: str, ctx: _Ctx, windows: Any) -> None:

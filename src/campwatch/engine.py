@@ -66,6 +66,7 @@ from campwatch.detect import (
     NODATA,
     Components,
     _Ctx,
+    _slices,
     changed_area_m2,
     choose_threshold,
     detection_bands,
@@ -367,8 +368,7 @@ def _process(plan: _Plan, b: Scene, a: Scene, pad: Window, core: Window, *, thum
     if plan.threshold is not None:
         keep = None
         if plan.increase_only:
-            bui = METHOD_BANDS["bui"]
-            keep = increase_mask(b.select(bui).data, a.select(bui).data, bui)
+            keep = increase_mask(b.data, a.data, b.bands)  # both dates hold plan.read_bands, in order
         # the opening needs the window's halo; without it the core alone is thresholded
         part = (slice(None), slice(None)) if plan.opening_radius else inner
         hit = threshold_open(s[part], plan.threshold, keep=None if keep is None else keep[part],
@@ -779,7 +779,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
                     plan = dataclasses.replace(plan, threshold=choice.value)
                     runner.plan = plan
                     for w in runner.map_process(thumb=0, want_score=False):
-                        state.add_hits(w, score=w.score)
+                        state.add_hits(w)
                 tags["threshold"] = f"{choice.value:.6g} ({choice.method})"
             timings["score_s"] = time.perf_counter() - t
             cpu["score_s"] = time.process_time() - c
@@ -851,8 +851,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
                           after_fraction=round(fa / na, 6) if na else 0.0,
                           test={"method": "spectral (HOT, bright-white, cirrus)", "buffer_px": 2})
     params = {**params, "clouds": cloud_info, "aoi": None, "coregister": coregister, **extra}
-    row_area = grid.pixel_area_m2()[:, 0]
-    valid_area = float(np.dot(state.valid_rows.astype(np.float64), row_area))
+    valid_area = changed_area_m2(state.valid_rows, grid)  # the area of the valid pixels, row by row
     summary: dict[str, Any] = {
         "method": method, "threshold": choice.to_dict(), "changed_area_m2": round(area, 1),
         "changed_fraction": round(area / valid_area, 6) if valid_area > 0 else 0.0,
@@ -955,14 +954,14 @@ class _Collect:
 
     def add(self, w: _WindowOut) -> None:
         r0, c0 = int(w.core.row_off), int(w.core.col_off)
-        sl = (slice(r0, r0 + int(w.core.height)), slice(c0, c0 + int(w.core.width)))
+        sl = _slices(w.core)
         self.valid.put(sl, w.valid)
         self.valid_rows[sl[0]] += w.valid.sum(1)
         if w.counts.size:
             self.hist.counts += w.counts
         self.clouds += np.asarray(w.cloud)
         if w.hit is not None:
-            self.add_hits(w, score=w.score)
+            self.add_hits(w)
         if w.thumbs is not None:
             t = self.thumb
             ts = (slice(-(-r0 // t), None), slice(-(-c0 // t), None))
@@ -974,14 +973,11 @@ class _Collect:
             self.vb[ts] = vb
             self.va[ts] = va
 
-    def add_hits(self, w: _WindowOut, score: np.ndarray | None = None) -> None:
-        r0, c0 = int(w.core.row_off), int(w.core.col_off)
-        sl = (slice(r0, r0 + int(w.core.height)), slice(c0, c0 + int(w.core.width)))
+    def add_hits(self, w: _WindowOut) -> None:
         assert w.hit is not None
-        self.hit.put(sl, w.hit)
-        if score is not None:
-            idx = np.flatnonzero(w.hit).astype(np.int64)
-            self._scores.append((w.core, idx, score.ravel()[idx]))
+        self.hit.put(_slices(w.core), w.hit)
+        idx = np.flatnonzero(w.hit).astype(np.int64)
+        self._scores.append((w.core, idx, w.score.ravel()[idx]))
 
     def hit_scores(self, r0: int, r1: int) -> np.ndarray:
         """(r1 - r0, N) float32: the scores of the hit pixels of rows [r0, r1), NaN elsewhere."""

@@ -147,11 +147,6 @@ class RelativeFit:
         r /= s
         return r
 
-    def normalise_after(self, after: np.ndarray) -> np.ndarray:
-        """``after`` expressed in ``before``'s radiometry: ``(after - offset) / gain``."""
-        g, o = self.gain[:, None, None], self.offset[:, None, None]
-        return ((after - o) / g).astype(np.float32)
-
     def to_dict(self) -> dict[str, Any]:
         return {"bands": list(self.bands), "gain": np.round(self.gain, 6).tolist(),
                 "offset": np.round(self.offset, 6).tolist(), "sigma": np.round(self.sigma, 6).tolist(),

@@ -38,9 +38,10 @@ from typing import Any
 
 import numpy as np
 
-from campwatch.errors import AcquisitionDateWarning, InvalidAOIError, InvalidSceneError, LowValidDataWarning
+from campwatch.errors import AcquisitionDateWarning, InvalidSceneError, LowValidDataWarning
 from campwatch.grid import Grid
 from campwatch.io import atomic_dir, atomic_path, check_writable, open_source, read_raster, read_scene, to_json
+from campwatch.masks import mask_clouds, user_mask_valid
 from campwatch.scene import Scene
 from campwatch.structures import (
     GROWTH_CLASSES,
@@ -174,10 +175,8 @@ class Timeline:
 def _resolve(aoi: Any) -> Any:
     if aoi is None or not isinstance(aoi, str | os.PathLike):
         return aoi
-    try:
-        from campwatch.aoi import resolve_aoi
-    except ImportError:  # pragma: no cover - the AOI module ships with campwatch
-        raise InvalidAOIError(f"cannot resolve AOI {aoi!r}: campwatch.aoi is not available") from None
+    from campwatch.aoi import resolve_aoi
+
     return resolve_aoi(str(aoi))
 
 
@@ -202,16 +201,11 @@ def _mask_clouds(scene: Scene, inp: TrackInput, inside: np.ndarray) -> tuple[Sce
     n = int(base_valid.sum())
     if mask_path is not None:
         arr, _ = read_raster(mask_path, grid=scene.grid)
-        arr = np.asarray(arr)
-        cloud = (np.isfinite(arr) & (arr != 0)) if arr.dtype.kind == "f" else (arr != 0)
+        cloud = ~user_mask_valid(arr)  # nonzero is cloud; NaN (outside the mask file) is not
         source = f"mask file {mask_path.name}" if inp.cloud_mask else f"sibling mask file {mask_path.name}"
         frac = float((cloud & base_valid).sum() / n) if n else 1.0
         return scene.with_valid(~cloud, cloud_fraction=round(frac, 6), cloud_source=source), frac, source
-    try:
-        from campwatch.masks import mask_clouds
-    except ImportError:
-        mask_clouds = None  # type: ignore[assignment]
-    if mask_clouds is not None and _is_reflectance(scene) and scene.has("blue", "green", "red", "nir"):
+    if _is_reflectance(scene) and scene.has("blue", "green", "red", "nir"):
         masked = mask_clouds(scene)
         cloud = scene.valid & ~masked.valid
         frac = float((cloud & base_valid).sum() / n) if n else 1.0
