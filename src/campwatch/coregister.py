@@ -219,7 +219,9 @@ def apply_shift(scene: Scene, dx_px: float, dy_px: float) -> Scene:
 
     Bilinear interpolation of each band; a pixel is valid only when all four
     neighbours it is interpolated from are valid.  Pixels shifted in from outside the
-    grid are invalid.  The input scene is not modified.
+    grid are invalid.  The input scene is not modified.  The numbers are those of
+    ``scipy.ndimage.shift`` (order 1, float64); float32 scenes (every scene campwatch
+    reads) take a compiled path with the same arithmetic.
 
     Examples
     --------
@@ -229,6 +231,14 @@ def apply_shift(scene: Scene, dx_px: float, dy_px: float) -> Scene:
     >>> bool(np.allclose(moved.band("red")[:, :-1], s.band("red")[:, 1:], equal_nan=True))
     True
     """
+    if scene.data.dtype == np.float32:
+        return _shift_float32(scene, dx_px, dy_px)
+    return _shift_ndimage(scene, dx_px, dy_px)
+
+
+def _shift_ndimage(scene: Scene, dx_px: float, dy_px: float) -> Scene:
+    """:func:`apply_shift` by ``scipy.ndimage.shift`` (order 1, float64), band by band: the
+    reference the float32 path repeats, and the path for other dtypes."""
     offset = (dy_px, dx_px)  # output(r, c) = input(r + dy, c + dx)
     valid_f = ndimage.shift(scene.valid.astype(np.float64), [-o for o in offset], order=1, mode="constant", cval=0.0)
     new_valid = valid_f > 1 - 1e-6
@@ -238,6 +248,99 @@ def apply_shift(scene: Scene, dx_px: float, dy_px: float) -> Scene:
         data[i] = ndimage.shift(band, [-o for o in offset], order=1, mode="constant", cval=0.0)
     data[:, ~new_valid] = np.nan
     return dataclasses.replace(scene, data=data, valid=new_valid)
+
+
+def _axis_weights(n: int, o: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Linear-spline taps along one axis of length ``n`` sampled at ``k + o``, in the
+    arithmetic of ``scipy.ndimage``'s zoom/shift (order 1): first tap, its two weights,
+    and whether the sample lies inside ``[0, n - 1]`` (``mode="constant"``)."""
+    cc = np.arange(n, dtype=np.float64) + o
+    start = np.floor(cc)
+    x = cc - start
+    w0 = 1.0 - x
+    w1 = 1.0 - w0
+    return start.astype(np.int64), w0, w1, (cc >= 0) & (cc <= n - 1)
+
+
+def _bilinear_into(out: np.ndarray, src: np.ndarray, rows: tuple[np.ndarray, ...], cols: tuple[np.ndarray, ...],
+                   pad: np.ndarray, k: int, block: int = 32) -> None:
+    """``out[...] = ndimage.shift(src.astype(float64), (-dy, -dx), order=1, mode="constant")``
+    bit for bit (``tests/test_engine.py``), in row blocks that stay in cache; the float64
+    path of the valid mask when :func:`_shifted_valid` cannot decide."""
+    m, n = src.shape
+    ri, rw0, rw1, rin = rows
+    ci, cw0, cw1, cin = cols
+    pad[...] = 0.0
+    pad[k:k + m, k:k + n] = src
+    c0 = ci + k
+    if np.array_equal(c0, np.arange(n) + c0[0]):
+        s0: Any = slice(int(c0[0]), int(c0[0]) + n)
+        s1: Any = slice(int(c0[0]) + 1, int(c0[0]) + 1 + n)
+    else:  # rounding put a tap off the regular lattice: gather
+        s0, s1 = c0, c0 + 1
+    for r in range(0, m, block):
+        e = min(r + block, m)
+        rr = ri[r:e] + k
+        p = pad[rr] * rw0[r:e, None]
+        q = pad[rr + 1] * rw1[r:e, None]
+        t = p[:, s0] * cw0
+        t += p[:, s1] * cw1
+        t += q[:, s0] * cw0
+        t += q[:, s1] * cw1
+        out[r:e] = t
+    out[~rin] = 0
+    out[:, ~cin] = 0
+
+
+def _shift_float32(scene: Scene, dx_px: float, dy_px: float) -> Scene:
+    """:func:`_shift_ndimage` on float32 data with the same float64 arithmetic, bit for bit
+    (``tests/test_engine.py``), at a fraction of its cost: no generic spline machinery, one
+    compiled pass per band (:func:`campwatch._kernels.bilinear_bands`)."""
+    m, n = scene.grid.shape
+    rows, cols = _axis_weights(m, dy_px), _axis_weights(n, dx_px)
+    k = 2 + math.ceil(max(abs(dx_px), abs(dy_px)))
+    new_valid = _shifted_valid(scene.valid, rows, cols, k)
+    if new_valid is None:
+        pad = np.empty((m + 2 * k, n + 2 * k), np.float64)
+        tmp = np.empty((m, n), np.float64)
+        _bilinear_into(tmp, scene.valid.view(np.uint8), rows, cols, pad, k)
+        new_valid = tmp > 1 - 1e-6
+    from campwatch._kernels import bilinear_bands
+
+    data = bilinear_bands(scene.data, scene.valid, new_valid, rows[0], rows[1], rows[2], cols[0], cols[1], cols[2])
+    return dataclasses.replace(scene, data=data, valid=new_valid)
+
+
+def _shifted_valid(valid: np.ndarray, rows: tuple[np.ndarray, ...], cols: tuple[np.ndarray, ...],
+                   k: int) -> np.ndarray | None:
+    """``ndimage.shift(valid, ...) > 1 - 1e-6`` as a logical AND of the taps that carry weight,
+    when that is exact: along each axis either every second tap weighs exactly 0 (a whole-pixel
+    shift) or every tap weighs at least 0.01 (so a missing tap costs at least 1e-4, and a full
+    set sums to 1 within a few ulps).  None when neither holds (the float path decides)."""
+    m, n = valid.shape
+    taps = []
+    for idx, w0, w1, sel in (rows, cols):
+        if not sel.any():
+            return np.zeros((m, n), bool)
+        start = idx[sel][0] - np.flatnonzero(sel)[0]
+        if not np.array_equal(idx[sel], np.flatnonzero(sel) + start):
+            return None
+        if np.all(w1[sel] == 0) and np.all(w0[sel] == 1):
+            taps.append((int(start), (0,)))
+        elif min(float(w0[sel].min()), float(w1[sel].min())) >= 0.01:
+            taps.append((int(start), (0, 1)))
+        else:
+            return None
+    pv = np.zeros((m + 2 * k, n + 2 * k), bool)
+    pv[k:k + m, k:k + n] = valid
+    (rs, rt), (cs, ct) = taps
+    out = np.ones((m, n), bool)
+    for dr in rt:
+        for dc in ct:
+            out &= pv[k + rs + dr:k + rs + dr + m, k + cs + dc:k + cs + dc + n]
+    out &= rows[3][:, None]
+    out &= cols[3][None, :]
+    return out
 
 
 def _pick_band(before: Scene, after: Scene, band: str | None) -> str:

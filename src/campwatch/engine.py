@@ -31,8 +31,8 @@ window and converted to reflectance by one compiled pass.  Each window is copied
 the strip (the kernels run faster on contiguous arrays).  The per-window
 steps are those of the in-memory chain, with the compiled kernels of
 :mod:`campwatch._kernels` that the in-memory chain uses too (cloud test, default score,
-histogram) and the sub-pixel shift by :func:`_shift_scene`, which repeats
-``scipy.ndimage.shift``'s float64 arithmetic bit for bit at a fraction of its cost.  GDAL
+histogram) and the sub-pixel shift of :func:`campwatch.coregister.apply_shift`, which
+repeats ``scipy.ndimage.shift``'s float64 arithmetic bit for bit at a fraction of its cost.  GDAL
 decoding and the kernels release the GIL, so two threads use two cores.  With a
 ``dask.distributed`` client the same per-window function runs as one task per window
 (block-aligned, each task reading its own halo), on a ``LocalCluster`` or a cluster given
@@ -59,6 +59,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from campwatch._version import __version__
+from campwatch.coregister import apply_shift
 from campwatch.detect import (
     FIT_ALL_PIXELS,
     METHOD_BANDS,
@@ -197,7 +198,7 @@ def _prepare(plan: _Plan, b: Scene, a: Scene) -> tuple[Scene, Scene, np.ndarray,
     """
     b, a, cb, ca = _clouds(plan, b, a)
     if plan.shift is not None:
-        a = _shift_scene(a, *plan.shift)
+        a = apply_shift(a, *plan.shift)
     return b, a, cb, ca
 
 
@@ -224,109 +225,6 @@ def _invalidate(s: Scene, flags: np.ndarray) -> Scene:
     return dataclasses.replace(s, data=data, valid=s.valid & ~flags)
 
 
-def _axis_weights(n: int, o: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Linear-spline taps along one axis of length ``n`` sampled at ``k + o``, in the
-    arithmetic of ``scipy.ndimage``'s zoom/shift (order 1): first tap, its two weights,
-    and whether the sample lies inside ``[0, n - 1]`` (``mode="constant"``)."""
-    cc = np.arange(n, dtype=np.float64) + o
-    start = np.floor(cc)
-    x = cc - start
-    w0 = 1.0 - x
-    w1 = 1.0 - w0
-    return start.astype(np.int64), w0, w1, (cc >= 0) & (cc <= n - 1)
-
-
-def _bilinear_into(out: np.ndarray, src: np.ndarray, rows: tuple[np.ndarray, ...], cols: tuple[np.ndarray, ...],
-                   pad: np.ndarray, k: int, block: int = 32) -> None:
-    """``out[...] = ndimage.shift(src.astype(float64), (-dy, -dx), order=1, mode="constant")``
-    bit for bit (``tests/test_engine.py``), in row blocks that stay in cache; the float64
-    path of the valid mask when :func:`_shifted_valid` cannot decide."""
-    m, n = src.shape
-    ri, rw0, rw1, rin = rows
-    ci, cw0, cw1, cin = cols
-    pad[...] = 0.0
-    pad[k:k + m, k:k + n] = src
-    c0 = ci + k
-    if np.array_equal(c0, np.arange(n) + c0[0]):
-        s0: Any = slice(int(c0[0]), int(c0[0]) + n)
-        s1: Any = slice(int(c0[0]) + 1, int(c0[0]) + 1 + n)
-    else:  # rounding put a tap off the regular lattice: gather
-        s0, s1 = c0, c0 + 1
-    for r in range(0, m, block):
-        e = min(r + block, m)
-        rr = ri[r:e] + k
-        p = pad[rr] * rw0[r:e, None]
-        q = pad[rr + 1] * rw1[r:e, None]
-        t = p[:, s0] * cw0
-        t += p[:, s1] * cw1
-        t += q[:, s0] * cw0
-        t += q[:, s1] * cw1
-        out[r:e] = t
-    out[~rin] = 0
-    out[:, ~cin] = 0
-
-
-def _shift_scene(scene: Scene, dx_px: float, dy_px: float) -> Scene:
-    """:func:`campwatch.coregister.apply_shift` with the same float64 arithmetic, bit for bit,
-    about three times faster (no generic spline machinery; row blocks in cache).
-
-    Examples
-    --------
-    >>> from campwatch.coregister import apply_shift
-    >>> from campwatch.io import read_scene
-    >>> s = read_scene("data/sample_tiles/rennes/imgs_1", bands=["red", "nir"])
-    >>> a, b = _shift_scene(s, 0.3, -1.2), apply_shift(s, 0.3, -1.2)
-    >>> bool(np.array_equal(a.data, b.data, equal_nan=True) and np.array_equal(a.valid, b.valid))
-    True
-    """
-    m, n = scene.grid.shape
-    rows, cols = _axis_weights(m, dy_px), _axis_weights(n, dx_px)
-    k = 2 + math.ceil(max(abs(dx_px), abs(dy_px)))
-    new_valid = _shifted_valid(scene.valid, rows, cols, k)
-    if new_valid is None:
-        pad = np.empty((m + 2 * k, n + 2 * k), np.float64)
-        tmp = np.empty((m, n), np.float64)
-        _bilinear_into(tmp, scene.valid.view(np.uint8), rows, cols, pad, k)
-        new_valid = tmp > 1 - 1e-6
-    from campwatch._kernels import bilinear_bands
-
-    data = bilinear_bands(scene.data.astype(np.float32, copy=False), scene.valid, new_valid, rows[0], rows[1],
-                          rows[2], cols[0], cols[1], cols[2])
-    return dataclasses.replace(scene, data=data, valid=new_valid)
-
-
-def _shifted_valid(valid: np.ndarray, rows: tuple[np.ndarray, ...], cols: tuple[np.ndarray, ...],
-                   k: int) -> np.ndarray | None:
-    """``ndimage.shift(valid, ...) > 1 - 1e-6`` as a logical AND of the taps that carry weight,
-    when that is exact: along each axis either every second tap weighs exactly 0 (a whole-pixel
-    shift) or every tap weighs at least 0.01 (so a missing tap costs at least 1e-4, and a full
-    set sums to 1 within a few ulps).  None when neither holds (the float path decides)."""
-    m, n = valid.shape
-    taps = []
-    for idx, w0, w1, sel in (rows, cols):
-        if not sel.any():
-            return np.zeros((m, n), bool)
-        start = idx[sel][0] - np.flatnonzero(sel)[0]
-        if not np.array_equal(idx[sel], np.flatnonzero(sel) + start):
-            return None
-        if np.all(w1[sel] == 0) and np.all(w0[sel] == 1):
-            taps.append((int(start), (0,)))
-        elif min(float(w0[sel].min()), float(w1[sel].min())) >= 0.01:
-            taps.append((int(start), (0, 1)))
-        else:
-            return None
-    pv = np.zeros((m + 2 * k, n + 2 * k), bool)
-    pv[k:k + m, k:k + n] = valid
-    (rs, rt), (cs, ct) = taps
-    out = np.ones((m, n), bool)
-    for dr in rt:
-        for dc in ct:
-            out &= pv[k + rs + dr:k + rs + dr + m, k + cs + dc:k + cs + dc + n]
-    out &= rows[3][:, None]
-    out &= cols[3][None, :]
-    return out
-
-
 def _bands_of(s: Scene, names: tuple[str, ...]) -> np.ndarray:
     """``s.select(names).data`` without a copy when the scene already has those bands in order."""
     return s.data if tuple(s.bands) == tuple(names) else s.select(names).data
@@ -342,7 +240,7 @@ def _fit_data(plan: _Plan, b: Scene, a: Scene, pad: Window, core: Window,
     else:
         cb, ca = clouded
         if plan.shift is not None:
-            a = _shift_scene(a, *plan.shift)
+            a = apply_shift(a, *plan.shift)
     s = _inner(core, pad)
     ok = (b.valid & a.valid)[s]
     return (_bands_of(b, plan.bands)[(slice(None), *s)].copy(), _bands_of(a, plan.bands)[(slice(None), *s)].copy(), ok,
