@@ -59,6 +59,7 @@ __all__ = [
     "normalise_to",
     "rgb_stack",
     "road_mask",
+    "smoothed_grey",
     "structure_similarity",
     "tolerant_difference",
     "vegetation_index",
@@ -314,6 +315,7 @@ def debris_objects(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, 
                    min_texture_gain: float = 1.8, max_debris_cv: float = 0.12, min_colour_change: float = 0.4,
                    max_darkening: float = 0.1, min_solidity: float = 0.6, loose: tuple[float, float, float] = (0.15, 0.3, 0.4),
                    max_similarity: float = 0.3, strong_texture_gain: float = 2.5,
+                   grey: tuple[np.ndarray, np.ndarray] | None = None,
                    small: tuple[float, float, float, float, float] | None = (8.0, 0.8, 0.1, 0.5, 0.1),
                    max_blue_after: float = 0.0) -> np.ndarray:
     """Label roof-like segments of the first date that became rubble on the second.
@@ -403,7 +405,8 @@ def debris_objects(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, 
     dark_cut = np.percentile(vb[valid], 20.0)
     # lawn and shadow pixels are not roof: a brown roof and a dry lawn often fall into one
     # segment, so segments are cut along vegetated (smoothed over 1 m) and shadowed pixels
-    green = ndimage.uniform_filter(vegetation_index(xb), _px(1.0, pixel_size_m) | 1, mode="nearest") >= veg_cut
+    veg = vegetation_index(xb)
+    green = ndimage.uniform_filter(veg, _px(1.0, pixel_size_m) | 1, mode="nearest") >= veg_cut
     seg = measure.label(np.where(valid & ~green & (vb >= dark_cut), seg, 0), connectivity=1).astype(np.int32)
     n = int(seg.max()) + 1
     flat = seg.ravel()
@@ -420,7 +423,7 @@ def debris_objects(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, 
     # a blue second date (mean blue above the mean of red and green) is a tarp over the roof or a
     # painted roof: debris of wood, shingle, brick and insulation is grey to warm
     blue_a = mean(xa[2]) - 0.5 * (mean(xa[0]) + mean(xa[1]))
-    base = (mean(vegetation_index(xb)) < veg_cut) & (bright_b > dark_cut) & (blue_a <= max_blue_after)
+    base = (mean(veg) < veg_cut) & (bright_b > dark_cut) & (blue_a <= max_blue_after)
     if exclude is not None:
         base &= mean(np.asarray(exclude, dtype=bool)) < 0.3
     base[0] = False
@@ -437,7 +440,8 @@ def debris_objects(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, 
         ok &= solid >= min(loose_solid, min_solidity)
     strict = ok & (ta <= max_debris_cv * bright_a) & (bright_a >= bright_b - max_darkening) & (solid >= min_solidity)
     if ok.any() and not np.array_equal(ok, strict):  # looser cuts: the roof's shading must be gone
-        sim = structure_similarity(np.where((ok & ~strict)[seg], seg, 0), xb, xa, pixel_size_m=pixel_size_m, rim_m=0.0)
+        sim = structure_similarity(np.where((ok & ~strict)[seg], seg, 0), xb, xa, pixel_size_m=pixel_size_m, rim_m=0.0,
+                                   grey=grey)
         loose_ok = np.zeros(n, bool)
         loose_ok[: sim.size] = sim < max_similarity
         # or, for a segment as compact as the strict tier asks, texture grown well past the roof's
@@ -446,14 +450,15 @@ def debris_objects(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, 
     if small is not None and max_similarity < 1.0:
         ok |= _vanished_small(seg, base & (area < min_area_m2) & (tb <= small[2] * bright_b) & (colour >= small[3])
                               & (area >= small[0]), xb, xa, valid, pixel_size_m=pixel_size_m, min_solidity=small[1],
-                              max_similarity=max_similarity, max_dark_rim=small[4])
+                              max_similarity=max_similarity, max_dark_rim=small[4], grey=grey)
     new_id = np.zeros(n, np.int32)
     new_id[ok] = np.arange(1, int(ok.sum()) + 1, dtype=np.int32)
     return new_id[seg]
 
 
 def _vanished_small(seg: np.ndarray, cand: np.ndarray, before: np.ndarray, after: np.ndarray, valid: np.ndarray, *,
-                    pixel_size_m: float, min_solidity: float, max_similarity: float, max_dark_rim: float) -> np.ndarray:
+                    pixel_size_m: float, min_solidity: float, max_similarity: float, max_dark_rim: float,
+                    grey: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Which candidate segments (``cand`` per label of ``seg``) look like a small object that vanished.
 
     Compact (solidity >= ``min_solidity``), its grey levels over it and a 2 m rim no longer
@@ -473,7 +478,7 @@ def _vanished_small(seg: np.ndarray, cand: np.ndarray, before: np.ndarray, after
         return out
     lab = np.where(cand[seg], seg, 0)
     sim = np.ones(cand.size)
-    s = structure_similarity(lab, before, after, pixel_size_m=pixel_size_m, rim_m=2.0)
+    s = structure_similarity(lab, before, after, pixel_size_m=pixel_size_m, rim_m=2.0, grey=grey)
     sim[: s.size] = s
     va = np.asarray(after, np.float32)[:3].mean(axis=0)
     dark = va < np.percentile(va[valid], 20.0)
@@ -484,8 +489,19 @@ def _vanished_small(seg: np.ndarray, cand: np.ndarray, before: np.ndarray, after
     return cand & (sim < max_similarity) & (ring_dark / np.maximum(ring_n, 1) <= max_dark_rim)
 
 
+def smoothed_grey(before: np.ndarray, after: np.ndarray, *, pixel_size_m: float,
+                  smooth_m: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Both dates' grey levels (mean of the first three bands, Gaussian-smoothed with
+    ``smooth_m``), float64: what :func:`structure_similarity` correlates.  Made once per
+    pair and passed as ``grey`` when several object sets are tested."""
+    sigma = smooth_m / pixel_size_m
+    return tuple(ndimage.gaussian_filter(np.asarray(x, np.float32)[:3].mean(axis=0), sigma).astype(np.float64)
+                 for x in (before, after))  # type: ignore[return-value]
+
+
 def structure_similarity(labels: np.ndarray, before: np.ndarray, after: np.ndarray, *, pixel_size_m: float,
-                         rim_m: float = 2.0, smooth_m: float = 1.0) -> np.ndarray:
+                         rim_m: float = 2.0, smooth_m: float = 1.0,
+                         grey: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Per object, the correlation of the two dates' brightness over the object and a ``rim_m`` rim.
 
     Pearson correlation of the two dates' grey levels (band mean, Gaussian-smoothed with
@@ -522,9 +538,7 @@ def structure_similarity(labels: np.ndarray, before: np.ndarray, after: np.ndarr
     n = int(labels.max()) + 1
     if n <= 1:
         return np.zeros(n)
-    sigma = smooth_m / pixel_size_m
-    gb = ndimage.gaussian_filter(np.asarray(before, np.float32)[:3].mean(axis=0), sigma).astype(np.float64)
-    ga = ndimage.gaussian_filter(np.asarray(after, np.float32)[:3].mean(axis=0), sigma).astype(np.float64)
+    gb, ga = grey if grey is not None else smoothed_grey(before, after, pixel_size_m=pixel_size_m, smooth_m=smooth_m)
     grown = ndimage.grey_dilation(labels, size=(2 * _px(rim_m, pixel_size_m, minimum=0) + 1,) * 2)
     grown = np.where(labels > 0, labels, grown).ravel()
     count = np.maximum(np.bincount(grown, minlength=n), 1)
@@ -914,41 +928,39 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
     low: dict[str, dict[int, str]] = {k: {} for k in GROWTH_CLASSES}
     min_px = min_area_m2 / px**2
 
-    def reason_for(lab: np.ndarray, i: int, other_near_frac: float, frac: float) -> str:
+    def reason_for(gap_frac: float, other_near_frac: float, frac: float) -> str:
         why = []
         if other_near_frac >= 0.3 and frac >= whole_fraction:
             why.append("a building stands here on both dates: re-roofed or replaced cannot be told apart")
-        if touches_gap_frac[i] > 0:
+        if gap_frac > 0:
             why.append("touches the image edge or invalid pixels")
         return "; ".join(why)
 
     # after-date objects: new (whole) or expanded (changed part)
     counts_a, (chg_a, old_a, gap_a) = _object_fractions(lab_a, changed, near_b, touches_gap)
-    touches_gap_frac = gap_a
     for i in range(1, counts_a.size):
         if chg_a[i] < min_fraction:
             continue
         if old_a[i] < 0.3 or chg_a[i] >= whole_fraction:  # nothing there before, or all of it changed
             parts["new"][lab_a == i] = i
-            r = reason_for(lab_a, i, old_a[i], chg_a[i])
+            r = reason_for(gap_a[i], old_a[i], chg_a[i])
             if r:
                 low["new"][i] = r
         else:
             part = (lab_a == i) & changed & ~near_b
             if part.sum() >= min_px:
                 parts["expanded"][part] = i
-                if touches_gap_frac[i] > 0:
+                if gap_a[i] > 0:
                     low["expanded"][i] = "touches the image edge or invalid pixels"
     # before-date objects: demolished (whole), shrunk (changed part) or unchanged
     counts_b, (chg_b, new_b, gap_b) = _object_fractions(lab_b, changed, near_a, touches_gap)
-    touches_gap_frac = gap_b
     for i in range(1, counts_b.size):
         if chg_b[i] < min_fraction:
             parts["unchanged"][lab_b == i] = i
             continue
         if (new_b[i] < 0.3 and chg_b[i] >= lost_fraction) or chg_b[i] >= whole_fraction:
             parts["demolished"][lab_b == i] = i
-            r = reason_for(lab_b, i, new_b[i], chg_b[i])
+            r = reason_for(gap_b[i], new_b[i], chg_b[i])
             if r:
                 low["demolished"][i] = r
         elif new_b[i] < 0.3:
@@ -958,18 +970,20 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
             part = (lab_b == i) & changed & ~near_a
             if part.sum() >= min_px:
                 parts["shrunk"][part] = i
-                if touches_gap_frac[i] > 0:
+                if gap_b[i] > 0:
                     low["shrunk"][i] = "touches the image edge or invalid pixels"
             else:
                 parts["unchanged"][lab_b == i] = i
 
+    # both dates' smoothed grey levels, made once for every similarity test below
+    grey = smoothed_grey(xb, xa_n, pixel_size_m=px) if max_similarity < 1.0 or debris else None
     if max_similarity < 1.0:
         # the same structure on both dates (outline, ridge, shadow in place; colour balance aside)
         # is not new, demolished, expanded or shrunk, whatever the per-date detector says
         for k in ("new", "demolished", "expanded", "shrunk"):
             if not parts[k].any():
                 continue
-            same = structure_similarity(parts[k], xb, xa_n, pixel_size_m=px) >= max_similarity
+            same = structure_similarity(parts[k], xb, xa_n, pixel_size_m=px, grey=grey) >= max_similarity
             same[0] = False
             if not same.any():
                 continue
@@ -983,7 +997,7 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
                 low[k].pop(int(i), None)
     if debris:
         # roof-like segments of any colour that became rubble, where no building stands after
-        lab_d = debris_objects(xb, xa_n, valid, pixel_size_m=px, exclude=near_a, min_area_m2=min_area_m2)
+        lab_d = debris_objects(xb, xa_n, valid, pixel_size_m=px, exclude=near_a, min_area_m2=min_area_m2, grey=grey)
         taken = (parts["demolished"] > 0) | (parts["shrunk"] > 0)
         counts_d, (taken_d, gap_d) = _object_fractions(lab_d, taken, touches_gap)
         rubble = np.zeros(valid.shape, np.int32)
