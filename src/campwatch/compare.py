@@ -130,9 +130,7 @@ def compare_scenes(before: Scene, after: Scene, *, method: Method = "default",
         return _compare_vhr(before, after, coregister=coregister, aoi=aoi)
     extra: dict[str, Any] = {}
     if clouds is None:
-        clouds = _is_sentinel2(before) and "scl_masked_fraction" not in before.meta
-        extra["clouds_reason"] = ("default for Sentinel-2 without SCL" if clouds
-                                  else "off: not Sentinel-2, or an SCL band already masked clouds")
+        clouds, extra["clouds_reason"] = default_clouds(_is_sentinel2(before), "scl_masked_fraction" in before.meta)
     cloud_info: dict[str, Any] = {"masked": bool(clouds)}
     if clouds:
         from campwatch.masks import mask_clouds
@@ -249,13 +247,24 @@ def build_summary(result: ChangeResult, *, before: Scene, after: Scene,
     s["aoi"] = result.params.get("aoi")
     if polygons is not None:
         s["polygons"] = polygons
-    s["limitations"] = [
-        f"pixels are {result.grid.pixel_size_m():.1f} m: structures smaller than about two pixels are not resolved",
+    s["limitations"] = limitations(result.grid)
+    s["campwatch_version"] = __version__
+    return s
+
+
+def default_clouds(sentinel2: bool, scl: bool) -> tuple[bool, str]:
+    """Whether the spectral cloud test runs by default, and why: on Sentinel-2 without an SCL band."""
+    on = sentinel2 and not scl
+    return on, ("default for Sentinel-2 without SCL" if on else "off: not Sentinel-2, or an SCL band already masked clouds")
+
+
+def limitations(grid: Any) -> list[str]:
+    """The limitations every change summary states."""
+    return [
+        f"pixels are {grid.pixel_size_m():.1f} m: structures smaller than about two pixels are not resolved",
         "change means spectral change beyond the noise of the no-change pixels; it is not a building count",
         "areas are geodesic (WGS84) sums of pixel areas",
     ]
-    s["campwatch_version"] = __version__
-    return s
 
 
 def quicklook(before: Scene, after: Scene, result: ChangeResult) -> np.ndarray:

@@ -555,8 +555,9 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
     """
     from rasterio import Env
 
-    from campwatch.compare import OUTPUTS, _bands_for
+    from campwatch.compare import OUTPUTS, _bands_for, default_clouds, limitations
     from campwatch.io import block_shape, check_writable, open_source
+    from campwatch.masks import cloud_test_info
 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -584,9 +585,8 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
     bands = detection_bands(method, read_bands, read_bands)
     extra: dict[str, Any] = {}
     if clouds is None:
-        clouds = src_b.profile.name.startswith("sentinel2") and src_b.scl is None
-        extra["clouds_reason"] = ("default for Sentinel-2 without SCL" if clouds
-                                  else "off: not Sentinel-2, or an SCL band already masked clouds")
+        clouds, extra["clouds_reason"] = default_clouds(src_b.profile.name.startswith("sentinel2"),
+                                                        src_b.scl is not None)
     brow, bcol = block_shape(src_b.finest)
     strip = _aligned(max(256, brow), brow) if brow < grid.height else grid.height
     if strip_rows is not None:
@@ -747,7 +747,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
         nb, fb, na, fa = state.clouds
         cloud_info.update(before_fraction=round(fb / nb, 6) if nb else 0.0,
                           after_fraction=round(fa / na, 6) if na else 0.0,
-                          test={"method": "spectral (HOT, bright-white, cirrus)", "buffer_px": 2})
+                          test=cloud_test_info())
     params = {**params, "clouds": cloud_info, "aoi": None, "coregister": coregister, **extra}
     valid_area = changed_area_m2(state.valid_rows, grid)  # the area of the valid pixels, row by row
     summary: dict[str, Any] = {
@@ -770,11 +770,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
     summary["clouds"] = cloud_info
     summary["aoi"] = None
     summary["polygons"] = len(gdf)
-    summary["limitations"] = [
-        f"pixels are {grid.pixel_size_m():.1f} m: structures smaller than about two pixels are not resolved",
-        "change means spectral change beyond the noise of the no-change pixels; it is not a building count",
-        "areas are geodesic (WGS84) sums of pixel areas",
-    ]
+    summary["limitations"] = limitations(grid)
     fit_px = sum(int(w.height * w.width) for w in sample)
     if fit_px < grid.height * grid.width:
         summary["limitations"].append(

@@ -267,8 +267,13 @@ def mask_clouds(scene: Scene, *, buffer_px: int = 2, **thresholds: float) -> Sce
     clouds = cloud_flags(scene, buffer_px=buffer_px, **thresholds)
     n_valid = int(scene.valid.sum())
     fraction = float(clouds.sum() / n_valid) if n_valid else 0.0
-    test = {"method": "spectral (HOT, bright-white, cirrus)", "buffer_px": buffer_px, **thresholds}
-    return scene.with_valid(~clouds, cloud_fraction=round(fraction, 6), cloud_test=test)
+    return scene.with_valid(~clouds, cloud_fraction=round(fraction, 6),
+                            cloud_test=cloud_test_info(buffer_px=buffer_px, **thresholds))
+
+
+def cloud_test_info(*, buffer_px: int = 2, **thresholds: float) -> dict[str, Any]:
+    """How :func:`cloud_flags` was run, as results record it (``meta["cloud_test"]``, summaries)."""
+    return {"method": "spectral (HOT, bright-white, cirrus)", "buffer_px": buffer_px, **thresholds}
 
 
 def aoi_mask(geometry: Any, grid: Grid) -> np.ndarray:
