@@ -916,14 +916,12 @@ def read_raster(path: str | os.PathLike[str], *, grid: Grid | None = None, band:
                     "an unreferenced label must cover exactly the prediction's grid (score a whole-scene "
                     "comparison, made without --aoi)")
             return arr, grid
-        own = Grid((ds.height, ds.width), ds.transform, ds.crs)
-    if grid is None:
-        with rasterio.open(p) as ds:
+        own = _grid_of(ds, p)
+        if grid is None:
             return ds.read(band), own
+        dtype = ds.dtypes[band - 1]
     ref = BandRef("mask", str(p), band, str(band), own, None, "float64")
     arr, _ = _read_band(ref, grid, Resampling[resampling])
-    with rasterio.open(p) as ds:
-        dtype = ds.dtypes[band - 1]
     return arr.astype(dtype), grid
 
 
