@@ -215,8 +215,8 @@ def _mask_clouds(scene: Scene, inp: TrackInput, inside: np.ndarray) -> tuple[Sce
     return scene, None, "not assessed (no mask file; data not in reflectance or cloud test unavailable)"
 
 
-def _bands_for(path: str, profile: str | None, band_map: Mapping[str, int] | None) -> list[str] | None:
-    src = open_source(path, profile=profile, bands=band_map)
+def _bands_for(src: Any) -> list[str] | None:
+    """The bands footprints need from a scene source (every band for VHR imagery)."""
     if src.profile.is_vhr or src.finest.grid.pixel_size_m() < 5.0:
         return None  # VHR: every band (the VHR extractor chooses)
     return [k for k in _WANTED if k in src.keys]
@@ -287,8 +287,11 @@ def track(scenes: Sequence[str | os.PathLike[str] | TrackInput], *, aoi: Any = N
     geom = getattr(the_aoi, "geometry", the_aoi)
     # dates first (cheap), so the earliest date defines the grid
     dated: list[tuple[dt.date, TrackInput]] = []
+    sources_of: dict[str, Any] = {}  # each scene inspected once (date, bands, provenance)
     for inp in inputs:
-        date = inp.date or open_source(inp.path, profile=profile, bands=band_map).date
+        with _given_date(inp):
+            sources_of[inp.path] = open_source(inp.path, profile=profile, bands=band_map)
+        date = inp.date or sources_of[inp.path].date
         if date is None:
             raise InvalidSceneError(f"{inp.path}: no acquisition date in its tags, file names or dates.txt; give it "
                                     f"as {inp.path}@YYYY-MM-DD")
@@ -300,7 +303,7 @@ def track(scenes: Sequence[str | os.PathLike[str] | TrackInput], *, aoi: Any = N
                                     "(check the dates, or drop one of them)")
     first = dated[0][1]
     with _given_date(first):
-        bands = _bands_for(first.path, profile, band_map)
+        bands = _bands_for(sources_of[first.path])
         ref = read_scene(first.path, aoi=geom, bands=bands, profile=profile, band_map=band_map)
     grid = ref.grid
     if the_aoi is not None:
@@ -348,9 +351,7 @@ def track(scenes: Sequence[str | os.PathLike[str] | TrackInput], *, aoi: Any = N
               "builtup": dict(used[0].builtup.params) if used and used[0].builtup else None}
     sources: list[str] = []
     for _, inp in dated:
-        with _given_date(inp):
-            src = open_source(inp.path, profile=profile, bands=band_map)
-        sources += [b.path for b in src.bands if bands is None or b.key in bands]
+        sources += [b.path for b in sources_of[inp.path].bands if bands is None or b.key in bands]
         m = Path(inp.cloud_mask) if inp.cloud_mask else _sibling_cloud_mask(Path(inp.path))
         if m is not None:
             sources.append(str(m))
