@@ -38,14 +38,13 @@ from campwatch.detect import METHODS
 def command(before: str, after: str, outdir: str, aoi: str | None, method: str, threshold: str, alpha: float,
             min_area_m2: float, opening_radius: int, increase_only: bool, no_coregister: bool, clouds: bool | None,
             structures: bool, stream: bool | None, workers: int, dask_address: str | None, profile: str | None,
-            band_map: str | None, overwrite: bool) -> None:
+            band_map: dict[str, int] | None, overwrite: bool) -> None:
     """Compare BEFORE and AFTER (files or band folders); outputs are on BEFORE's grid.
 
     Without --aoi the whole overlap is processed.
     """
     from campwatch.compare import OUTPUTS, STRUCTURE_OUTPUTS, compare_scenes, read_pair, write_compare_outputs
     from campwatch.io import check_writable
-    from campwatch.profiles import parse_band_override
 
     value = None
     t = threshold.strip().lower()
@@ -55,13 +54,12 @@ def command(before: str, after: str, outdir: str, aoi: str | None, method: str, 
         except ValueError:
             raise click.BadParameter(f"{threshold!r}: give auto, otsu, ki, chi2 or a number", param_hint="--threshold") from None
         t = "fixed"
-    bmap = parse_band_override(band_map) if band_map else None
     if dask_address:
         stream = True
     if stream is None and aoi is None:
         from campwatch.engine import auto_stream
 
-        stream = auto_stream(before, profile=profile, band_map=bmap)
+        stream = auto_stream(before, profile=profile, band_map=band_map)
     if stream:
         if aoi is not None:
             raise click.BadParameter("streaming processes the whole scene; drop --aoi or use --in-memory",
@@ -70,7 +68,7 @@ def command(before: str, after: str, outdir: str, aoi: str | None, method: str, 
 
         r = compare_streaming(before, after, outdir, method=method, threshold=t, value=value, alpha=alpha,
                               min_area_m2=min_area_m2, opening_radius=opening_radius, increase_only=increase_only,
-                              coregister=not no_coregister, clouds=clouds, profile=profile, band_map=bmap,
+                              coregister=not no_coregister, clouds=clouds, profile=profile, band_map=band_map,
                               workers=workers, client=dask_address, overwrite=overwrite, structures=structures)
         s = r.summary
         click.echo(f"{r.method} (streamed, {s['processing']['executor']}): changed {r.changed_area_m2:,.0f} m² "
@@ -84,7 +82,7 @@ def command(before: str, after: str, outdir: str, aoi: str | None, method: str, 
         return
     for name in OUTPUTS + (STRUCTURE_OUTPUTS if structures else ()):  # refuse before any work
         check_writable(f"{outdir}/{name}", overwrite=overwrite)
-    b, a, aoi_obj = read_pair(before, after, aoi=aoi, method=method, profile=profile, band_map=bmap)
+    b, a, aoi_obj = read_pair(before, after, aoi=aoi, method=method, profile=profile, band_map=band_map)
     result = compare_scenes(b, a, method=method, threshold=t, value=value, alpha=alpha,  # type: ignore[arg-type]
                             min_area_m2=min_area_m2, opening_radius=opening_radius, increase_only=increase_only,
                             coregister=not no_coregister, clouds=clouds, aoi=aoi_obj, structures=structures)

@@ -10,16 +10,15 @@ from rich.table import Table
 
 from campwatch.cli.options import band_options
 from campwatch.io import open_source
-from campwatch.profiles import parse_band_override
 
 
 @click.command("info")
 @click.argument("path", type=click.Path(path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
 @band_options
-def command(path: str, as_json: bool, profile: str | None, band_map: str | None) -> None:
+def command(path: str, as_json: bool, profile: str | None, band_map: dict[str, int] | None) -> None:
     """Describe a scene: a multi-band raster or a folder of per-band files."""
-    src = open_source(path, profile=profile, bands=parse_band_override(band_map) if band_map else None)
+    src = open_source(path, profile=profile, bands=band_map)
     desc = src.describe()
     if as_json:
         click.echo(json.dumps(desc, indent=2))

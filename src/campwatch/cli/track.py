@@ -6,7 +6,6 @@ import click
 
 from campwatch.cli.options import aoi_option, band_options, overwrite_option
 from campwatch.errors import InvalidSceneError
-from campwatch.profiles import parse_band_override
 
 
 def _parse_masks(values: tuple[str, ...]) -> dict[str, str]:
@@ -40,7 +39,7 @@ def _parse_masks(values: tuple[str, ...]) -> dict[str, str]:
 @overwrite_option
 def command(scenes: tuple[str, ...], aoi: str | None, outdir: str, cloud_masks: tuple[str, ...], max_cloud: float,
             min_valid: float, method: str, min_object_m2: float | None, misregistration_px: float,
-            profile: str | None, band_map: str | None, overwrite: bool) -> None:
+            profile: str | None, band_map: dict[str, int] | None, overwrite: bool) -> None:
     """Built footprint, objects and growth per date for one AOI.
 
     Give two or more dates (any order; a missing date is given as PATH@YYYY-MM-DD). Cloudy dates
@@ -54,7 +53,7 @@ def command(scenes: tuple[str, ...], aoi: str | None, outdir: str, cloud_masks: 
     timeline = track(list(scenes), aoi=aoi, cloud_masks=_parse_masks(cloud_masks), max_cloud_fraction=max_cloud,
                      min_valid_fraction=min_valid, method=method,  # type: ignore[arg-type]
                      min_object_m2=min_object_m2, misregistration_px=misregistration_px, profile=profile,
-                     band_map=parse_band_override(band_map) if band_map else None)
+                     band_map=band_map)
     written = write_timeline(timeline, outdir, overwrite=overwrite)
     for d in timeline.dates:
         fp = d.footprint
