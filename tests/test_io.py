@@ -185,3 +185,30 @@ def test_png_bytes_read_back_by_gdal(samples):
             assert ds.driver == "PNG" and ds.count == 3
             back = ds.read().transpose(1, 2, 0)
     assert np.array_equal(back, rgb) and rgb.std() > 10  # real imagery, not a flat image
+
+
+@pytest.mark.parametrize("which", ["one read", "band by band"])
+def test_read_source_into_a_larger_array_at_an_offset(which, samples, shared_data):
+    """The engine reads each window into its strip's arrays at a row and column: the same
+    pixels as a plain read, nothing written outside the window, a clear error when it
+    does not fit."""
+    from rasterio.windows import Window
+
+    from campwatch.io import read_source
+
+    path = (shared_data / "vhr-levircd" / "full1024" / "A" / "test_7.tif" if which == "one read"
+            else samples / "rennes" / "imgs_1")
+    src = open_source(path)
+    keys = list(src.keys)[:4]
+    grid = src.finest.grid.window(Window(37, 21, 150, 90))
+    plain = read_source(src, grid, bands=keys)
+    data = np.full((len(keys), 130, 200), 7.0, np.float32)
+    valid = np.ones((130, 200), bool)
+    got = read_source(src, grid, bands=keys, out=(data, valid), at=(25, 40))
+    assert np.array_equal(got.data, plain.data, equal_nan=True) and np.array_equal(got.valid, plain.valid)
+    assert np.shares_memory(got.data, data)
+    inside = np.zeros((130, 200), bool)
+    inside[25:115, 40:190] = True
+    assert (data[:, ~inside] == 7.0).all() and valid[~inside].all()
+    with pytest.raises(ValueError, match=r"at \(50, 40\) do not hold"):
+        read_source(src, grid, bands=keys, out=(data, valid), at=(50, 40))

@@ -40,32 +40,43 @@ def bilinear_bands(data: np.ndarray, valid: np.ndarray, new_valid: np.ndarray, r
     regular = True
     for c in range(1, n):
         regular = regular and ci[c] == ci[0] + c
+    # rows are taken as slices and indexed from 0: numba vectorises ``row[c]`` but not
+    # ``row[c + offset]`` (the offset might be negative)
     for b in range(nb):
         for r in range(m):
+            prow = pad[r - r_lo, -c_lo:n - c_lo]
+            drow = data[b, r]
+            vrow = valid[r]
             for c in range(n):
-                pad[r - r_lo, c - c_lo] = data[b, r, c] if valid[r, c] else zero
+                prow[c] = drow[c] if vrow[c] else zero
         for r in range(m):
             y0 = ri[r] - r_lo
             a0 = rw0[r]
             a1 = rw1[r]
-            p0 = pad[y0]
-            p1 = pad[y0 + 1]
-            if regular:  # taps at c + shift: contiguous loads (vectorises)
+            orow = out[b, r]
+            nv = new_valid[r]
+            if regular:  # taps at c + shift: contiguous loads
                 off = ci[0] - c_lo
+                p00 = pad[y0, off:off + n]
+                p01 = pad[y0, off + 1:off + 1 + n]
+                p10 = pad[y0 + 1, off:off + n]
+                p11 = pad[y0 + 1, off + 1:off + 1 + n]
                 for c in range(n):
-                    t = (np.float64(p0[c + off]) * a0) * cw0[c]
-                    t += (np.float64(p0[c + off + 1]) * a0) * cw1[c]
-                    t += (np.float64(p1[c + off]) * a1) * cw0[c]
-                    t += (np.float64(p1[c + off + 1]) * a1) * cw1[c]
-                    out[b, r, c] = np.float32(t) if new_valid[r, c] else nan
+                    t = (np.float64(p00[c]) * a0) * cw0[c]
+                    t += (np.float64(p01[c]) * a0) * cw1[c]
+                    t += (np.float64(p10[c]) * a1) * cw0[c]
+                    t += (np.float64(p11[c]) * a1) * cw1[c]
+                    orow[c] = np.float32(t) if nv[c] else nan
             else:
+                p0 = pad[y0]
+                p1 = pad[y0 + 1]
                 for c in range(n):
                     x0 = ci[c] - c_lo
                     t = (np.float64(p0[x0]) * a0) * cw0[c]
                     t += (np.float64(p0[x0 + 1]) * a0) * cw1[c]
                     t += (np.float64(p1[x0]) * a1) * cw0[c]
                     t += (np.float64(p1[x0 + 1]) * a1) * cw1[c]
-                    out[b, r, c] = np.float32(t) if new_valid[r, c] else nan
+                    orow[c] = np.float32(t) if nv[c] else nan
     return out
 
 
@@ -228,6 +239,30 @@ def box_mean3(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
+@njit(cache=True, nogil=True)
+def _grow_cross(mask: np.ndarray) -> np.ndarray:
+    """``mask`` grown by the 4-neighbour cross (outside the array: False), row by row on
+    row slices indexed from 0 (slice expressions such as ``wet[1:, :] |= mask[:-1, :]``
+    run forty times slower here)."""
+    m, n = mask.shape
+    out = np.empty((m, n), np.bool_)
+    for r in range(m):
+        row = mask[r]
+        up = mask[max(r - 1, 0)]
+        down = mask[min(r + 1, m - 1)]
+        o = out[r]
+        for c in range(n):
+            o[c] = (row[c] | up[c]) | down[c]
+        if n > 1:
+            left, right = row[:n - 1], row[1:]
+            o_right, o_left = out[r, 1:], out[r, :n - 1]
+            for c in range(n - 1):
+                o_right[c] = o_right[c] | left[c]
+            for c in range(n - 1):
+                o_left[c] = o_left[c] | right[c]
+    return out
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def default_score(b: np.ndarray, a: np.ndarray, v: np.ndarray, sel: np.ndarray, gain: np.ndarray,
                   offset: np.ndarray, sigma: np.ndarray, nir: int, red: int, swir: int) -> np.ndarray:
@@ -277,12 +312,7 @@ def default_score(b: np.ndarray, a: np.ndarray, v: np.ndarray, sel: np.ndarray, 
             vok[r, c] = v[r, c] & np.isfinite(g)
     s = box_mean3(mag, v)
     vm = box_mean3(veg, vok)
-    # water grown by the 4-neighbour cross (outside the array: dry)
-    wet = water.copy()
-    wet[1:, :] |= water[:-1, :]
-    wet[:-1, :] |= water[1:, :]
-    wet[:, 1:] |= water[:, :-1]
-    wet[:, :-1] |= water[:, 1:]
+    wet = _grow_cross(water)
     c075 = np.float32(0.75)
     c03 = np.float32(0.3)
     one = np.float32(1.0)
@@ -303,39 +333,47 @@ def default_score(b: np.ndarray, a: np.ndarray, v: np.ndarray, sel: np.ndarray, 
 @njit(cache=True, nogil=True)
 def dn_to_reflectance(dn: np.ndarray, offset: float, scale: float, nodata: np.ndarray, has_nodata: np.ndarray,
                       zero_fill: np.ndarray, all_zero: np.ndarray, saturation: float, has_saturation: bool,
-                      data: np.ndarray, valid: np.ndarray) -> None:
-    """:func:`campwatch.io.read_source`'s conversion of one multi-band read, in one pass:
-    ``data[b] = float32((dn + offset) * scale)`` (float64 arithmetic, the values of its
-    look-up table) and ``valid`` False where any band is nodata (``dn == nodata[b]``),
-    zero fill (``zero_fill[b]`` and 0), saturated (``dn >= saturation``), or where every
-    band flagged ``all_zero`` is 0; NaN in ``data`` where not valid."""
+                      data: np.ndarray, valid: np.ndarray, r0: int, c0: int) -> None:
+    """:func:`campwatch.io.read_source`'s conversion of one (B, M, N) multi-band read, in one
+    pass, into rows ``r0:r0+M`` and columns ``c0:c0+N`` of ``data`` and ``valid``:
+    ``float32((dn + offset) * scale)`` (float64 arithmetic, the values of its look-up
+    table), and valid False where any band is nodata (``dn == nodata[b]``), zero fill
+    (``zero_fill[b]`` and 0), saturated (``dn >= saturation``), or where every band
+    flagged ``all_zero`` is 0; NaN in ``data`` where not valid.
+
+    ``data`` and ``valid`` are whole C-contiguous arrays with the offset passed apart: a
+    kernel writing through a strided view is not vectorised (about three times slower)."""
     nb, m, n = dn.shape
-    # band by band, simple inner loops over contiguous rows (they vectorise)
-    zeros = np.ones((m, n), np.bool_)
+    # row by row: the flags of a row over every band, then its values (contiguous loops that
+    # vectorise, on data that stays in cache)
+    bad = np.empty(n, np.bool_)
+    nonzero = np.empty(n, np.bool_)
     any_all_zero = False
-    valid[:, :] = True
     for b in range(nb):
-        nd = nodata[b]
-        chk_nd = has_nodata[b]
-        chk_zero = zero_fill[b]
-        chk_all = all_zero[b]
-        any_all_zero = any_all_zero or chk_all
-        for r in range(m):
+        any_all_zero = any_all_zero or all_zero[b]
+    nan = np.float32(np.nan)
+    for r in range(m):
+        for c in range(n):
+            bad[c] = False
+            nonzero[c] = not any_all_zero
+        for b in range(nb):
+            nd = nodata[b]
+            chk_nd = has_nodata[b]
+            chk_zero = zero_fill[b]
+            chk_all = all_zero[b]
             for c in range(n):
                 v = np.float64(dn[b, r, c])
-                bad = (chk_nd and v == nd) or (chk_zero and v == 0.0) or (has_saturation and not (v < saturation))
-                valid[r, c] = valid[r, c] and not bad
-                zeros[r, c] = zeros[r, c] and not (chk_all and v != 0.0)
-    if any_all_zero:
-        for r in range(m):
-            for c in range(n):
-                valid[r, c] = valid[r, c] and not zeros[r, c]
-    nan = np.float32(np.nan)
-    for b in range(nb):
-        for r in range(m):
+                bad[c] = bad[c] | (chk_nd & (v == nd)) | (chk_zero & (v == 0.0)) | (has_saturation & (not (v < saturation)))
+                nonzero[c] = nonzero[c] | (chk_all & (v != 0.0))
+        # row slices, indexed from 0: an offset index (c0 + c) is not vectorised either
+        vrow = valid[r0 + r, c0:c0 + n]
+        for c in range(n):
+            vrow[c] = (not bad[c]) & nonzero[c]
+        for b in range(nb):
+            drow = data[b, r0 + r, c0:c0 + n]
             for c in range(n):
                 x = np.float32((np.float64(dn[b, r, c]) + offset) * scale)
-                data[b, r, c] = x if valid[r, c] else nan
+                drow[c] = x if vrow[c] else nan
 
 
 @njit(cache=True, nogil=True)

@@ -178,14 +178,14 @@ def _pad(grid: Grid, core: Window, halo: int) -> Window:
     return Window(c0, r0, c1 - c0, r1 - r0)
 
 
-def _read(plan: _Plan, win: Window, out: Any = (None, None)) -> tuple[Scene, Scene]:
+def _read(plan: _Plan, win: Window, out: Any = (None, None), at: tuple[int, int] = (0, 0)) -> tuple[Scene, Scene]:
     """Both dates on a window of the plan's grid (the I/O edge does the reading), into the
-    ``(data, valid)`` arrays of ``out`` when given."""
+    ``(data, valid)`` arrays of ``out`` from row and column ``at`` when given."""
     from campwatch.io import read_source
 
     g = plan.grid.window(win)
-    return (read_source(plan.before, g, bands=plan.read_bands, out=out[0]),
-            read_source(plan.after, g, bands=plan.read_bands, out=out[1]))
+    return (read_source(plan.before, g, bands=plan.read_bands, out=out[0], at=at),
+            read_source(plan.after, g, bands=plan.read_bands, out=out[1], at=at))
 
 
 def _prepare(plan: _Plan, b: Scene, a: Scene) -> tuple[Scene, Scene, np.ndarray, np.ndarray]:
@@ -311,10 +311,14 @@ class _LocalStrips:
         self.prefetcher = ThreadPoolExecutor(1, thread_name_prefix="campwatch-prefetch")
         self._fit_reads: dict[tuple[float, float, float, float], tuple[Window, Any]] = {}
         self._first: Any = None  # the first strip's pending reads, when prefetched
+        # the flat (data, valid) buffers of strips whose windows are done, for the next reads:
+        # fresh buffers would be zeroed by the kernel page by page (about 1 CPU-s a full tile)
+        self._spare: list[tuple[np.ndarray, np.ndarray]] = []
 
     def close(self) -> None:
         self.prefetcher.shutdown(wait=True)
         self.pool.shutdown(wait=True)
+        self._spare.clear()
 
     def _cols(self) -> list[tuple[int, int]]:
         n = self.plan.grid.width
@@ -323,31 +327,41 @@ class _LocalStrips:
     def _start_read(self, r0: int, r1: int, tail: tuple[Scene, Scene] | None, executor: Any = None) -> Any:
         """Queue the reads of rows [r0, r1) of both dates, under ``tail`` (rows just above r0),
         on the pool (or ``executor``); returns a function that waits for them and gives the
-        two scenes."""
+        two scenes and their flat buffers (for :meth:`_buffer` once the strip is done)."""
         plan = self.plan
         nb, n = len(plan.read_bands), plan.grid.width
         t = tail[0].grid.height if tail is not None else 0
         h = r1 - r0
-        bufs = [(np.empty((nb, t + h, n), np.float32), np.empty((t + h, n), bool)) for _ in (0, 1)]
+        flats = [self._buffer(nb * (t + h) * n) for _ in (0, 1)]
+        bufs = [(d[:nb * (t + h) * n].reshape(nb, t + h, n), v[:(t + h) * n].reshape(t + h, n)) for d, v in flats]
         if tail is not None:
             for (data, valid), sc in zip(bufs, tail, strict=True):
                 data[:, :t] = sc.data
                 valid[:t] = sc.valid
 
         def job(c0: int, c1: int) -> tuple[Scene, Scene]:
-            return _read(plan, Window(c0, r0, c1 - c0, h), [(data[:, t:, c0:c1], valid[t:, c0:c1]) for data, valid in bufs])
+            return _read(plan, Window(c0, r0, c1 - c0, h), bufs, at=(t, c0))
 
         futs = [(executor or self.pool).submit(job, c0, c1) for c0, c1 in self._cols()]
 
-        def finish() -> tuple[Scene, Scene]:
+        def finish() -> tuple[Scene, Scene, list[tuple[np.ndarray, np.ndarray]]]:
             first = futs[0].result()
             for f in futs[1:]:
                 f.result()
             g = plan.grid.window(Window(0, r0 - t, n, t + h))
             out = [dataclasses.replace(first[k], data=bufs[k][0], valid=bufs[k][1], grid=g) for k in (0, 1)]
-            return out[0], out[1]
+            return out[0], out[1], flats
 
         return finish
+
+    def _buffer(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """A spare flat (data, valid) pair of at least ``size`` values (valid: ``size / bands``),
+        or a new one."""
+        for i, (d, v) in enumerate(self._spare):
+            if d.size >= size:
+                return self._spare.pop(i)
+        nb = len(self.plan.read_bands)
+        return np.empty(size, np.float32), np.empty(size // nb, bool)
 
     def prefetch_fit(self, windows: list[Window], halo: int) -> None:
         """Queue the reads of the fit windows (with ``halo``, at least the preparation halo the
@@ -397,7 +411,9 @@ class _LocalStrips:
         pending, self._first = self._first or self._start_read(*strips[0], None), None
         for k, (r0, r1) in enumerate(strips):
             last = k == len(strips) - 1
-            held = pending()
+            sb, sa, flats = pending()
+            held = (sb, sa)
+            del sb, sa
             top = r1 - held[0].grid.height  # first row held
             end = r1 if last else max(done, r1 - h)
             futs = []
@@ -430,6 +446,11 @@ class _LocalStrips:
             for f in futs:
                 yield f.result()
             del futs
+            # this strip's windows are done (the next strip holds a copy of its tail): its buffers
+            # serve a later strip, unless taller than an ordinary one (the first), which go now
+            ordinary = len(plan.read_bands) * (self.strip + 2 * h) * grid.width
+            self._spare.extend((d, v) for d, v in flats if d.size <= ordinary)
+            del flats
             done = end
 
 

@@ -713,9 +713,10 @@ def _one_read(source: SceneSource, grid: Grid, keys: Sequence[str]) -> Window | 
 
 
 def _read_at_once(source: SceneSource, win: Window, keys: Sequence[str], data: np.ndarray,
-                  valid: np.ndarray) -> None:
+                  valid: np.ndarray, at: tuple[int, int]) -> None:
     """All of ``keys`` in one read of one file, converted by one compiled pass with exactly the
-    numbers of the band-by-band path (:func:`campwatch._kernels.dn_to_reflectance`)."""
+    numbers of the band-by-band path (:func:`campwatch._kernels.dn_to_reflectance`), into
+    ``data`` and ``valid`` from row and column ``at``."""
     from campwatch._kernels import dn_to_reflectance
 
     refs = [source.band(k) for k in keys]
@@ -730,13 +731,19 @@ def _read_at_once(source: SceneSource, win: Window, keys: Sequence[str], data: n
     nodata = np.array([r.nodata if h else 0.0 for r, h in zip(refs, has_nodata, strict=True)], np.float64)
     sat = prof.saturation
     dn_to_reflectance(dn, float(prof.offset), float(prof.scale), nodata, has_nodata, zero_fill, all_zero,
-                      float(sat) if sat is not None else 0.0, sat is not None, data, valid)
+                      float(sat) if sat is not None else 0.0, sat is not None, data, valid, *at)
 
 
 def read_source(source: SceneSource, grid: Grid, *, bands: Sequence[str] | None = None,
                 resampling: Literal["bilinear", "nearest", "cubic", "average"] = "bilinear",
-                use_scl: bool = True, out: tuple[np.ndarray, np.ndarray] | None = None) -> Scene:
+                use_scl: bool = True, out: tuple[np.ndarray, np.ndarray] | None = None,
+                at: tuple[int, int] = (0, 0)) -> Scene:
     """Read ``source`` onto ``grid``: reflectance, valid mask, date and provenance.
+
+    With ``out``, the (bands, rows, cols) float32 and (rows, cols) bool arrays read into:
+    the grid's first pixel lands at row and column ``at`` of them, and the scene's arrays
+    are views of them.  Pass whole C-contiguous arrays and ``at`` rather than a view of
+    their middle: the one-read conversion then writes them at full speed.
 
     Invalid pixels (outside the file, nodata, zero fill in unsigned products, saturation,
     and L2A SCL cloud/shadow/cirrus/snow where an SCL band is present) are NaN and
@@ -752,15 +759,21 @@ def read_source(source: SceneSource, grid: Grid, *, bands: Sequence[str] | None 
     rs = Resampling[resampling]
     prof = source.profile
     if out is not None:
-        data, valid = out
-        if data.shape != (len(keys), *grid.shape) or valid.shape != grid.shape:
-            raise ValueError(f"out arrays {data.shape}, {valid.shape} do not fit {len(keys)} bands on {grid.shape}")
+        whole, whole_valid = out
+        r, c = at
+        m, n = grid.shape
+        if (whole.ndim != 3 or whole.shape[0] != len(keys) or whole.shape[1:] != whole_valid.shape
+                or min(r, c) < 0 or r + m > whole.shape[1] or c + n > whole.shape[2]):
+            raise ValueError(f"out arrays {whole.shape}, {whole_valid.shape} at {at} do not hold {len(keys)} "
+                             f"bands on {grid.shape}")
+        data, valid = whole[:, r:r + m, c:c + n], whole_valid[r:r + m, c:c + n]
     else:
-        data = np.empty((len(keys), *grid.shape), dtype=np.float32)
-        valid = np.empty(grid.shape, dtype=bool)
+        data = whole = np.empty((len(keys), *grid.shape), dtype=np.float32)
+        valid = whole_valid = np.empty(grid.shape, dtype=bool)
+        at = (0, 0)
     win = _one_read(source, grid, keys)
     if win is not None:
-        _read_at_once(source, win, keys, data, valid)
+        _read_at_once(source, win, keys, whole, whole_valid, at)
         return _scene(source, grid, keys, data, valid, resampling)
     valid[...] = True
     all_zero: np.ndarray | None = None  # multi-band files: zero in every unsigned band without nodata
