@@ -267,3 +267,21 @@ def test_kept_open_reuses_and_closes_handles(samples):
         assert len(kept) == 1  # one file, one thread: one handle, reused
     assert io._KEPT is None
     assert all(ds.closed for ds in kept.values())
+
+
+def test_neighbourhood_kernels_at_edges_and_odd_shapes():
+    """The majority filter and the 3 × 3 valid mean repeat their numpy formulas on masks and
+    images down to one row or one column, where every neighbourhood is mostly edge.  (Random
+    masks: these kernels only count and average, so any values exercise them.)"""
+    from campwatch._kernels import box_mean3, majority
+
+    rng = np.random.default_rng(7)
+    for shape in ((1, 1), (1, 9), (9, 1), (2, 3), (6, 5), (37, 61)):
+        valid = rng.random(shape) < 0.8
+        for r in (1, 2, 3):
+            mask = rng.random(shape) < 0.5
+            size = 2 * r + 1
+            ref = (2 * _box_sum(mask.astype(np.int32), size) > size * size) & valid
+            assert np.array_equal(majority(mask, valid, r), ref), (shape, r)
+        x = rng.random(shape).astype(np.float32)
+        assert np.array_equal(box_mean3(x, valid), _nanmean_filter(x, valid, 3), equal_nan=True), shape

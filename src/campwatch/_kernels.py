@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange  # noqa: F401
 
-__all__ = ["bilinear_bands", "box_mean3", "cloud_spectral", "default_score", "dn_to_reflectance", "histogram_add", "label_row_areas", "label_sums", "masked_moments", "relative_pass", "set_nan",
+__all__ = ["bilinear_bands", "box_mean3", "cloud_spectral", "default_score", "dn_to_reflectance", "histogram_add", "label_row_areas", "label_sums", "majority", "masked_moments", "relative_pass", "set_nan",
            "trace_rings"]
 
 
@@ -150,8 +150,9 @@ def cloud_spectral(blue: np.ndarray, green: np.ndarray, red: np.ndarray, nir: np
                    has_swir: bool) -> np.ndarray:
     """(M, N) bool: the per-pixel tests of :func:`campwatch.masks.cloud_mask` (before its
     majority filter), in float32 as the numpy expressions they replace.  ``th`` holds the
-    float32 thresholds (hot, strong hot, bright, whiteness, cirrus, cirrus haze); ``cirrus``
-    and ``swir`` are read only when ``has_cirrus`` / ``has_swir``."""
+    float32 thresholds (hot, strong hot, bright, whiteness, cirrus, cirrus haze); without
+    ``has_cirrus`` / ``has_swir`` their tests are switched off and ``cirrus`` / ``swir``
+    may be any array of the same shape (its values are not used)."""
     m, n = blue.shape
     out = np.empty((m, n), np.bool_)
     f3 = np.float32(3.0)
@@ -162,32 +163,65 @@ def cloud_spectral(blue: np.ndarray, green: np.ndarray, red: np.ndarray, nir: np
     c06 = np.float32(0.6)
     c011 = np.float32(0.11)
     zero = np.float32(0.0)
-    # absent bands are read at (0, 0) of their 1 x 1 stand-in and their tests switched off,
-    # so the pixel loop has no branches (bitwise & and |) and vectorises
-    hc = 1 if has_cirrus else 0
-    hs = 1 if has_swir else 0
+    t_hot, t_strong, t_bright, t_white, t_cirrus, t_haze = th[0], th[1], th[2], th[3], th[4], th[5]
+    # row slices indexed from 0, no branches (bitwise & and |): the pixel loop vectorises
     for r in range(m):
+        blr, grr, rdr, nir_r, cir, swr, vr, o = blue[r], green[r], red[r], nir[r], cirrus[r], swir[r], valid[r], out[r]
         for c in range(n):
-            bl = blue[r, c]
-            gr = green[r, c]
-            rd = red[r, c]
-            ni = nir[r, c]
-            ci = cirrus[r * hc, c * hc]
-            sw = swir[r * hs, c * hs]
+            bl = blr[c]
+            gr = grr[c]
+            rd = rdr[c]
+            ni = nir_r[c]
+            ci = cir[c]
+            sw = swr[c]
             vis = (bl + gr) + rd
             vis = vis / f3
             dev = np.abs(bl - vis)
             dev = dev + np.abs(gr - vis)
             dev = dev + np.abs(rd - vis)
-            white = (vis > zero) & (dev < th[3] * vis)
+            white = (vis > zero) & (dev < t_white * vis)
             ndvi = (ni - rd) / (ni + rd)
             hot = bl - half * rd
             hot = hot - c008
-            haze = (hot > th[0]) & (ndvi > c02) & ((ci > th[5]) | (not has_cirrus))
-            cl = haze | (hot > th[1]) | ((vis > th[2]) & white & (ndvi < c04)) | ((ci > th[4]) & has_cirrus)
+            haze = (hot > t_hot) & (ndvi > c02) & ((ci > t_haze) | (not has_cirrus))
+            cl = haze | (hot > t_strong) | ((vis > t_bright) & white & (ndvi < c04)) | ((ci > t_cirrus) & has_cirrus)
             ndsi = (gr - sw) / (gr + sw)
             snow = (ndsi > c06) & (ni > c011) & has_swir
-            out[r, c] = cl & ~snow & valid[r, c]
+            o[c] = cl & ~snow & vr[c]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def majority(mask: np.ndarray, valid: np.ndarray, r: int) -> np.ndarray:
+    """(M, N) bool: ``valid`` and more than half of the ``(2r + 1)`` square around the pixel
+    True in ``mask``, edges repeated (``mode="nearest"``); exact integer counts.
+    ``tests/test_kernels.py`` holds the numpy formula it repeats."""
+    m, n = mask.shape
+    size = 2 * r + 1
+    need = size * size
+    col = np.empty(n + 2 * r, np.int32)  # column counts of the row's square, edges repeated
+    acc = np.empty(n, np.int32)
+    out = np.empty((m, n), np.bool_)
+    for i in range(m):
+        inner = col[r:r + n]
+        for c in range(n):
+            inner[c] = 0
+        for k in range(-r, r + 1):
+            src = mask[min(max(i + k, 0), m - 1)]
+            for c in range(n):
+                inner[c] += np.int32(src[c])
+        for k in range(r):
+            col[k] = col[r]
+            col[r + n + k] = col[r + n - 1]
+        for c in range(n):
+            acc[c] = 0
+        for k in range(size):
+            sh = col[k:k + n]
+            for c in range(n):
+                acc[c] += sh[c]
+        o, v = out[i], valid[i]
+        for c in range(n):
+            o[c] = (2 * acc[c] > need) & v[c]
     return out
 
 
@@ -195,11 +229,12 @@ def cloud_spectral(blue: np.ndarray, green: np.ndarray, red: np.ndarray, nir: np
 def set_nan(data: np.ndarray, flags: np.ndarray) -> None:
     """``data[:, flags] = NaN`` in place."""
     nb, m, n = data.shape
-    for r in range(m):
-        for c in range(n):
-            if flags[r, c]:
-                for b in range(nb):
-                    data[b, r, c] = np.nan
+    nan = np.float32(np.nan)
+    for b in range(nb):
+        for r in range(m):
+            d, f = data[b, r], flags[r]
+            for c in range(n):
+                d[c] = nan if f[c] else d[c]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -209,33 +244,33 @@ def box_mean3(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
     three rows, then three columns), so it does not depend on where the window starts;
     ``tests/test_kernels.py`` holds the numpy formula it repeats."""
     m, n = x.shape
-    rows = np.empty((m, n), np.float32)
-    cnt = np.empty((m, n), np.int32)
-    zero = np.float32(0.0)
-    for r in range(m):
-        r0 = max(r - 1, 0)
-        r2 = min(r + 1, m - 1)
-        for c in range(n):
-            v0 = x[r0, c] if valid[r0, c] else zero
-            v1 = x[r, c] if valid[r, c] else zero
-            v2 = x[r2, c] if valid[r2, c] else zero
-            rows[r, c] = (v0 + v1) + v2
-            cnt[r, c] = np.int32(valid[r0, c]) + np.int32(valid[r, c]) + np.int32(valid[r2, c])
     out = np.empty((m, n), np.float32)
+    # one row at a time: the column sums of its three rows, the edge columns repeated into a
+    # one-pixel border, then the sums of three neighbouring columns (row slices indexed from 0)
+    rows = np.empty(n + 2, np.float32)
+    cnt = np.empty(n + 2, np.int32)
+    zero = np.float32(0.0)
     nan = np.float32(np.nan)
     for r in range(m):
-        out[r, 0] = (rows[r, 0] + rows[r, 0]) + rows[r, min(1, n - 1)]
-        k = cnt[r, 0] + cnt[r, 0] + cnt[r, min(1, n - 1)]
-        out[r, 0] = out[r, 0] / np.float32(k) if k > 0 else nan
-        for c in range(1, n - 1):
-            sm = (rows[r, c - 1] + rows[r, c]) + rows[r, c + 1]
-            k = cnt[r, c - 1] + cnt[r, c] + cnt[r, c + 1]
+        x0, x1, x2 = x[max(r - 1, 0)], x[r], x[min(r + 1, m - 1)]
+        v0, v1, v2 = valid[max(r - 1, 0)], valid[r], valid[min(r + 1, m - 1)]
+        rs, cs = rows[1:n + 1], cnt[1:n + 1]
+        for c in range(n):
+            a0 = x0[c] if v0[c] else zero
+            a1 = x1[c] if v1[c] else zero
+            a2 = x2[c] if v2[c] else zero
+            rs[c] = (a0 + a1) + a2
+            cs[c] = np.int32(v0[c]) + np.int32(v1[c]) + np.int32(v2[c])
+        rows[0], cnt[0] = rows[1], cnt[1]
+        rows[n + 1], cnt[n + 1] = rows[n], cnt[n]
+        left, mid, right = rows[0:n], rows[1:n + 1], rows[2:n + 2]
+        cl, cm, cr = cnt[0:n], cnt[1:n + 1], cnt[2:n + 2]
+        o = out[r]
+        for c in range(n):
+            sm = (left[c] + mid[c]) + right[c]
+            k = cl[c] + cm[c] + cr[c]
             q = sm / np.float32(k)
-            out[r, c] = q if k > 0 else nan
-        if n > 1:
-            sm = (rows[r, n - 2] + rows[r, n - 1]) + rows[r, n - 1]
-            k = cnt[r, n - 2] + cnt[r, n - 1] + cnt[r, n - 1]
-            out[r, n - 1] = sm / np.float32(k) if k > 0 else nan
+            o[c] = q if k > 0 else nan
     return out
 
 
@@ -270,63 +305,71 @@ def default_score(b: np.ndarray, a: np.ndarray, v: np.ndarray, sel: np.ndarray, 
     outside ``v``, in the float32 arithmetic of the numpy code (``gain``, ``offset``,
     ``sigma`` float32; ``swir`` -1 when the scene has no swir16)."""
     _, m, n = b.shape
-    # pixel loops without branches (selects, bitwise & and |): they vectorise
-    mag = np.zeros((m, n), np.float32)
-    for i in range(sel.shape[0]):  # band by band, as the numpy code accumulates
-        k = sel[i]
-        g, o, sg = gain[i], offset[i], sigma[i]
-        for r in range(m):
-            for c in range(n):
-                z = b[k, r, c] * g
-                z = z + o
-                z = a[k, r, c] - z
-                z = z / sg
-                mag[r, c] = mag[r, c] + z * z
+    # one pass, row by row: the squared z-scores summed over the bands (band by band, as
+    # the numpy code accumulates), then the vegetation index and water of the pixel; row
+    # slices indexed from 0, selects and bitwise & and |, so the loops vectorise
+    mag = np.empty((m, n), np.float32)
     veg = np.empty((m, n), np.float32)
     vok = np.empty((m, n), np.bool_)
     water = np.empty((m, n), np.bool_)
     eps = np.float32(1e-6)
     w8 = np.float32(0.08)
     w5 = np.float32(0.05)
+    zero = np.float32(0.0)
     hs = 1 if swir >= 0 else 0
     ks = swir if swir >= 0 else 0
     for r in range(m):
+        mrow = mag[r]
         for c in range(n):
-            mag[r, c] = np.sqrt(mag[r, c])
-            bn = b[nir, r, c]
-            an = a[nir, r, c]
-            bs = b[ks, r, c]
-            as_ = a[ks, r, c]
+            mrow[c] = zero
+        for i in range(sel.shape[0]):
+            k = sel[i]
+            g, o, sg = gain[i], offset[i], sigma[i]
+            brow, arow = b[k, r], a[k, r]
+            for c in range(n):
+                z = brow[c] * g
+                z = z + o
+                z = arow[c] - z
+                z = z / sg
+                mrow[c] = mrow[c] + z * z
+        bn_r, an_r, bs_r, as_r, br_r, ar_r = b[nir, r], a[nir, r], b[ks, r], a[ks, r], b[red, r], a[red, r]
+        vrow, vg, vk, wt = v[r], veg[r], vok[r], water[r]
+        for c in range(n):
+            mrow[c] = np.sqrt(mrow[c])
+            bn = bn_r[c]
+            an = an_r[c]
+            bs = bs_r[c]
+            as_ = as_r[c]
             wet_swir = ((bs < w5) & (bn < w8)) | ((as_ < w5) & (an < w8))
             wet_nir = (bn < w8) & (an < w8)
-            water[r, c] = (wet_swir & (hs == 1)) | (wet_nir & (hs == 0))
-            br = b[red, r, c]
-            ar = a[red, r, c]
+            wt[c] = (wet_swir & (hs == 1)) | (wet_nir & (hs == 0))
+            br = br_r[c]
+            ar = ar_r[c]
             nb_ = (bn - br) / ((bn + br) + eps)
             na_ = (an - ar) / ((an + ar) + eps)
             # np.fmax: the other value where one is NaN
-            g = max(nb_, na_)
-            g = na_ if np.isnan(nb_) else g
-            g = nb_ if np.isnan(na_) else g
-            veg[r, c] = g
-            vok[r, c] = v[r, c] & np.isfinite(g)
+            gv = max(nb_, na_)
+            gv = na_ if np.isnan(nb_) else gv
+            gv = nb_ if np.isnan(na_) else gv
+            vg[c] = gv
+            vk[c] = vrow[c] & np.isfinite(gv)
     s = box_mean3(mag, v)
     vm = box_mean3(veg, vok)
     wet = _grow_cross(water)
     c075 = np.float32(0.75)
     c03 = np.float32(0.3)
     one = np.float32(1.0)
-    zero = np.float32(0.0)
     nan = np.float32(np.nan)
     for r in range(m):
+        srow, vmr, wr, vr = s[r], vm[r], wet[r], v[r]
         for c in range(n):
-            g = vm[r, c]
-            g = zero if np.isnan(g) else g
-            g = (c075 - g) / c03
-            g = min(max(g, zero), one)
-            x = s[r, c] * g
-            x = zero if wet[r, c] else x
-            s[r, c] = x if v[r, c] else nan
+            gv = vmr[c]
+            gv = zero if np.isnan(gv) else gv
+            gv = (c075 - gv) / c03
+            gv = min(max(gv, zero), one)
+            x = srow[c] * gv
+            x = zero if wr[c] else x
+            srow[c] = x if vr[c] else nan
     return s
 
 

@@ -357,7 +357,7 @@ class _LocalStrips:
     def _buffer(self, size: int) -> tuple[np.ndarray, np.ndarray]:
         """A spare flat (data, valid) pair of at least ``size`` values (valid: ``size / bands``),
         or a new one."""
-        for i, (d, v) in enumerate(self._spare):
+        for i, (d, _) in enumerate(self._spare):
             if d.size >= size:
                 return self._spare.pop(i)
         nb = len(self.plan.read_bands)

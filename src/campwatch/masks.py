@@ -173,32 +173,15 @@ cirrus_threshold, cirrus_haze_threshold : float
                    cirrus_haze_threshold], dtype=f32)
     blue, green, red, nir = (scene.band(b) for b in CLOUD_TEST_BANDS)
     has_cirrus, has_swir = scene.has("cirrus"), scene.has("swir16")
-    dummy = np.zeros((1, 1), f32)
-    clouds = cloud_spectral(blue, green, red, nir, scene.band("cirrus") if has_cirrus else dummy,
-                            scene.band("swir16") if has_swir else dummy, scene.valid, th, has_cirrus, has_swir)
-    clouds &= scene.valid
+    # the spectral test already leaves invalid pixels False
+    clouds = cloud_spectral(blue, green, red, nir, scene.band("cirrus") if has_cirrus else blue,
+                            scene.band("swir16") if has_swir else blue, scene.valid, th, has_cirrus, has_swir)
     if majority_px > 0:
-        size = 2 * majority_px + 1
-        # cloud when more than half of the size x size neighbourhood (edges repeated) passed
-        share = _box_count(clouds, majority_px)
-        clouds = (2 * share.astype(np.int32) > size * size) & scene.valid
+        from campwatch._kernels import majority
+
+        # cloud when more than half of the square neighbourhood (edges repeated) passed
+        clouds = majority(clouds, scene.valid, majority_px)
     return clouds
-
-
-def _box_count(mask: np.ndarray, r: int) -> np.ndarray:
-    """Number of True pixels in the ``(2r + 1)`` square around each pixel, edges repeated
-    (``mode="nearest"``); exact integers (uint8 up to r = 7, else int32)."""
-    size = 2 * r + 1
-    dt = np.uint8 if size * size < 256 else np.int32
-    p = np.pad(mask, r, mode="edge").view(np.uint8).astype(dt)
-    m, n = mask.shape
-    rows: np.ndarray[Any, Any] = p[0:m].copy()
-    for k in range(1, size):
-        rows += p[k:k + m]
-    out: np.ndarray[Any, Any] = rows[:, 0:n].copy()
-    for k in range(1, size):
-        out += rows[:, k:k + n]
-    return out
 
 
 def grow_square(mask: np.ndarray, r: int) -> np.ndarray:
