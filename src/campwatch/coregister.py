@@ -214,7 +214,7 @@ def estimate_shift(reference: np.ndarray, moving: np.ndarray, *, valid: np.ndarr
     return Shift(dx + 0.0, dy + 0.0, _peak_reliability(g_ref, g_mov) if reliability else float("nan"))
 
 
-def apply_shift(scene: Scene, dx_px: float, dy_px: float) -> Scene:
+def apply_shift(scene: Scene, dx_px: float, dy_px: float, *, origin: tuple[int, int] = (0, 0)) -> Scene:
     """Resample ``scene`` so that content at ``(+dx, +dy)`` moves back by that much.
 
     Bilinear interpolation of each band; a pixel is valid only when all four
@@ -222,6 +222,11 @@ def apply_shift(scene: Scene, dx_px: float, dy_px: float) -> Scene:
     grid are invalid.  The input scene is not modified.  The numbers are those of
     ``scipy.ndimage.shift`` (order 1, float64); float32 scenes (every scene campwatch
     reads) take a compiled path with the same arithmetic.
+
+    ``origin``: the (row, col) of the scene's first pixel in a larger grid it was cut
+    from (float32 scenes).  Each pixel's sample position is then computed as on that
+    grid (``index + shift`` rounds differently at different indices), so a window with
+    enough margin gives, bit for bit, the pixels of shifting the whole grid.
 
     Examples
     --------
@@ -232,7 +237,9 @@ def apply_shift(scene: Scene, dx_px: float, dy_px: float) -> Scene:
     True
     """
     if scene.data.dtype == np.float32:
-        return _shift_float32(scene, dx_px, dy_px)
+        return _shift_float32(scene, dx_px, dy_px, origin)
+    if origin != (0, 0):
+        raise ValueError(f"apply_shift with an origin needs float32 data, got {scene.data.dtype}")
     return _shift_ndimage(scene, dx_px, dy_px)
 
 
@@ -250,16 +257,20 @@ def _shift_ndimage(scene: Scene, dx_px: float, dy_px: float) -> Scene:
     return dataclasses.replace(scene, data=data, valid=new_valid)
 
 
-def _axis_weights(n: int, o: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _axis_weights(n: int, o: float, origin: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Linear-spline taps along one axis of length ``n`` sampled at ``k + o``, in the
     arithmetic of ``scipy.ndimage``'s zoom/shift (order 1): first tap, its two weights,
-    and whether the sample lies inside ``[0, n - 1]`` (``mode="constant"``)."""
-    cc = np.arange(n, dtype=np.float64) + o
+    and whether the sample lies inside ``[0, n - 1]`` (``mode="constant"``).  With
+    ``origin``, the axis starts at index ``origin`` of a longer one, and ``k + o`` is
+    computed there (the taps returned are still this axis's)."""
+    cc = np.arange(origin, origin + n, dtype=np.float64) + o
     start = np.floor(cc)
     x = cc - start
     w0 = 1.0 - x
     w1 = 1.0 - w0
-    return start.astype(np.int64), w0, w1, (cc >= 0) & (cc <= n - 1)
+    first = start.astype(np.int64) - origin
+    inside = (first >= 0) & ((first < n - 1) | ((first == n - 1) & (x == 0)))  # 0 <= k + o <= n - 1
+    return first, w0, w1, inside
 
 
 def _bilinear_into(out: np.ndarray, src: np.ndarray, rows: tuple[np.ndarray, ...], cols: tuple[np.ndarray, ...],
@@ -292,12 +303,12 @@ def _bilinear_into(out: np.ndarray, src: np.ndarray, rows: tuple[np.ndarray, ...
     out[:, ~cin] = 0
 
 
-def _shift_float32(scene: Scene, dx_px: float, dy_px: float) -> Scene:
+def _shift_float32(scene: Scene, dx_px: float, dy_px: float, origin: tuple[int, int] = (0, 0)) -> Scene:
     """:func:`_shift_ndimage` on float32 data with the same float64 arithmetic, bit for bit
     (``tests/test_engine.py``), at a fraction of its cost: no generic spline machinery, one
     compiled pass per band (:func:`campwatch._kernels.bilinear_bands`)."""
     m, n = scene.grid.shape
-    rows, cols = _axis_weights(m, dy_px), _axis_weights(n, dx_px)
+    rows, cols = _axis_weights(m, dy_px, origin[0]), _axis_weights(n, dx_px, origin[1])
     k = 2 + math.ceil(max(abs(dx_px), abs(dy_px)))
     new_valid = _shifted_valid(scene.valid, rows, cols, k)
     if new_valid is None:

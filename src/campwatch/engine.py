@@ -198,8 +198,15 @@ def _prepare(plan: _Plan, b: Scene, a: Scene) -> tuple[Scene, Scene, np.ndarray,
     """
     b, a, cb, ca = _clouds(plan, b, a)
     if plan.shift is not None:
-        a = apply_shift(a, *plan.shift)
+        a = apply_shift(a, *plan.shift, origin=_origin(plan, a))
     return b, a, cb, ca
+
+
+def _origin(plan: _Plan, s: Scene) -> tuple[int, int]:
+    """(row, col) of the window scene ``s`` in the plan's grid: the shift is computed as on
+    the whole grid, so every windowing gives the same pixels."""
+    col, row = ~plan.grid.transform * (s.grid.transform.c, s.grid.transform.f)
+    return round(row), round(col)
 
 
 def _clouds(plan: _Plan, b: Scene, a: Scene) -> tuple[Scene, Scene, np.ndarray, np.ndarray]:
@@ -240,7 +247,7 @@ def _fit_data(plan: _Plan, b: Scene, a: Scene, pad: Window, core: Window,
     else:
         cb, ca = clouded
         if plan.shift is not None:
-            a = apply_shift(a, *plan.shift)
+            a = apply_shift(a, *plan.shift, origin=_origin(plan, a))
     s = _inner(core, pad)
     ok = (b.valid & a.valid)[s]
     return (_bands_of(b, plan.bands)[(slice(None), *s)].copy(), _bands_of(a, plan.bands)[(slice(None), *s)].copy(), ok,
@@ -443,14 +450,16 @@ class _LocalStrips:
                 pending = self._start_read(*strips[k + 1], tail)
                 del tail
             del held
-            for f in futs:
-                yield f.result()
+            # this strip's windows done (the next strip holds a copy of its tail), its buffers
+            # serve a later strip, unless taller than an ordinary one (the first), which go
+            # now, while the next strip is still being read
+            outs = [f.result() for f in futs]
             del futs
-            # this strip's windows are done (the next strip holds a copy of its tail): its buffers
-            # serve a later strip, unless taller than an ordinary one (the first), which go now
             ordinary = len(plan.read_bands) * (self.strip + 2 * h) * grid.width
             self._spare.extend((d, v) for d, v in flats if d.size <= ordinary)
             del flats
+            yield from outs
+            del outs
             done = end
 
 
@@ -657,6 +666,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
                 # the estimate (and its residual check) uses one band: only that band is resampled
                 band = [_pick_band(b, a, None)]
                 _, shift = _coregister(b.select(band), a.select(band))
+                del b, a
                 shift_dict = shift.to_dict()
                 whole = cw.width == grid.width and cw.height == grid.height
                 coreg_note = ("estimated on the whole grid" if whole else
