@@ -643,6 +643,9 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
             runner = _DaskWindows(plan, client, chunk=chunk)
         else:
             runner = _LocalStrips(plan, strip=strip, chunk=chunk, workers=workers)
+            # a pixel of each date, read and cloud-tested on an idle thread: the compiled kernels
+            # load from numba's cache (about 0.4 s) while the first windows are decoded
+            runner.pool.submit(lambda: _clouds(plan, *_read(plan, Window(0, 0, 1, 1))))
             if coregister:  # the fit windows are read while the shift is estimated
                 from campwatch.coregister import MAX_SHIFT_PX
 
