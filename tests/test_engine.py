@@ -149,3 +149,24 @@ def test_streamed_equals_whole_array_with_a_subpixel_shift(paths, tmp_path):
     assert r.coregistration["applied"] and abs(r.coregistration["dx_px"] - 1.37) < 0.2
     assert r.coregistration == whole.coregistration
     _assert_same(out, r, whole)
+
+
+def test_bit_rows_match_a_bool_mask():
+    """BitRows stores what a bool array would, for windows on and off byte boundaries."""
+    from campwatch.engine import BitRows
+
+    rng = np.random.default_rng(0)
+    for shape in ((7, 13), (5, 16), (9, 64), (3, 21)):
+        ref, bits = np.zeros(shape, bool), BitRows(shape)
+        for _ in range(200):
+            r0 = int(rng.integers(0, shape[0]))
+            r1 = int(rng.integers(r0 + 1, shape[0] + 1))
+            c0 = min(8 * int(rng.integers(0, shape[1] // 8 + 1)) if rng.random() < 0.5 else int(rng.integers(0, shape[1])),
+                     shape[1] - 1)
+            c1 = int(rng.integers(c0 + 1, shape[1] + 1))
+            if rng.random() < 0.5 and c0 % 8 == 0:
+                c1 = min(shape[1], c0 + 8 * int(rng.integers(1, 4)))
+            v = rng.random((r1 - r0, c1 - c0)) < 0.5
+            ref[r0:r1, c0:c1] = v
+            bits.put((slice(r0, r1), slice(c0, c1)), v)
+            assert np.array_equal(bits[0:shape[0]], ref), (shape, r0, r1, c0, c1)

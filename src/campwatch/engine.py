@@ -856,6 +856,9 @@ class BitRows:
     def put(self, sl: tuple[slice, slice], values: np.ndarray) -> None:
         """Set the pixels of the window ``sl`` (row and column slices with explicit bounds)."""
         c0, c1 = int(sl[1].start), int(sl[1].stop)
+        if c0 % 8 == 0 and (c1 % 8 == 0 or c1 == self.shape[1]):  # whole bytes (every window but
+            self.bits[sl[0], c0 // 8:-(-c1 // 8)] = np.packbits(values, axis=1)  # in small grids)
+            return
         b0, b1 = c0 // 8, -(-c1 // 8)
         block = np.unpackbits(self.bits[sl[0], b0:b1], axis=1).view(bool)
         block[:, c0 - 8 * b0:c1 - 8 * b0] = values
