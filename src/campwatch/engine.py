@@ -310,8 +310,11 @@ class _LocalStrips:
     strip, which brings their lower halo.  Reading and processing run on ``workers``
     threads, one after the other (each keeps every thread busy)."""
 
-    def __init__(self, plan: _Plan, *, strip: int, chunk: int, workers: int) -> None:
+    def __init__(self, plan: _Plan, *, strip: int, chunk: int, workers: int, read_chunk: int | None = None) -> None:
         self.plan, self.strip, self.chunk = plan, strip, chunk
+        # a strip is read in jobs of ``read_chunk`` columns (one block): twice as many jobs
+        # as windows, so the last reads of a strip leave a thread idle half as long
+        self.read_chunk = read_chunk or chunk
         self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="campwatch")
         # reads queued before the shift is known run here, one at a time, so the main
         # thread's co-registration keeps a core of its own
@@ -327,9 +330,9 @@ class _LocalStrips:
         self.pool.shutdown(wait=True)
         self._spare.clear()
 
-    def _cols(self) -> list[tuple[int, int]]:
-        n = self.plan.grid.width
-        return [(c, min(c + self.chunk, n)) for c in range(0, n, self.chunk)]
+    def _cols(self, chunk: int | None = None) -> list[tuple[int, int]]:
+        n, chunk = self.plan.grid.width, chunk or self.chunk
+        return [(c, min(c + chunk, n)) for c in range(0, n, chunk)]
 
     def _start_read(self, r0: int, r1: int, tail: tuple[Scene, Scene] | None, executor: Any = None) -> Any:
         """Queue the reads of rows [r0, r1) of both dates, under ``tail`` (rows just above r0),
@@ -349,7 +352,7 @@ class _LocalStrips:
         def job(c0: int, c1: int) -> tuple[Scene, Scene]:
             return _read(plan, Window(c0, r0, c1 - c0, h), bufs, at=(t, c0))
 
-        futs = [(executor or self.pool).submit(job, c0, c1) for c0, c1 in self._cols()]
+        futs = [(executor or self.pool).submit(job, c0, c1) for c0, c1 in self._cols(self.read_chunk)]
 
         def finish() -> tuple[Scene, Scene, list[tuple[np.ndarray, np.ndarray]]]:
             first = futs[0].result()
@@ -642,7 +645,8 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
                 client = Client(client)
             runner = _DaskWindows(plan, client, chunk=chunk)
         else:
-            runner = _LocalStrips(plan, strip=strip, chunk=chunk, workers=workers)
+            runner = _LocalStrips(plan, strip=strip, chunk=chunk, workers=workers,
+                                  read_chunk=min(chunk, bcol) if bcol < grid.width else None)
             # a pixel of each date, read and cloud-tested on an idle thread: the compiled kernels
             # load from numba's cache (about 0.4 s) while the first windows are decoded
             runner.pool.submit(lambda: _clouds(plan, *_read(plan, Window(0, 0, 1, 1))))
