@@ -58,14 +58,18 @@ def _check_scale_factor_path(gdf, monkeypatch):
     import campwatch.vectorize as vec
 
     assert len(gdf) > 20 and gdf.crs.is_projected
+    from pyproj import Transformer
+
     parts = shapely.get_parts(np.asarray(gdf.geometry.values))
-    assert vec._scale_factor_metrics(parts, gdf.crs) is not None  # the fast path is taken
+    cent = shapely.centroid(parts)
+    lon, lat = Transformer.from_crs(gdf.crs, 4326, always_xy=True).transform(shapely.get_x(cent), shapely.get_y(cent))
+    assert vec._scale_factor_metrics(parts, gdf.crs, lon, lat) is not None  # the fast path is taken
     fast = vec.geodesic_metrics(gdf.geometry)
     monkeypatch.setattr(vec, "SCALE_FACTOR_MAX_M", 0.0)
-    assert vec._scale_factor_metrics(parts, gdf.crs) is None
+    assert vec._scale_factor_metrics(parts, gdf.crs, lon, lat) is None
     exact = vec.geodesic_metrics(gdf.geometry)
     for f, e in zip(fast, exact, strict=True):
         np.testing.assert_allclose(f, e, rtol=1e-6)
     monkeypatch.undo()
     # in lon/lat there are no scale factors: the geodesic sums
-    assert vec._scale_factor_metrics(parts, "EPSG:4326") is None
+    assert vec._scale_factor_metrics(parts, "EPSG:4326", lon, lat) is None

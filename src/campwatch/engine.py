@@ -188,7 +188,7 @@ def _read(plan: _Plan, win: Window, out: Any = (None, None), at: tuple[int, int]
             read_source(plan.after, g, bands=plan.read_bands, out=out[1], at=at))
 
 
-def _prepare(plan: _Plan, b: Scene, a: Scene) -> tuple[Scene, Scene, np.ndarray, np.ndarray]:
+def _prepare(plan: _Plan, b: Scene, a: Scene, pad: Window) -> tuple[Scene, Scene, np.ndarray, np.ndarray]:
     """Clouds, then the shift, as :func:`campwatch.compare.compare_scenes` does; returns the
     scenes and the cloud flags of each date (True = flagged).
 
@@ -197,16 +197,16 @@ def _prepare(plan: _Plan, b: Scene, a: Scene) -> tuple[Scene, Scene, np.ndarray,
     and cloud pixels are set to NaN in place.
     """
     b, a, cb, ca = _clouds(plan, b, a)
-    if plan.shift is not None:
-        a = apply_shift(a, *plan.shift, origin=_origin(plan, a))
-    return b, a, cb, ca
+    return b, _shifted(plan, a, pad), cb, ca
 
 
-def _origin(plan: _Plan, s: Scene) -> tuple[int, int]:
-    """(row, col) of the window scene ``s`` in the plan's grid: the shift is computed as on
-    the whole grid, so every windowing gives the same pixels."""
-    col, row = ~plan.grid.transform * (s.grid.transform.c, s.grid.transform.f)
-    return round(row), round(col)
+def _shifted(plan: _Plan, a: Scene, pad: Window) -> Scene:
+    """The shift half of :func:`_prepare`: ``a`` (read on ``pad``) resampled by the plan's
+    shift, its sample positions computed as on the whole grid (``origin``), so every
+    windowing gives the same pixels."""
+    if plan.shift is None:
+        return a
+    return apply_shift(a, *plan.shift, origin=(int(pad.row_off), int(pad.col_off)))
 
 
 def _clouds(plan: _Plan, b: Scene, a: Scene) -> tuple[Scene, Scene, np.ndarray, np.ndarray]:
@@ -243,15 +243,19 @@ def _fit_data(plan: _Plan, b: Scene, a: Scene, pad: Window, core: Window,
     """One fit window's core data; ``clouded``: the cloud flags when :func:`_clouds` already
     ran on ``b`` and ``a`` (then only the shift remains)."""
     if clouded is None:
-        b, a, cb, ca = _prepare(plan, b, a)
+        b, a, cb, ca = _clouds(plan, b, a)
     else:
         cb, ca = clouded
-        if plan.shift is not None:
-            a = apply_shift(a, *plan.shift, origin=_origin(plan, a))
+    a = _shifted(plan, a, pad)
     s = _inner(core, pad)
     ok = (b.valid & a.valid)[s]
     return (_bands_of(b, plan.bands)[(slice(None), *s)].copy(), _bands_of(a, plan.bands)[(slice(None), *s)].copy(), ok,
             _cloud_counts(b, a, cb, ca, s))
+
+
+def _warm(plan: _Plan) -> None:
+    """Read and cloud-test one pixel of each date (loads the compiled kernels)."""
+    _clouds(plan, *_read(plan, Window(0, 0, 1, 1)))
 
 
 def _cloud_counts(b: Scene, a: Scene, cb: np.ndarray, ca: np.ndarray, s: tuple[slice, slice]) -> tuple[int, ...]:
@@ -264,7 +268,7 @@ def _process(plan: _Plan, b: Scene, a: Scene, pad: Window, core: Window, *, thum
              want_score: bool) -> _WindowOut:
     """Pass 2 on one window read with its halo: score, histogram counts, opened hits."""
     assert plan.ctx is not None
-    b, a, cb, ca = _prepare(plan, b, a)
+    b, a, cb, ca = _prepare(plan, b, a, pad)
     ok = b.valid & a.valid
     xb, xa = _bands_of(b, plan.bands), _bands_of(a, plan.bands)
     s, _ = window_score(plan.method, plan.ctx, xb, xa, ok)
@@ -636,6 +640,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
     if grid.height * grid.width <= FIT_ALL_PIXELS:
         decoded = 2 * grid.height * grid.width * len(read_bands) * np.dtype(src_b.band(read_bands[0]).dtype).itemsize
         cache = max(GDAL_CACHE, int(1.1 * decoded))
+    sample = fit_windows(grid)
     with Env(GDAL_CACHEMAX=cache), kept_open():
         runner: Any
         if client is not None:
@@ -648,13 +653,14 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
             runner = _LocalStrips(plan, strip=strip, chunk=chunk, workers=workers,
                                   read_chunk=min(chunk, bcol) if bcol < grid.width else None)
             # a pixel of each date, read and cloud-tested on an idle thread: the compiled kernels
-            # load from numba's cache (about 0.4 s) while the first windows are decoded
-            runner.pool.submit(lambda: _clouds(plan, *_read(plan, Window(0, 0, 1, 1))))
+            # load from numba's cache (about 0.4 s) while the first windows are decoded (not
+            # awaited: a read error there comes back from the real reads)
+            runner.pool.submit(_warm, plan)
             if coregister:  # the fit windows are read while the shift is estimated
                 from campwatch.coregister import MAX_SHIFT_PX
 
                 widest = dataclasses.replace(plan, shift=(MAX_SHIFT_PX, MAX_SHIFT_PX)).prep_halo
-                runner.prefetch_fit(fit_windows(grid), widest)
+                runner.prefetch_fit(sample, widest)
             runner.prefetch_first_strip()
         try:
             # ---- 0: co-registration on the central window ---------------------------------
@@ -669,7 +675,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
                 from campwatch.coregister import _pick_band
 
                 b, a = _read(plan, cw)
-                b, a, _, _ = _prepare(plan, b, a)
+                b, a, _, _ = _prepare(plan, b, a, cw)
                 # the estimate (and its residual check) uses one band: only that band is resampled
                 band = [_pick_band(b, a, None)]
                 _, shift = _coregister(b.select(band), a.select(band))
@@ -687,7 +693,6 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
             runner.plan = plan
             # ---- 1: global fit over the fit windows ----------------------------------
             t, c = time.perf_counter(), time.process_time()
-            sample = fit_windows(grid)
             fit_parts = list(runner.map_fit(sample))
             ctx = fit_context(method, bands, lambda: ((p[0], p[1], p[2]) for p in fit_parts))
             fit_parts = []  # the fit sample is no longer needed
@@ -743,8 +748,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
                 first = (-r0) % th
                 poly = None
                 if kept.any():
-                    with Env(GDAL_CACHEMAX=GDAL_CACHE):  # this thread's own GDAL environment
-                        poly = _strip_polygons(lab, grid, r0, r1, state.hit_scores(r0, r1))
+                    poly = _strip_polygons(lab, grid, r0, r1, state.hit_scores(r0, r1))
                 return (kept.sum(1), np.where(valid, kept.view(np.uint8), np.uint8(NODATA)),
                         kept[first::th, ::th], valid[first::th, ::th], poly)
 

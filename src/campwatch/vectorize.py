@@ -26,15 +26,15 @@ __all__ = ["mask_to_polygons", "geodesic_area_m2", "geodesic_metrics", "add_metr
 SCALE_FACTOR_MAX_M = 5000.0
 
 
-def _scale_factor_metrics(parts: np.ndarray, crs: Any, lon: np.ndarray | None = None,
-                          lat: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _scale_factor_metrics(parts: np.ndarray, crs: Any, lon: np.ndarray,
+                          lat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(which parts, area m², shell perimeter m) from planar measures and the projection's
-    scale factors at each part's centroid (``lon``/``lat`` when the caller has them), for the
-    parts of a conformal projected ``crs``
+    scale factors at each part's centroid (``lon``/``lat``), for the parts of a conformal
+    projected ``crs``
     small enough that the factors do not change across them; None when the CRS does not
     allow it.  Against pyproj's geodesic sums on the 75,575 polygons of a full UTM tile the
     areas agree within 3.3e-7 and the perimeters within 2.2e-7 (relative)."""
-    from pyproj import CRS, Proj, Transformer
+    from pyproj import CRS, Proj
 
     if crs is None:
         return None
@@ -48,13 +48,7 @@ def _scale_factor_metrics(parts: np.ndarray, crs: Any, lon: np.ndarray | None = 
     if not which.any():
         return None
     try:
-        if lon is None or lat is None:
-            cent = shapely.centroid(parts[which])
-            lon_w, lat_w = Transformer.from_crs(crs, 4326, always_xy=True).transform(shapely.get_x(cent),
-                                                                                    shapely.get_y(cent))
-        else:
-            lon_w, lat_w = lon[which], lat[which]
-        f = Proj(crs).get_factors(lon_w, lat_w)
+        f = Proj(crs).get_factors(lon[which], lat[which])
     except Exception:
         return None
     h, k = np.asarray(f.meridional_scale), np.asarray(f.parallel_scale)
