@@ -278,50 +278,44 @@ def quicklook(before: Scene, after: Scene, result: ChangeResult) -> np.ndarray:
 
 def write_compare_outputs(result: ChangeResult, outdir: str | os.PathLike[str], *, before: Scene, after: Scene,
                           overwrite: bool = False, extra_summary: dict[str, Any] | None = None) -> dict[str, Path]:
-    """Write the five outputs into ``outdir``; return their paths by name.
+    """Write the outputs into the folder ``outdir``; return their paths by name.
 
-    Every output is checked first, so nothing is written when one exists and
-    ``overwrite`` is False; each file is written to a temporary name and renamed.
+    The whole folder is built beside ``outdir`` and swapped in by one rename
+    (:func:`campwatch.io.atomic_dir`): it is either the previous complete run or this one.
+    An existing folder is replaced only with ``overwrite``, and only if campwatch wrote it.
     """
-    from campwatch.io import atomic_path, check_writable, write_json, write_png, write_raster
+    from campwatch.io import atomic_dir, write_json, write_png, write_raster
     from campwatch.vectorize import mask_to_polygons
 
-    out = Path(outdir)
     names = OUTPUTS + (STRUCTURE_OUTPUTS if result.structures is not None else ())
-    paths = {name: out / name for name in names}
-    for p in paths.values():
-        check_writable(p, overwrite=overwrite)
-    out.mkdir(parents=True, exist_ok=True)
-    tags = {"campwatch_version": __version__, "method": result.method,
-            "threshold": f"{result.threshold.value:.6g} ({result.threshold.method})"}
-    write_raster(paths["change_mask.tif"], result.mask, result.grid, nodata=NODATA, overwrite=overwrite,
-                 tags={**tags, "values": "1 change, 0 no change, 255 no data"}, band_names=["change"])
-    write_raster(paths["change_score.tif"], result.score.astype(np.float32), result.grid, nodata=float("nan"),
-                 overwrite=overwrite, tags=tags, band_names=["change_score"])
-    gdf = mask_to_polygons(result.mask == 1, result.grid, values={"score": result.score})
-    with atomic_path(paths["changes.gpkg"], overwrite=overwrite) as tmp:
-        gdf.to_file(tmp, driver="GPKG", layer="changes")
-    summary = build_summary(result, before=before, after=after, polygons=len(gdf))
-    if result.structures is not None:
-        from campwatch.track import write_structures
-        from campwatch.vhr import VHRChangeResult
+    with atomic_dir(outdir, overwrite=overwrite, kind="compare") as out:
+        paths = {name: out / name for name in names}
+        tags = {"campwatch_version": __version__, "method": result.method,
+                "threshold": f"{result.threshold.value:.6g} ({result.threshold.method})"}
+        write_raster(paths["change_mask.tif"], result.mask, result.grid, nodata=NODATA,
+                     tags={**tags, "values": "1 change, 0 no change, 255 no data"}, band_names=["change"])
+        write_raster(paths["change_score.tif"], result.score.astype(np.float32), result.grid, nodata=float("nan"),
+                     tags=tags, band_names=["change_score"])
+        gdf = mask_to_polygons(result.mask == 1, result.grid, values={"score": result.score})
+        gdf.to_file(paths["changes.gpkg"], driver="GPKG", layer="changes")
+        summary = build_summary(result, before=before, after=after, polygons=len(gdf))
+        if result.structures is not None:
+            from campwatch.track import write_structures
+            from campwatch.vhr import VHRChangeResult
 
-        if isinstance(result.structures, VHRChangeResult):
-            growth = result.structures.growth
-            with atomic_path(paths["structures.gpkg"], overwrite=overwrite) as tmp:
-                growth.to_file(tmp, driver="GPKG", layer="growth")
-            with atomic_path(paths["structures.geojson"], overwrite=overwrite) as tmp:
-                growth.to_crs(4326).to_file(tmp, driver="GeoJSON")
-        else:
-            write_structures(result.structures, paths["structures.gpkg"], paths["structures.geojson"],
-                             overwrite=overwrite)
-        summary["structures"] = result.structures.summary()
-    if extra_summary:
-        summary.update(extra_summary)
-    summary["outputs"] = sorted(names)
-    write_json(paths["summary.json"], summary, overwrite=overwrite)
-    write_png(paths["quicklook.png"], quicklook(before, after, result), overwrite=overwrite)
-    return paths
+            if isinstance(result.structures, VHRChangeResult):
+                growth = result.structures.growth
+                growth.to_file(paths["structures.gpkg"], driver="GPKG", layer="growth")
+                growth.to_crs(4326).to_file(paths["structures.geojson"], driver="GeoJSON")
+            else:
+                write_structures(result.structures, paths["structures.gpkg"], paths["structures.geojson"])
+            summary["structures"] = result.structures.summary()
+        if extra_summary:
+            summary.update(extra_summary)
+        summary["outputs"] = sorted(names)
+        write_json(paths["summary.json"], summary)
+        write_png(paths["quicklook.png"], quicklook(before, after, result))
+    return {name: Path(outdir) / name for name in names}
 
 
 def oscd_cities(root: str | os.PathLike[str]) -> list[Path]:

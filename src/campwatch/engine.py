@@ -590,10 +590,30 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
     >>> r.grid.shape, r.threshold.method, r.summary["processing"]["mode"]
     ((339, 563), 'chi2', 'streaming')
     """
+    from campwatch.io import atomic_dir
+
+    with atomic_dir(outdir, overwrite=overwrite, kind="compare") as tmp:
+        r = _stream_into(before_path, after_path, tmp, method=method, threshold=threshold, value=value, alpha=alpha,
+                         min_area_m2=min_area_m2, opening_radius=opening_radius, increase_only=increase_only,
+                         coregister=coregister, clouds=clouds, profile=profile, band_map=band_map,
+                         window_size=window_size, workers=workers, client=client, structures=structures,
+                         strip_rows=strip_rows)
+    return dataclasses.replace(r, paths={n: Path(outdir) / n for n in r.paths})
+
+
+def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathLike[str],
+                      outdir: str | os.PathLike[str], *, method: str = "default", threshold: str = "auto",
+                      value: float | None = None, alpha: float = 1e-6, min_area_m2: float = 200.0,
+                      opening_radius: int = 0, increase_only: bool = False, coregister: bool = True,
+                      clouds: bool | None = None, profile: str | None = None,
+                      band_map: dict[str, int] | None = None, window_size: int = 1024, workers: int = 2,
+                      client: Any = None,
+                      structures: bool = False, strip_rows: int | None = None) -> StreamResult:
+    """:func:`compare_streaming` into the fresh folder ``outdir``."""
     from rasterio import Env
 
     from campwatch.compare import OUTPUTS, _bands_for, default_clouds, limitations
-    from campwatch.io import block_shape, check_writable, open_source
+    from campwatch.io import block_shape, open_source
     from campwatch.masks import cloud_test_info
 
     if method not in METHODS:
@@ -602,8 +622,6 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
     out = Path(outdir)
     names = OUTPUTS
     paths = {n: out / n for n in names}
-    for p in paths.values():
-        check_writable(p, overwrite=overwrite)
     src_b = open_source(before_path, profile=profile, bands=band_map)
     src_a = open_source(after_path, profile=profile, bands=band_map)
     wanted = _bands_for(method)
@@ -711,7 +729,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
             from campwatch.io import raster_writer
 
             with raster_writer(paths["change_score.tif"], grid, dtype="float32", nodata=float("nan"),
-                               overwrite=overwrite, tags=tags, band_names=["change_score"], fast=True) as write:
+                               tags=tags, band_names=["change_score"], fast=True) as write:
                 for w in runner.map_process(thumb=state.thumb, want_score=True):
                     write(w.score, w.core)
                     state.add(w)
@@ -737,7 +755,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
         final = np.zeros(state.vb.shape, bool)
         tvalid = np.zeros(state.vb.shape, bool)
         mask_tags = {**tags, "values": "1 change, 0 no change, 255 no data"}
-        with raster_writer(paths["change_mask.tif"], grid, dtype="uint8", nodata=NODATA, overwrite=overwrite,
+        with raster_writer(paths["change_mask.tif"], grid, dtype="uint8", nodata=NODATA,
                            tags=mask_tags, band_names=["change"], fast=True) as write:
 
             def strip_job(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any]:
@@ -769,10 +787,9 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
         # polygons and the quicklook together (the PNG's zlib stream releases the GIL)
         t, c = time.perf_counter(), time.process_time()
         with ThreadPoolExecutor(1, thread_name_prefix="campwatch-png") as png:
-            png_done = png.submit(write_png, paths["quicklook.png"], state.quicklook(final, tvalid),
-                                  overwrite=overwrite)
+            png_done = png.submit(write_png, paths["quicklook.png"], state.quicklook(final, tvalid))
             gdf = _merge_polygons(pieces, grid)
-            with atomic_path(paths["changes.gpkg"], overwrite=overwrite) as tmp:
+            with atomic_path(paths["changes.gpkg"]) as tmp:
                 gdf.to_file(tmp, driver="GPKG", layer="changes")
             png_done.result()
         timings["polygons_quicklook_s"] = time.perf_counter() - t
@@ -836,7 +853,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
     summary["outputs"] = sorted(names)
     from campwatch.io import write_json
 
-    write_json(paths["summary.json"], summary, overwrite=overwrite)
+    write_json(paths["summary.json"], summary)
     return StreamResult(grid, method, choice, None if known else state.hist, valid_fraction, area,
                         int(row_counts.sum()), len(gdf),
                         shift_dict, params, summary, paths)

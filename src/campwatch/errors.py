@@ -17,6 +17,10 @@ __all__ = [
     "NoOverlapError",
     "TileReadError",
     "OutputExistsError",
+    "OutputLockedError",
+    "OutputWriteError",
+    "InsufficientDataError",
+    "DateOrderError",
     "ConfigError",
     "MissingDependencyError",
     "CampwatchWarning",
@@ -58,6 +62,27 @@ class TileReadError(CampwatchError, OSError):
 
 class OutputExistsError(CampwatchError, FileExistsError):
     """An output exists already and ``overwrite`` was not given."""
+
+
+class OutputWriteError(CampwatchError, OSError):
+    """An output cannot be written (read-only folder, full disk); the message names the path."""
+
+
+class OutputLockedError(CampwatchError, BlockingIOError):
+    """Another campwatch run is writing the same output path right now."""
+
+
+class InsufficientDataError(CampwatchError, ValueError):
+    """Too little of the AOI (or of the scene overlap) is observed on both dates for any figure.
+
+    The CLI exits with :attr:`exit_code` 3: nothing was measured, so nothing is reported.
+    """
+
+    exit_code = 3
+
+
+class DateOrderError(CampwatchError, ValueError):
+    """BEFORE is not earlier than AFTER, or a given date contradicts the date in the files."""
 
 
 class ConfigError(CampwatchError, ValueError):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import glob
 import json
 import logging
 import math
@@ -51,6 +52,8 @@ from campwatch.errors import (
     MissingBandsError,
     NoOverlapError,
     OutputExistsError,
+    OutputLockedError,
+    OutputWriteError,
     ReflectanceScalingWarning,
     ReprojectionWarning,
     TileReadError,
@@ -71,7 +74,9 @@ __all__ = [
     "apply_user_mask",
     "atomic_dir",
     "atomic_path",
+    "check_output_dir",
     "check_writable",
+    "output_lock",
     "open_source",
     "read_raster",
     "read_scene",
@@ -939,58 +944,163 @@ def read_raster(path: str | os.PathLike[str], *, grid: Grid | None = None, band:
 
 
 def check_writable(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
-    """Refuse an existing output unless ``overwrite``; return the path."""
+    """Refuse an existing output file unless ``overwrite``, and a folder in a file's place; return the path."""
     p = Path(path)
+    if p.is_dir() and not p.is_symlink():
+        raise OutputExistsError(f"{p} is a folder; give a file name for this output")
     if p.exists() and not overwrite:
         raise OutputExistsError(f"{p} exists already; pass --overwrite to replace it (overwrite=True in Python)")
     return p
 
 
+#: The file campwatch leaves in every output folder it writes: ``--overwrite`` replaces only such folders.
+OUTPUT_MARKER = ".campwatch-output"
+
+
+def check_output_dir(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
+    """Refuse an output folder campwatch may not (re)write; return it as an absolute path.
+
+    A new or empty folder is fine.  An existing folder is replaced only with ``overwrite``
+    and only when campwatch wrote it (it holds :data:`OUTPUT_MARKER`): ``--overwrite``
+    never deletes a user's own files, and a file is never turned into a folder.  The
+    parent must be writable.  Call it before any computation, so that nothing is lost.
+    """
+    p = Path(os.path.abspath(path))
+    if p.parent == p:
+        raise OutputExistsError(f"{path}: the file-system root cannot be an output folder; give a new folder")
+    if p.exists() or p.is_symlink():
+        if not p.is_dir():
+            raise OutputExistsError(f"{path} is a file, not a folder; give -o a new folder name "
+                                    "(campwatch never replaces a file with a folder)")
+        if any(p.iterdir()):
+            if not overwrite:
+                raise OutputExistsError(f"{path} exists already; pass --overwrite to replace it "
+                                        "(overwrite=True in Python), or give a new folder")
+            if not (p / OUTPUT_MARKER).is_file():
+                raise OutputExistsError(f"{path} is not a folder campwatch wrote (it has no {OUTPUT_MARKER} file), so "
+                                        "--overwrite will not replace it; give a new folder, or empty it yourself")
+    parent = next((q for q in p.parents if q.exists()), p.parent)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputWriteError(f"{parent} is not writable, so {path} cannot be written; choose another -o folder")
+    return p
+
+
+@contextlib.contextmanager
+def output_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive lock on output ``path`` (a sibling ``.NAME.lock`` file, removed after).
+
+    A second run writing the same path meanwhile gets :class:`OutputLockedError` at once.
+    """
+    import fcntl
+
+    final = Path(path)
+    lock = final.with_name(f".{final.name}.lock")
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputLockedError(f"{final} is being written by another campwatch run ({lock} is locked); wait for "
+                                    "it to finish, or give another output path") from None
+        try:  # the lock file may have been removed by the run that held it: lock the current one
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+        os.close(fd)
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+
+
+def _recover(final: Path) -> None:
+    """Under the output lock: undo what a killed run left beside ``final``.
+
+    A run killed between its two renames left the previous output only as ``.NAME.old``:
+    it is put back when ``final`` is missing, removed otherwise.  Temporary ``.NAME.*.part``
+    files and folders (``.NAME.part-*``) of killed runs are removed.
+    """
+    name = glob.escape(final.name)
+    for old in sorted([*final.parent.glob(f".{name}.old"), *final.parent.glob(f".{name}.old-*")]):
+        if not final.exists() and not final.is_symlink():
+            os.replace(old, final)
+            log.warning("restored %s from %s, left by an interrupted run", final, old.name)
+        else:
+            _remove(old)
+    for part in final.parent.glob(f".{name}.part-*"):
+        _remove(part)
+
+
+def _swap_in(tmp: Path, final: Path) -> None:
+    """Rename ``tmp`` to ``final``; an existing ``final`` moves to ``.NAME.old`` first, then goes."""
+    if final.exists() or final.is_symlink():
+        old = final.with_name(f".{final.name}.old")
+        os.replace(final, old)
+        os.replace(tmp, final)  # a kill before this line leaves only .NAME.old: the next run restores it
+        _remove(old)
+    else:
+        os.replace(tmp, final)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it into place only if the block succeeds."""
-    final = check_writable(path, overwrite=overwrite)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part" + final.suffix, dir=final.parent)
-    os.close(fd)
-    os.unlink(tmp)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, final)
-    finally:
-        if os.path.isdir(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif os.path.exists(tmp):
-            os.unlink(tmp)
+    """Yield a temporary path beside ``path``; rename it into place only if the block succeeds.
 
-
-@contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary directory beside ``path``; swap it into place only if the block succeeds.
-
-    With ``overwrite`` the old directory is removed only after the new one is complete.
+    The final path is locked meanwhile (:func:`output_lock`); leftovers of killed runs go first.
     """
     final = check_writable(path, overwrite=overwrite)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; outputs are meant to be shared
-    try:
-        yield tmp
-        if final.exists():
-            old = final.with_name(f".{final.name}.old-{os.getpid()}")
-            os.replace(final, old)
-            os.replace(tmp, final)
-            if old.is_dir():
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                old.unlink()
-        else:
-            os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    with output_lock(final):
+        _recover(final)
+        final = check_writable(final, overwrite=overwrite)  # again: another run may have written it meanwhile
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.part-", suffix=final.suffix, dir=final.parent)
+        os.close(fd)
+        os.unlink(tmp)
+        try:
+            yield Path(tmp)
+            _swap_in(Path(tmp), final)
+        finally:
+            _remove(Path(tmp))
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = False, kind: str = "output") -> Iterator[Path]:
+    """Yield a new temporary folder beside ``path``; swap it into place only if the block succeeds.
+
+    The whole output folder is built there, so a folder is only ever the previous complete
+    run or the new complete one, never a mixture: a crash, Ctrl-C or kill leaves the old one
+    as it was.  The folder gets :data:`OUTPUT_MARKER` (with ``kind``, the command that wrote
+    it); see :func:`check_output_dir` for what may be replaced.  The path is locked while the
+    folder is built and swapped, and the next run clears what a killed run left.
+    """
+    final = check_output_dir(path, overwrite=overwrite)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(final):
+        _recover(final)
+        check_output_dir(final, overwrite=overwrite)  # again: another run may have written it meanwhile
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.part-", dir=final.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; outputs are meant to be shared
+        try:
+            yield tmp
+            (tmp / OUTPUT_MARKER).write_text(to_json({"written_by": "campwatch", "command": kind}), encoding="utf-8")
+            _swap_in(tmp, final)
+        finally:
+            _remove(tmp)
 
 
 def _tiff_profile(grid: Grid, *, count: int, dtype: str, nodata: float | None, fast: bool = False) -> dict[str, Any]:

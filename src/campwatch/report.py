@@ -617,7 +617,7 @@ def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, over
     by_site: dict[str, list[dict[str, Any]]] = {}
     for r in results:
         by_site.setdefault(r["row"]["site"], []).append(r)
-    with atomic_dir(outdir, overwrite=overwrite) as tmp:
+    with atomic_dir(outdir, overwrite=overwrite, kind="report") as tmp:
         (tmp / "summary.json").write_text(_summary_json(config, rows), encoding="utf-8")
         with open(tmp / "summary.csv", "w", newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, fieldnames=list(SUMMARY_FIELDS), lineterminator="\n")

@@ -413,7 +413,7 @@ def write_timeline(timeline: Timeline, outdir: str | os.PathLike[str], *, overwr
 
     out = Path(outdir)
     written: dict[str, Path] = {}
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, kind="track") as tmp:
         rows = timeline.rows()
         with open(tmp / "timeline.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -43,9 +43,10 @@ def command(before: str, after: str, outdir: str, aoi: str | None, method: str, 
 
     Without --aoi the whole overlap is processed.
     """
-    from campwatch.compare import OUTPUTS, STRUCTURE_OUTPUTS, compare_scenes, read_pair, write_compare_outputs
-    from campwatch.io import check_writable
+    from campwatch.compare import compare_scenes, read_pair, write_compare_outputs
+    from campwatch.io import check_output_dir
 
+    check_output_dir(outdir, overwrite=overwrite)  # refuse before any work
     value = None
     t = threshold.strip().lower()
     if t not in ("auto", "otsu", "ki", "chi2"):
@@ -80,8 +81,6 @@ def command(before: str, after: str, outdir: str, aoi: str | None, method: str, 
             click.echo(f"note: {note}")
         click.echo(f"outputs in {outdir}: {', '.join(p.name for p in r.paths.values())}")
         return
-    for name in OUTPUTS + (STRUCTURE_OUTPUTS if structures else ()):  # refuse before any work
-        check_writable(f"{outdir}/{name}", overwrite=overwrite)
     b, a, aoi_obj = read_pair(before, after, aoi=aoi, method=method, profile=profile, band_map=band_map)
     result = compare_scenes(b, a, method=method, threshold=t, value=value, alpha=alpha,  # type: ignore[arg-type]
                             min_area_m2=min_area_m2, opening_radius=opening_radius, increase_only=increase_only,

@@ -40,7 +40,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):  #
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit code (0 ok, 1 findings or failed sites, 2 bad input)."""
+    """Run the CLI; return the exit code (0 ok, 1 findings or failed sites, 2 bad input,
+    3 insufficient data: too little of the AOI observed on both dates to state any figure)."""
     args = sys.argv[1:] if argv is None else argv
     _state["debug"] = "--debug" in args
     if not _state["debug"]:
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         if _state["debug"]:
             raise
         click.echo(f"error: {exc}", err=True)
-        return 2
+        return int(getattr(exc, "exit_code", 2))
     except Exception as exc:
         if _state["debug"]:
             raise

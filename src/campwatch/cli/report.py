@@ -29,11 +29,11 @@ def command(config: str, outdir: str, scheduler: str | None, fail_fast: bool, qu
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from campwatch.io import check_writable
+    from campwatch.io import check_output_dir
     from campwatch.report import pair_tasks, read_config, run_report, write_report
 
     cfg = read_config(config)
-    check_writable(outdir, overwrite=overwrite)
+    check_output_dir(outdir, overwrite=overwrite)
     n = len(pair_tasks(cfg))
     err = Console(stderr=True)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

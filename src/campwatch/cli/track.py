@@ -46,10 +46,10 @@ def command(scenes: tuple[str, ...], aoi: str | None, outdir: str, cloud_masks: 
     are skipped with the reason recorded. Writes timeline.csv, timeline.json, footprint.png and
     growth polygons (GeoPackage, GeoJSON) for each consecutive pair of usable dates.
     """
-    from campwatch.io import check_writable
+    from campwatch.io import check_output_dir
     from campwatch.track import track, write_timeline
 
-    check_writable(outdir, overwrite=overwrite)  # fail before the slow part
+    check_output_dir(outdir, overwrite=overwrite)  # fail before the slow part
     timeline = track(list(scenes), aoi=aoi, cloud_masks=_parse_masks(cloud_masks), max_cloud_fraction=max_cloud,
                      min_valid_fraction=min_valid, method=method,  # type: ignore[arg-type]
                      min_object_m2=min_object_m2, misregistration_px=misregistration_px, profile=profile,
