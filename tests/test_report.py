@@ -196,7 +196,8 @@ scenes = ["data/sample_tiles/rennes/imgs_2", "data/sample_tiles/rennes/imgs_1"]
     assert (row["date_before"], row["date_after"]) == ("2015-08-21", "2017-06-21")
 
 
-def test_config_date_disagreeing_with_files_is_noted(tmp_path):
+def test_config_date_contradicting_the_files_fails_the_pair(tmp_path):
+    """A config date that contradicts the files' own date fails the pair, naming both (issue 21.5)."""
     cfg = _config(tmp_path, """
 [[site]]
 name = "redated"
@@ -206,8 +207,7 @@ scenes = [
 ]
 """)
     out = tmp_path / "out"
-    assert main(["report", str(cfg), "-o", str(out), "--scheduler", "sync", "--quiet"]) == 0
-    page = (out / "index.html").read_text()
-    assert "overrides the date 2017-06-21" in page
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert any("2017-06-21" in n for n in manifest["tasks"][0]["detail"]["notes"])
+    assert main(["report", str(cfg), "-o", str(out), "--scheduler", "sync", "--quiet"]) == 1
+    (row,) = json.loads((out / "summary.json").read_text())["rows"]
+    assert row["status"] == "failed" and row["changed_area_m2"] is None
+    assert "DateOrderError" in row["error"] and "2019-01-01" in row["error"] and "2017-06-21" in row["error"]

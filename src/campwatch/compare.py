@@ -24,7 +24,8 @@ import numpy as np
 
 from campwatch._version import __version__
 from campwatch.detect import METHOD_BANDS, NODATA, ChangeResult, Method, detect_change, rgb_composite, to_mask
-from campwatch.masks import aoi_mask
+from campwatch.errors import DateOrderError
+from campwatch.masks import MIN_OBSERVED_FRACTION, aoi_mask, coverage, require_coverage
 from campwatch.scene import Scene
 from campwatch.threshold import ThresholdMethod
 
@@ -87,7 +88,8 @@ def compare_scenes(before: Scene, after: Scene, *, method: Method = "default",
                    threshold: ThresholdMethod | Literal["auto"] = "auto", value: float | None = None,
                    alpha: float = 1e-6, min_area_m2: float = 200.0, opening_radius: int = 0,
                    increase_only: bool = False, coregister: bool = True, clouds: bool | None = None,
-                   aoi: Any = None, window_size: int | None = 512, structures: bool = False) -> ChangeResult:
+                   aoi: Any = None, window_size: int | None = 512, structures: bool = False,
+                   min_observed_fraction: float = MIN_OBSERVED_FRACTION) -> ChangeResult:
     """Compare two aligned scenes.
 
     Parameters
@@ -112,11 +114,22 @@ def compare_scenes(before: Scene, after: Scene, *, method: Method = "default",
         the misregistration that enters its significance test is then the estimated shift.
         An object's growth counts as significant only where the change detector confirms it
         (see ``change`` in :func:`campwatch.structures.growth_between`).
+    min_observed_fraction : float
+        The share of the AOI's own geodesic area (of BEFORE's grid without an AOI) that must be
+        observed on both dates; below it :class:`~campwatch.errors.InsufficientDataError` is
+        raised instead of any figure.  The measured coverage is ``params["coverage"]``.
 
     Returns
     -------
     ChangeResult
         ``params`` records clouds, AOI and co-registration choices.
+
+    Raises
+    ------
+    InsufficientDataError
+        Less than ``min_observed_fraction`` of the AOI is observed on both dates.
+    DateOrderError
+        BEFORE's acquisition date is later than AFTER's (the change would read backwards).
 
     Examples
     --------
@@ -126,8 +139,47 @@ def compare_scenes(before: Scene, after: Scene, *, method: Method = "default",
     >>> r.changed_area_m2, r.coregistration["applied"]
     (0.0, False)
     """
+    require_date_order(before.date, after.date, before=_source_label(before), after=_source_label(after))
     if _is_vhr(before) and method == "default":
-        return _compare_vhr(before, after, coregister=coregister, aoi=aoi)
+        result = _compare_vhr(before, after, coregister=coregister, aoi=aoi)
+    else:
+        result = _compare_10m(before, after, method=method, threshold=threshold, value=value, alpha=alpha,
+                              min_area_m2=min_area_m2, opening_radius=opening_radius, increase_only=increase_only,
+                              coregister=coregister, clouds=clouds, aoi=aoi, window_size=window_size,
+                              structures=structures)
+    cov = coverage(result.mask != NODATA, result.grid, aoi=aoi)
+    require_coverage(cov, min_fraction=min_observed_fraction,
+                     what=f"{_label(before)} -> {_label(after)}")
+    return dataclasses.replace(result, params={**result.params, "coverage": cov,
+                                               "min_observed_fraction": min_observed_fraction})
+
+
+def require_date_order(before_date: Any, after_date: Any, *, before: str, after: str) -> None:
+    """Raise :class:`~campwatch.errors.DateOrderError` when both dates are known and BEFORE is the later.
+
+    ``before`` and ``after`` name the inputs in the message.
+    """
+    if before_date is not None and after_date is not None and before_date > after_date:
+        raise DateOrderError(f"BEFORE {before} is dated {before_date}, after AFTER {after} ({after_date}): "
+                             "growth would read as shrinkage; swap BEFORE and AFTER (or correct the dates)")
+
+
+def _source_label(scene: Scene) -> str:
+    return str(Path(scene.sources[0]).parent if len(scene.sources) > 1 else scene.sources[0]) if scene.sources else "scene"
+
+
+def _label(scene: Scene) -> str:
+    """A scene as messages name it: its date, else its first file."""
+    if scene.date is not None:
+        return scene.date.isoformat()
+    return str(scene.sources[0]) if scene.sources else "scene"
+
+
+def _compare_10m(before: Scene, after: Scene, *, method: Method, threshold: ThresholdMethod | Literal["auto"],
+                 value: float | None, alpha: float, min_area_m2: float, opening_radius: int, increase_only: bool,
+                 coregister: bool, clouds: bool | None, aoi: Any, window_size: int | None,
+                 structures: bool) -> ChangeResult:
+    """:func:`compare_scenes` for the spectral detectors (every method but VHR mode)."""
     extra: dict[str, Any] = {}
     if clouds is None:
         clouds, extra["clouds_reason"] = default_clouds(_is_sentinel2(before), "scl_masked_fraction" in before.meta)
@@ -245,6 +297,7 @@ def build_summary(result: ChangeResult, *, before: Scene, after: Scene,
                   "sources": list(after.sources), "valid_fraction": round(after.valid_fraction, 6)}
     s["clouds"] = result.params.get("clouds")
     s["aoi"] = result.params.get("aoi")
+    s["coverage"] = result.params.get("coverage")
     if polygons is not None:
         s["polygons"] = polygons
     s["limitations"] = limitations(result.grid)

@@ -83,6 +83,7 @@ from campwatch.detect import (
     window_score,
 )
 from campwatch.grid import Grid
+from campwatch.masks import MIN_OBSERVED_FRACTION, coverage_of, require_coverage
 from campwatch.scene import Scene
 from campwatch.threshold import Histogram, ThresholdChoice
 
@@ -554,7 +555,8 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
                       clouds: bool | None = None, profile: str | None = None,
                       band_map: dict[str, int] | None = None, window_size: int = 1024, workers: int = 2,
                       client: Any = None, overwrite: bool = False,
-                      structures: bool = False, strip_rows: int | None = None) -> StreamResult:
+                      structures: bool = False, strip_rows: int | None = None,
+                      min_observed_fraction: float = MIN_OBSERVED_FRACTION) -> StreamResult:
     """Compare two scenes window by window and write the ``compare`` outputs into ``outdir``.
 
     Parameters
@@ -575,6 +577,9 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
     strip_rows : int, optional
         Rows per local strip (default: the file's block height, at least 256); at least
         the halo.  Strips that are not a multiple of the block height decode blocks twice.
+    min_observed_fraction : float
+        As for :func:`campwatch.compare.compare_scenes` (of BEFORE's grid): below it nothing
+        is written and :class:`~campwatch.errors.InsufficientDataError` is raised.
 
     Returns
     -------
@@ -597,7 +602,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
                          min_area_m2=min_area_m2, opening_radius=opening_radius, increase_only=increase_only,
                          coregister=coregister, clouds=clouds, profile=profile, band_map=band_map,
                          window_size=window_size, workers=workers, client=client, structures=structures,
-                         strip_rows=strip_rows)
+                         strip_rows=strip_rows, min_observed_fraction=min_observed_fraction)
     return dataclasses.replace(r, paths={n: Path(outdir) / n for n in r.paths})
 
 
@@ -608,11 +613,12 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
                       clouds: bool | None = None, profile: str | None = None,
                       band_map: dict[str, int] | None = None, window_size: int = 1024, workers: int = 2,
                       client: Any = None,
-                      structures: bool = False, strip_rows: int | None = None) -> StreamResult:
+                      structures: bool = False, strip_rows: int | None = None,
+                      min_observed_fraction: float = MIN_OBSERVED_FRACTION) -> StreamResult:
     """:func:`compare_streaming` into the fresh folder ``outdir``."""
     from rasterio import Env
 
-    from campwatch.compare import OUTPUTS, _bands_for, default_clouds, limitations
+    from campwatch.compare import OUTPUTS, _bands_for, default_clouds, limitations, require_date_order
     from campwatch.io import block_shape, open_source
     from campwatch.masks import cloud_test_info
 
@@ -624,6 +630,7 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
     paths = {n: out / n for n in names}
     src_b = open_source(before_path, profile=profile, bands=band_map)
     src_a = open_source(after_path, profile=profile, bands=band_map)
+    require_date_order(src_b.date, src_a.date, before=str(before_path), after=str(after_path))
     wanted = _bands_for(method)
     read_bands = tuple(src_b.keys if wanted is None else [b for b in wanted if b in src_b.keys])
     missing = [b for b in read_bands if b not in src_a.keys]
@@ -809,6 +816,9 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
                           test=cloud_test_info())
     params = {**params, "clouds": cloud_info, "aoi": None, "coregister": coregister, **extra}
     valid_area = changed_area_m2(state.valid_rows, grid)  # the area of the valid pixels, row by row
+    cov = coverage_of(valid_area, float(grid.pixel_area_m2().sum()) * grid.width, reference="grid")
+    require_coverage(cov, min_fraction=min_observed_fraction, what=f"{before_path} -> {after_path}")
+    params = {**params, "coverage": cov, "min_observed_fraction": min_observed_fraction}
     summary: dict[str, Any] = {
         "method": method, "threshold": choice.to_dict(), "changed_area_m2": round(area, 1),
         "changed_fraction": round(area / valid_area, 6) if valid_area > 0 else 0.0,
@@ -828,6 +838,7 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
                          "sources": list(dict.fromkeys(src.band(k).path for k in read_bands))}
     summary["clouds"] = cloud_info
     summary["aoi"] = None
+    summary["coverage"] = cov
     summary["polygons"] = len(gdf)
     summary["limitations"] = limitations(grid)
     fit_px = sum(int(w.height * w.width) for w in sample)

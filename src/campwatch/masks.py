@@ -279,3 +279,76 @@ def aoi_mask(geometry: Any, grid: Grid) -> np.ndarray:
     if grid.crs != CRS.from_epsg(4326):
         geo = transform_geom("EPSG:4326", grid.crs, geo)
     return features.geometry_mask([geo], out_shape=grid.shape, transform=grid.transform, invert=True)
+
+
+#: Below this share of the AOI (or, without one, of BEFORE's grid) observed on both dates a pair
+#: states no figure: half the area is the point below which the unobserved part could hold more
+#: change than the observed one (and the significance rule of ``structures`` uses the same level).
+MIN_OBSERVED_FRACTION = 0.5
+
+
+def coverage(observed: np.ndarray, grid: Grid, *, aoi: Any = None) -> dict[str, Any]:
+    """How much of the AOI (or of ``grid`` without one) the ``observed`` pixels cover, in m².
+
+    The AOI's area is its own geodesic area (WGS84), not the part of it that falls on the
+    grid: an AOI only partly inside the scenes is partly unobserved.
+
+    Parameters
+    ----------
+    observed : (M, N) bool ndarray
+        Pixels valid on both dates (and inside the AOI).
+    grid : Grid
+    aoi : AOI or shapely geometry (EPSG:4326), optional
+
+    Returns
+    -------
+    dict
+        ``observed_area_m2``, ``reference_area_m2``, ``observed_fraction`` (in [0, 1]) and
+        ``reference`` (``"aoi"`` or ``"grid"``).
+
+    Examples
+    --------
+    >>> from affine import Affine
+    >>> from shapely.geometry import box
+    >>> from campwatch.grid import Grid
+    >>> g = Grid((10, 10), Affine(0.001, 0, 126.0, 0, -0.001, 39.01), "EPSG:4326")
+    >>> c = coverage(np.ones((10, 10), bool), g, aoi=box(126.0, 39.0, 126.02, 39.01))  # half inside the grid
+    >>> c["reference"], round(c["observed_fraction"], 2)
+    ('aoi', 0.5)
+    """
+    from campwatch.grid import GEOD
+
+    if observed.shape != grid.shape:
+        raise ValueError(f"observed mask shape {observed.shape} does not match the grid {grid.shape}")
+    observed_m2 = float((np.broadcast_to(grid.pixel_area_m2(), grid.shape) * observed).sum())
+    if aoi is None:
+        ref_m2, ref = float(np.broadcast_to(grid.pixel_area_m2(), grid.shape).sum()), "grid"
+    else:
+        area = getattr(aoi, "area_m2", None)
+        ref_m2 = float(area()) if callable(area) else abs(GEOD.geometry_area_perimeter(getattr(aoi, "geometry", aoi))[0])
+        ref = "aoi"
+    return coverage_of(observed_m2, ref_m2, reference=ref)
+
+
+def coverage_of(observed_m2: float, reference_m2: float, *, reference: str) -> dict[str, Any]:
+    """The :func:`coverage` record from the two areas (for callers that summed them window by window)."""
+    frac = min(1.0, observed_m2 / reference_m2) if reference_m2 > 0 else 0.0
+    return {"observed_area_m2": round(observed_m2, 1), "reference_area_m2": round(reference_m2, 1),
+            "observed_fraction": round(frac, 6), "reference": reference}
+
+
+def require_coverage(cov: dict[str, Any], *, min_fraction: float, what: str) -> None:
+    """Raise :class:`~campwatch.errors.InsufficientDataError` when ``cov`` is below ``min_fraction``.
+
+    ``what`` names the pair (its files or dates) in the message.
+    """
+    from campwatch.errors import InsufficientDataError
+
+    if cov["observed_fraction"] >= min_fraction:
+        return
+    of = "the AOI" if cov["reference"] == "aoi" else "BEFORE's grid"
+    raise InsufficientDataError(
+        f"{what}: only {cov['observed_fraction']:.1%} of {of} ({cov['observed_area_m2']:,.0f} of "
+        f"{cov['reference_area_m2']:,.0f} m²) is observed on both dates, below the minimum {min_fraction:.0%} "
+        "(clouds, no data, or scenes that do not cover it), so no figure is stated; use clearer dates or scenes "
+        "that cover the AOI, or lower --min-observed to measure only the observed part")

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from campwatch._version import __version__
-from campwatch.errors import CampwatchError, ConfigError
+from campwatch.errors import CampwatchError, ConfigError, DateOrderError, InsufficientDataError
 
 __all__ = [
     "SUMMARY_FIELDS",
@@ -77,7 +77,14 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "clouds": None,
     "structures": True,
 }
-_COMPARE_KEYS = ("method", "threshold", "value", "min_area_m2", "coregister", "clouds")
+_COMPARE_KEYS = ("method", "threshold", "value", "min_area_m2", "coregister", "clouds", "min_observed_fraction")
+
+#: A pair whose observed share of the AOI is below this is flagged in the report as partial coverage
+#: (its figures describe only the observed part); below ``min_observed_fraction`` it has no figures.
+FLAG_COVERAGE = 0.9
+
+#: Row statuses: figures measured; the pair could not be run; too little observed to state a figure.
+STATUSES = ("ok", "failed", "insufficient-data")
 
 #: Columns of ``summary.csv`` (and keys of each ``summary.json`` row), in order.
 SUMMARY_FIELDS = (
@@ -260,6 +267,9 @@ def run_pair(task: PairTask) -> dict[str, Any]:
     base_row.update(site=task.site, aoi=task.aoi, date_before=task.before.date, date_after=task.after.date)
     try:
         return _run_pair(task, base_row)
+    except InsufficientDataError as exc:
+        row = {**base_row, "status": "insufficient-data", "error": str(exc)}
+        return {"row": row, "polygons": [], "figures": [], "aoi": None, "inputs": [], "detail": {}}
     except (CampwatchError, OSError, ValueError) as exc:
         row = {**base_row, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
         return {"row": row, "polygons": [], "figures": [], "aoi": None, "inputs": [], "detail": {}}
@@ -279,20 +289,21 @@ def _run_pair(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CampwatchWarning)
         before, after, aoi = read_pair(task.before.path, task.after.path, aoi=task.aoi, method=opts.get("method", "default"))
-        date_notes = []
+        date_notes: list[str] = []
         for label, spec, scene in (("before", task.before, before), ("after", task.after, after)):
             if spec.date is None:
                 continue
             given = dt.date.fromisoformat(spec.date)
             if scene.date is not None and abs((scene.date - given).days) > 1:
-                date_notes.append(f"{label}: the config date {given} overrides the date {scene.date} read from "
-                                  f"the files ({scene.meta.get('date_source')})")
+                raise DateOrderError(f"site {task.site}: {label} scene {spec.path} is dated {given} in the config but "
+                                     f"{scene.date} in its files ({scene.meta.get('date_source')}); correct the "
+                                     "config date or the scene path")
             if label == "before":
                 before = dataclasses.replace(before, date=given)
             else:
                 after = dataclasses.replace(after, date=given)
         if before.date and after.date and before.date >= after.date:
-            raise ConfigError(f"site {task.site}: BEFORE ({before.date}) is not earlier than AFTER ({after.date}); "
+            raise DateOrderError(f"site {task.site}: BEFORE ({before.date}) is not earlier than AFTER ({after.date}); "
                               "check the scene dates in the config")
         result = compare_scenes(before, after, aoi=aoi, structures=bool(task.options.get("structures", True)), **opts)
     notes = date_notes + sorted({f"{w.category.__name__}: {w.message}" for w in caught
@@ -377,12 +388,8 @@ def _run_pair(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _valid_in_aoi(s: Mapping[str, Any]) -> float | None:
-    """Valid pixels as a share of the AOI (of the whole grid without an AOI)."""
-    v = s.get("valid_fraction")
-    inside = ((s.get("params") or {}).get("aoi") or {}).get("inside_fraction")
-    if v is None or not inside:
-        return v
-    return min(1.0, float(v) / float(inside))
+    """The share of the AOI's own area (of BEFORE's grid without an AOI) observed on both dates."""
+    return ((s.get("params") or {}).get("coverage") or {}).get("observed_fraction")
 
 
 def _source(s: Any) -> dict[str, Any]:
@@ -474,27 +481,87 @@ def with_file_dates(config: ReportConfig) -> ReportConfig:
     return ReportConfig(config.path, config.options, tuple(sites))
 
 
+def usable_dates(config: ReportConfig) -> tuple[ReportConfig, dict[str, list[dict[str, Any]]]]:
+    """Drop each site's dates that ``track`` would skip over its AOI (mostly cloud, or too little
+    valid data), so that the usable dates are paired with each other; return the screened config
+    and the skipped dates per site, with their reasons.
+
+    A site with an undated scene, or whose scenes cannot be read together, is left as it is:
+    its pairs then report their own errors.
+    """
+    import warnings
+
+    from campwatch.errors import CampwatchWarning
+    from campwatch.track import TrackInput, screen_dates
+
+    sites, skipped = [], {}
+    for site in config.sites:
+        if len(site.scenes) < 2 or any(sc.date is None for sc in site.scenes):
+            sites.append(site)
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", CampwatchWarning)
+                records = screen_dates([TrackInput(sc.path, dt.date.fromisoformat(sc.date)) for sc in site.scenes
+                                        if sc.date], aoi=site.aoi)
+        except (CampwatchError, OSError, ValueError):
+            sites.append(site)
+            continue
+        used = {(r.path, r.date.isoformat()) for r in records if r.status == "used"}
+        skipped[site.name] = [{"date": r.date.isoformat(), "path": r.path, "reason": r.reason,
+                               "cloud_fraction": r.cloud_fraction, "valid_fraction": r.valid_fraction}
+                              for r in records if r.status != "used"]
+        sites.append(SiteSpec(site.name, site.aoi, tuple(sc for sc in site.scenes if (sc.path, sc.date) in used)))
+    return ReportConfig(config.path, config.options, tuple(sites)), skipped
+
+
+def _unpaired_rows(config: ReportConfig, skipped: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """An ``insufficient-data`` row for each site left with fewer than two usable dates."""
+    out = []
+    for site in config.sites:
+        gone = skipped.get(site.name) or []
+        if len(site.scenes) >= 2 or not gone:
+            continue
+        dates = sorted([*(g["date"] for g in gone), *(sc.date for sc in site.scenes if sc.date)])
+        row: dict[str, Any] = {k: None for k in SUMMARY_FIELDS}
+        row.update(site=site.name, aoi=site.aoi, date_before=dates[0], date_after=dates[-1],
+                   status="insufficient-data",
+                   error=(f"fewer than two usable dates, so no pair is measured: "
+                          + "; ".join(f"{g['date']}: {g['reason']}" for g in gone)))
+        out.append({"row": row, "polygons": [], "figures": [], "aoi": None, "inputs": [], "detail": {}})
+    return out
+
+
 def run_report(config: ReportConfig, *, scheduler: str | None = None, fail_fast: bool = False,
-               progress: Callable[[PairTask, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+               progress: Callable[[PairTask, dict[str, Any]], None] | None = None,
+               planned: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Run every task of ``config``; return everything :func:`write_report` needs.
 
-    ``scheduler``: ``None`` starts a LocalCluster sized to the machine, ``"sync"`` runs in this
-    process, and an address such as ``tcp://127.0.0.1:8786`` uses an existing cluster.
+    Each site's dates are first screened as ``track`` does (:func:`usable_dates`), and only
+    consecutive usable dates are paired.  ``scheduler``: ``None`` starts a LocalCluster sized to
+    the machine, ``"sync"`` runs in this process, and an address such as ``tcp://127.0.0.1:8786``
+    uses an existing cluster.  ``planned`` is called with the number of pairs once it is known.
     """
     from campwatch.provenance import now_utc
 
     started = now_utc()
     config = with_file_dates(config)
-    tasks = pair_tasks(config)
+    screened, skipped = usable_dates(config)
+    tasks = pair_tasks(screened)
+    if planned:
+        planned(len(tasks))
     results = _run_tasks(tasks, scheduler=scheduler, fail_fast=fail_fast, progress=progress)
-    return {"config": config, "tasks": tasks, "results": results, "started": started, "finished": now_utc(),
-            "scheduler": scheduler or "LocalCluster"}
+    unpaired = _unpaired_rows(screened, skipped)
+    return {"config": config, "tasks": tasks, "results": results + unpaired, "unpaired": len(unpaired),
+            "skipped": skipped, "started": started,
+            "finished": now_utc(), "scheduler": scheduler or "LocalCluster"}
 
 
 # --------------------------------------------------------------------------------------------------
 # writing
 # --------------------------------------------------------------------------------------------------
-def _summary_json(config: ReportConfig, rows: Sequence[Mapping[str, Any]]) -> str:
+def _summary_json(config: ReportConfig, rows: Sequence[Mapping[str, Any]],
+                  skipped: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> str:
     from campwatch.io import to_json
 
     doc = {
@@ -503,8 +570,10 @@ def _summary_json(config: ReportConfig, rows: Sequence[Mapping[str, Any]]) -> st
         "options": dict(sorted(config.options.items())),
         "sites": [s.name for s in config.sites],
         "n_pairs": len(rows),
-        "n_failed": sum(1 for r in rows if r["status"] != "ok"),
+        "n_failed": sum(1 for r in rows if r["status"] == "failed"),
+        "n_insufficient_data": sum(1 for r in rows if r["status"] == "insufficient-data"),
         "rows": [{k: r.get(k) for k in SUMMARY_FIELDS} for r in rows],
+        "skipped_dates": {k: list(v) for k, v in sorted((skipped or {}).items()) if v},
         "units": {"area": "m² on the WGS84 ellipsoid", "pixel_size_m": "metres", "shift": "pixels of BEFORE's grid"},
     }
     return to_json(doc)
@@ -566,8 +635,10 @@ def _net_text(r: Mapping[str, Any]) -> str:
     return f"{r['net_growth_m2']:+,.0f} m² ({pct}), {sig}"
 
 
-def _site_caveats(site: SiteSpec, pairs: Sequence[dict[str, Any]]) -> list[str]:
-    out: list[str] = []
+def _site_caveats(site: SiteSpec, pairs: Sequence[dict[str, Any]],
+                  skipped: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+    out: list[str] = [f"{g['date']} ({g['path']}) was skipped: {g['reason']}; the dates around it are compared "
+                      "directly." for g in skipped]
     aoi = next((p["aoi"] for p in pairs if p["aoi"]), None)
     if aoi:
         if aoi["geometry_quality"] != "digitised":
@@ -581,6 +652,11 @@ def _site_caveats(site: SiteSpec, pairs: Sequence[dict[str, Any]]) -> list[str]:
         if r["status"] != "ok":
             continue
         label = f"{r['date_before']} → {r['date_after']}"
+        if r["valid_fraction"] is not None and r["valid_fraction"] < FLAG_COVERAGE:
+            out.append(f"{label}: PARTIAL COVERAGE: only {r['valid_fraction']:.0%} of the "
+                       f"{'AOI' if r['aoi'] else 'scene overlap'} is observed on both dates (flagged below "
+                       f"{FLAG_COVERAGE:.0%}); every figure of this pair describes only the observed part, and the "
+                       "unobserved part may hold change.")
         out.append(f"{label}: pixels are {r['pixel_size_m']} m; objects smaller than about two pixels "
                    "(for Sentinel-2, a 16 × 7 m hut is one pixel) are not resolved.")
         cb, ca = r["cloud_fraction_before"], r["cloud_fraction_after"]
@@ -618,7 +694,7 @@ def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, over
     for r in results:
         by_site.setdefault(r["row"]["site"], []).append(r)
     with atomic_dir(outdir, overwrite=overwrite, kind="report") as tmp:
-        (tmp / "summary.json").write_text(_summary_json(config, rows), encoding="utf-8")
+        (tmp / "summary.json").write_text(_summary_json(config, rows, run.get("skipped")), encoding="utf-8")
         with open(tmp / "summary.csv", "w", newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, fieldnames=list(SUMMARY_FIELDS), lineterminator="\n")
             w.writeheader()
@@ -656,14 +732,15 @@ def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, over
                     "figures": [{"caption": f["caption"], "png_b64": base64.b64encode(f["png"]).decode()} for f in p["figures"]],
                 })
             sites_ctx.append({"name": site.name, "anchor": site.anchor, "aoi": aoi, "pairs": pair_ctx, "chart_b64": chart,
-                              "caveats": _site_caveats(site, pairs)})
+                              "caveats": _site_caveats(site, pairs, (run.get("skipped") or {}).get(site.name, ()))})
         anchors = {s.name: s.anchor for s in config.sites}
         env = jinja2.Environment(loader=jinja2.PackageLoader("campwatch", "templates"),
                                  autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
                                  undefined=jinja2.StrictUndefined)
         page = env.get_template("report.html.j2").render(
             title=Path(config.path).stem, sites=sites_ctx, rows=[{**r, "anchor": anchors.get(r["site"], "")} for r in rows],
-            n_pairs=len(rows), n_failed=sum(1 for r in rows if r["status"] != "ok"), config_name=Path(config.path).name,
+            n_pairs=len(rows), n_failed=sum(1 for r in rows if r["status"] == "failed"),
+            n_insufficient=sum(1 for r in rows if r["status"] == "insufficient-data"), flag_coverage=FLAG_COVERAGE, config_name=Path(config.path).name,
             version=__version__)
         (tmp / "index.html").write_text(page, encoding="utf-8")
         # manifest

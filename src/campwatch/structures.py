@@ -92,6 +92,7 @@ from scipy import ndimage
 
 from campwatch.errors import InvalidAOIError, LowValidDataWarning, MissingBandsError
 from campwatch.grid import Grid
+from campwatch.masks import aoi_mask, coverage
 from campwatch.scene import Scene
 from campwatch.vectorize import mask_to_polygons
 
@@ -576,12 +577,10 @@ def _edge_length_m(mask: np.ndarray, grid: Grid) -> np.ndarray:
     return np.where(mask, exposed * side, 0.0)
 
 
-def _aoi_mask(aoi: Any, grid: Grid) -> tuple[np.ndarray, str | None, str]:
+def aoi_inside(aoi: Any, grid: Grid) -> tuple[np.ndarray, str | None, str]:
     """(inside, aoi_id, geometry_quality) for an AOI object, a shapely geometry (EPSG:4326) or None."""
     if aoi is None:
         return np.ones(grid.shape, dtype=bool), None, "none"
-    from campwatch.masks import aoi_mask
-
     geom = getattr(aoi, "geometry", aoi)
     aoi_id = getattr(aoi, "id", None)
     quality = str(getattr(aoi, "geometry_quality", "unspecified"))
@@ -619,7 +618,7 @@ def date_footprint(builtup: Builtup, *, aoi: Any = None, min_object_m2: float | 
     grid = builtup.grid
     if min_object_m2 is None:
         min_object_m2 = _default_min_object_m2(grid, builtup.method)
-    inside, _, _ = _aoi_mask(aoi, grid)
+    inside, _, _ = aoi_inside(aoi, grid)
     ok = builtup.valid & inside
     m = remove_small_objects(builtup.mask & ok, grid, min_object_m2=min_object_m2)
     w = np.broadcast_to(grid.pixel_area_m2(), grid.shape)
@@ -686,7 +685,7 @@ def growth_between(before: Builtup, after: Builtup, *, aoi: Any = None, min_obje
         raise ValueError(f"misregistration_px must be >= 0, got {misregistration_px}")
     if min_object_m2 is None:
         min_object_m2 = _default_min_object_m2(grid, before.method)
-    inside, aoi_id, quality = _aoi_mask(aoi, grid)
+    inside, aoi_id, quality = aoi_inside(aoi, grid)
     observed = before.valid & after.valid & inside
     b = remove_small_objects(before.mask & observed, grid, min_object_m2=min_object_m2)
     a = remove_small_objects(after.mask & observed, grid, min_object_m2=min_object_m2)
@@ -733,8 +732,7 @@ def growth_between(before: Builtup, after: Builtup, *, aoi: Any = None, min_obje
     u_after = offset_m * float(per_a.sum())
     u_net = math.hypot(u_before, u_after)
     net = float(area_a.sum() - area_b.sum())
-    inside_n = int(inside.sum())
-    obs_frac_aoi = float(observed.sum() / inside_n) if inside_n else 0.0
+    obs_frac_aoi = coverage(observed, grid, aoi=aoi)["observed_fraction"]  # of the AOI's own geodesic area
     if obs_frac_aoi < min_valid_fraction:
         sig, reason = "insufficient-data", (f"only {obs_frac_aoi:.0%} of the area is observed on both dates "
                                             f"(minimum {min_valid_fraction:.0%})")

@@ -48,12 +48,13 @@ from campwatch.structures import (
     Builtup,
     BuiltupMethod,
     GrowthResult,
+    aoi_inside,
     builtup_mask,
     date_footprint,
     growth_between,
 )
 
-__all__ = ["DateRecord", "Timeline", "TrackInput", "parse_scene_arg", "track", "write_structures", "write_timeline"]
+__all__ = ["DateRecord", "Timeline", "TrackInput", "parse_scene_arg", "screen_dates", "track", "write_structures", "write_timeline"]
 
 _DATE_SUFFIX = re.compile(r"^(.*)@(\d{4}-\d{2}-\d{2})$")
 _WANTED = ("blue", "green", "red", "nir", "swir16", "cirrus")
@@ -231,6 +232,79 @@ def _given_date(inp: TrackInput) -> Iterator[None]:
         yield
 
 
+def _dated(inputs: Sequence[TrackInput], *, profile: str | None,
+           band_map: Mapping[str, int] | None) -> tuple[list[tuple[dt.date, TrackInput]], dict[str, Any]]:
+    """The inputs with their dates, sorted by date (each scene inspected once), and their sources."""
+    dated: list[tuple[dt.date, TrackInput]] = []
+    sources_of: dict[str, Any] = {}  # each scene inspected once (date, bands, provenance)
+    for inp in inputs:
+        with _given_date(inp):
+            sources_of[inp.path] = open_source(inp.path, profile=profile, bands=band_map)
+        date = inp.date or sources_of[inp.path].date
+        if date is None:
+            raise InvalidSceneError(f"{inp.path}: no acquisition date in its tags, file names or dates.txt; give it "
+                                    f"as {inp.path}@YYYY-MM-DD")
+        dated.append((date, inp))
+    dated.sort(key=lambda t: t[0])
+    for (d0, a), (d1, b) in itertools.pairwise(dated):
+        if d0 == d1:
+            raise InvalidSceneError(f"{a.path} and {b.path} are both dated {d0}; track needs one scene per date "
+                                    "(check the dates, or drop one of them)")
+    return dated, sources_of
+
+
+def _read_dates(dated: Sequence[tuple[dt.date, TrackInput]], sources_of: Mapping[str, Any], the_aoi: Any, *,
+                max_cloud_fraction: float, min_valid_fraction: float, profile: str | None,
+                band_map: Mapping[str, int] | None) -> Iterator[tuple[DateRecord, Scene]]:
+    """Each date read onto the earliest date's AOI grid, its clouds masked and its usability decided.
+
+    Yields ``(record, scene)`` per date, in date order; ``record.status`` is ``used`` or
+    ``skipped`` (with the reason: cloud fraction in the AOI above ``max_cloud_fraction``, or
+    valid fraction below ``min_valid_fraction``).
+    """
+    geom = getattr(the_aoi, "geometry", the_aoi)
+    first = dated[0][1]
+    bands = _bands_for(sources_of[first.path])
+    with _given_date(first):
+        ref = read_scene(first.path, aoi=geom, bands=bands, profile=profile, band_map=band_map)
+    grid = ref.grid
+    inside, _, _ = aoi_inside(the_aoi, grid)
+    for i, (date, inp) in enumerate(dated):
+        with _given_date(inp):
+            scene = ref if i == 0 else read_scene(inp.path, grid=grid, bands=bands, profile=profile,
+                                                  band_map=band_map)
+        scene = dataclasses.replace(scene, date=date)
+        scene, cloud_frac, cloud_src = _mask_clouds(scene, inp, inside)
+        valid_frac = float((scene.valid & inside).sum() / max(int(inside.sum()), 1))
+        cf = None if cloud_frac is None else round(cloud_frac, 6)
+        if cloud_frac is not None and cloud_frac > max_cloud_fraction:
+            status, reason = "skipped", (f"cloud fraction {cloud_frac:.2f} above the limit {max_cloud_fraction:.2f} "
+                                         f"({cloud_src})")
+        elif valid_frac < min_valid_fraction:
+            status, reason = "skipped", (f"valid fraction {valid_frac:.2f} below the minimum "
+                                         f"{min_valid_fraction:.2f} (nodata or clouds)")
+        else:
+            status = "used"
+            reason = ("clouds masked" if cloud_frac else
+                      ("no clouds detected" if cloud_frac == 0 else "clouds not assessed"))
+        yield DateRecord(inp.path, date, status, reason, cf, cloud_src, round(valid_frac, 6)), scene
+
+
+def screen_dates(scenes: Sequence[str | os.PathLike[str] | TrackInput], *, aoi: Any = None,
+                 max_cloud_fraction: float = 0.5, min_valid_fraction: float = 0.5, profile: str | None = None,
+                 band_map: Mapping[str, int] | None = None) -> list[DateRecord]:
+    """Which dates :func:`track` would use over the AOI, and why the others are skipped (date order).
+
+    The same reads and rules as :func:`track`, without the footprints; ``report`` pairs only
+    the used dates.
+    """
+    inputs = [s if isinstance(s, TrackInput) else parse_scene_arg(os.fspath(s)) for s in scenes]
+    dated, sources_of = _dated(inputs, profile=profile, band_map=band_map)
+    return [rec for rec, _ in _read_dates(dated, sources_of, _resolve(aoi), max_cloud_fraction=max_cloud_fraction,
+                                          min_valid_fraction=min_valid_fraction, profile=profile,
+                                          band_map=band_map)]
+
+
 def track(scenes: Sequence[str | os.PathLike[str] | TrackInput], *, aoi: Any = None,
           cloud_masks: Mapping[str, str] | None = None, max_cloud_fraction: float = 0.5,
           min_valid_fraction: float = 0.5, method: BuiltupMethod = "auto", min_object_m2: float | None = None,
@@ -284,56 +358,19 @@ def track(scenes: Sequence[str | os.PathLike[str] | TrackInput], *, aoi: Any = N
             raise InvalidSceneError(f"cloud mask given for {k}, which is not one of the scenes; "
                                     "write --cloud-mask SCENE=MASK with SCENE exactly as in the scene list")
     the_aoi = _resolve(aoi)
-    geom = getattr(the_aoi, "geometry", the_aoi)
-    # dates first (cheap), so the earliest date defines the grid
-    dated: list[tuple[dt.date, TrackInput]] = []
-    sources_of: dict[str, Any] = {}  # each scene inspected once (date, bands, provenance)
-    for inp in inputs:
-        with _given_date(inp):
-            sources_of[inp.path] = open_source(inp.path, profile=profile, bands=band_map)
-        date = inp.date or sources_of[inp.path].date
-        if date is None:
-            raise InvalidSceneError(f"{inp.path}: no acquisition date in its tags, file names or dates.txt; give it "
-                                    f"as {inp.path}@YYYY-MM-DD")
-        dated.append((date, inp))
-    dated.sort(key=lambda t: t[0])
-    for (d0, a), (d1, b) in itertools.pairwise(dated):
-        if d0 == d1:
-            raise InvalidSceneError(f"{a.path} and {b.path} are both dated {d0}; track needs one scene per date "
-                                    "(check the dates, or drop one of them)")
-    first = dated[0][1]
-    with _given_date(first):
-        bands = _bands_for(sources_of[first.path])
-        ref = read_scene(first.path, aoi=geom, bands=bands, profile=profile, band_map=band_map)
-    grid = ref.grid
-    if the_aoi is not None:
-        from campwatch.structures import _aoi_mask
-
-        inside, _, _ = _aoi_mask(the_aoi, grid)
-    else:
-        inside = np.ones(grid.shape, dtype=bool)
+    dated, sources_of = _dated(inputs, profile=profile, band_map=band_map)
+    bands = _bands_for(sources_of[dated[0][1].path])
     records: list[DateRecord] = []
     kw = {"aoi": the_aoi, "min_object_m2": min_object_m2, "misregistration_px": misregistration_px}
-    for i, (date, inp) in enumerate(dated):
-        with _given_date(inp):
-            scene = ref if i == 0 else read_scene(inp.path, grid=grid, bands=bands, profile=profile,
-                                                  band_map=band_map)
-        scene = dataclasses.replace(scene, date=date)
-        scene, cloud_frac, cloud_src = _mask_clouds(scene, inp, inside)
-        valid_frac = float((scene.valid & inside).sum() / max(int(inside.sum()), 1))
-        cf = None if cloud_frac is None else round(cloud_frac, 6)
-        if cloud_frac is not None and cloud_frac > max_cloud_fraction:
-            reason = f"cloud fraction {cloud_frac:.2f} above the limit {max_cloud_fraction:.2f} ({cloud_src})"
-            records.append(DateRecord(inp.path, date, "skipped", reason, cf, cloud_src, round(valid_frac, 6)))
-            continue
-        if valid_frac < min_valid_fraction:
-            reason = f"valid fraction {valid_frac:.2f} below the minimum {min_valid_fraction:.2f} (nodata or clouds)"
-            records.append(DateRecord(inp.path, date, "skipped", reason, cf, cloud_src, round(valid_frac, 6)))
-            continue
-        b = builtup_mask(scene, method=method)
-        fp = date_footprint(b, **kw)
-        reason = "clouds masked" if cloud_frac else ("no clouds detected" if cloud_frac == 0 else "clouds not assessed")
-        records.append(DateRecord(inp.path, date, "used", reason, cf, cloud_src, round(valid_frac, 6), fp, b))
+    grid = None
+    for rec, scene in _read_dates(dated, sources_of, the_aoi, max_cloud_fraction=max_cloud_fraction,
+                                  min_valid_fraction=min_valid_fraction, profile=profile, band_map=band_map):
+        grid = scene.grid
+        if rec.status == "used":
+            b = builtup_mask(scene, method=method)
+            rec = dataclasses.replace(rec, footprint=date_footprint(b, **kw), builtup=b)
+        records.append(rec)
+    assert grid is not None  # two or more dates were read
     used = [r for r in records if r.status == "used"]
     if len(used) < 2:
         warnings.warn(f"only {len(used)} usable date(s) of {len(records)}: no growth can be measured "

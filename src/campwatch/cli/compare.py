@@ -33,15 +33,20 @@ from campwatch.detect import METHODS
 @click.option("--workers", type=int, default=2, show_default=True, help="Threads when streaming.")
 @click.option("--dask", "dask_address", default=None, metavar="ADDRESS",
               help="Stream on this dask.distributed scheduler (implies --stream).")
+@click.option("--min-observed", "min_observed", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Share of the AOI (of BEFORE's grid without --aoi) that must be observed on both dates; below "
+                   "it nothing is written and the exit code is 3 (insufficient data).")
 @band_options
 @overwrite_option
 def command(before: str, after: str, outdir: str, aoi: str | None, method: str, threshold: str, alpha: float,
             min_area_m2: float, opening_radius: int, increase_only: bool, no_coregister: bool, clouds: bool | None,
             structures: bool, stream: bool | None, workers: int, dask_address: str | None, profile: str | None,
-            band_map: dict[str, int] | None, overwrite: bool) -> None:
+            band_map: dict[str, int] | None, min_observed: float, overwrite: bool) -> None:
     """Compare BEFORE and AFTER (files or band folders); outputs are on BEFORE's grid.
 
-    Without --aoi the whole overlap is processed.
+    Without --aoi the whole overlap is processed.  BEFORE must not be dated after AFTER.
+    Exit code 0 when measured, 2 for bad input, 3 when too little is observed on both dates
+    to state any figure (then nothing is written).
     """
     from campwatch.compare import compare_scenes, read_pair, write_compare_outputs
     from campwatch.io import check_output_dir
@@ -70,11 +75,12 @@ def command(before: str, after: str, outdir: str, aoi: str | None, method: str, 
         r = compare_streaming(before, after, outdir, method=method, threshold=t, value=value, alpha=alpha,
                               min_area_m2=min_area_m2, opening_radius=opening_radius, increase_only=increase_only,
                               coregister=not no_coregister, clouds=clouds, profile=profile, band_map=band_map,
-                              workers=workers, client=dask_address, overwrite=overwrite, structures=structures)
+                              workers=workers, client=dask_address, overwrite=overwrite, structures=structures,
+                              min_observed_fraction=min_observed)
         s = r.summary
         click.echo(f"{r.method} (streamed, {s['processing']['executor']}): changed {r.changed_area_m2:,.0f} m² "
                    f"({s['changed_fraction']:.3%} of valid), threshold {r.threshold.value:.4g} "
-                   f"({r.threshold.method}), valid {r.valid_fraction:.1%}, {s['processing']['wall_s']:.1f} s")
+                   f"({r.threshold.method}), observed {_observed(s['coverage'])}, {s['processing']['wall_s']:.1f} s")
         if r.threshold.note:
             click.echo(f"note: {r.threshold.note}")
         for note in s["processing"]["not_done"]:
@@ -84,10 +90,12 @@ def command(before: str, after: str, outdir: str, aoi: str | None, method: str, 
     b, a, aoi_obj = read_pair(before, after, aoi=aoi, method=method, profile=profile, band_map=band_map)
     result = compare_scenes(b, a, method=method, threshold=t, value=value, alpha=alpha,  # type: ignore[arg-type]
                             min_area_m2=min_area_m2, opening_radius=opening_radius, increase_only=increase_only,
-                            coregister=not no_coregister, clouds=clouds, aoi=aoi_obj, structures=structures)
+                            coregister=not no_coregister, clouds=clouds, aoi=aoi_obj, structures=structures,
+                            min_observed_fraction=min_observed)
     paths = write_compare_outputs(result, outdir, before=b, after=a, overwrite=overwrite)
     click.echo(f"{result.method}: changed {result.changed_area_m2:,.0f} m² ({result.changed_fraction:.3%} of valid), "
-               f"threshold {result.threshold.value:.4g} ({result.threshold.method}), valid {result.valid_fraction:.1%}")
+               f"threshold {result.threshold.value:.4g} ({result.threshold.method}), "
+               f"observed {_observed(result.params['coverage'])}")
     if result.threshold.note:
         click.echo(f"note: {result.threshold.note}")
     if result.structures is not None and "sentence" in (s := result.structures.summary()):
@@ -102,3 +110,8 @@ def command(before: str, after: str, outdir: str, aoi: str | None, method: str, 
                    f"expanded {sig['expanded']}/{c['expanded']}, shrunk {sig['shrunk']}/{c['shrunk']}; at "
                    f"{s['pixel_size_m']:.0f} m these are built-up patches, not buildings")
     click.echo(f"outputs in {outdir}: {', '.join(p.name for p in paths.values())}")
+
+
+def _observed(cov: dict) -> str:  # type: ignore[type-arg]
+    of = "the AOI" if cov["reference"] == "aoi" else "BEFORE's grid"
+    return f"{cov['observed_fraction']:.1%} of {of} ({cov['observed_area_m2']:,.0f} m²)"

@@ -23,10 +23,14 @@ from campwatch.cli.options import overwrite_option
 def command(config: str, outdir: str, scheduler: str | None, fail_fast: bool, quiet: bool, overwrite: bool) -> None:
     """Run every site and date pair of CONFIG and write a self-contained report to OUTDIR.
 
-    Exit code 0 when every site succeeded, 1 when any failed (the report is still written),
-    2 for bad input (config, existing OUTDIR without --overwrite).
+    Dates that are mostly cloud or no data over the AOI are skipped, as `track` does, and the
+    dates around them are paired.  Exit code 0 when every pair was measured, 1 when any failed,
+    3 when none failed but some had too little of the AOI observed to state a figure (the report
+    is written in each case), 2 for bad input (config, OUTDIR that exists without --overwrite or
+    was not written by campwatch).
     """
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from campwatch.io import check_output_dir
@@ -34,7 +38,7 @@ def command(config: str, outdir: str, scheduler: str | None, fail_fast: bool, qu
 
     cfg = read_config(config)
     check_output_dir(outdir, overwrite=overwrite)
-    n = len(pair_tasks(cfg))
+    n = len(pair_tasks(cfg))  # before the cloudy dates are screened out: an upper bound
     err = Console(stderr=True)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=err, disable=quiet, transient=False)
@@ -45,13 +49,24 @@ def command(config: str, outdir: str, scheduler: str | None, fail_fast: bool, qu
             row = res["row"]
             progress.advance(bar)
             if row["status"] != "ok" and not quiet:
-                err.print(f"[red]failed[/red] {task.site} {row['date_before']} → {row['date_after']}: {row['error']}")
+                err.print(f"[red]{row['status']}[/red] {escape(task.site)} {row['date_before']} → {row['date_after']}: "
+                          f"{escape(str(row['error']))}")
 
-        run = run_report(cfg, scheduler=scheduler, fail_fast=fail_fast, progress=advance)
+        def planned(k: int) -> None:
+            nonlocal n
+            n = k
+            progress.update(bar, total=k, description=f"{len(cfg.sites)} site(s), {k} pair(s)")
+
+        run = run_report(cfg, scheduler=scheduler, fail_fast=fail_fast, progress=advance, planned=planned)
     paths = write_report(run, outdir, overwrite=overwrite, repo_root=Path.cwd())
     rows = [r["row"] for r in run["results"]]
-    failed = sum(1 for r in rows if r["status"] != "ok")
+    failed = sum(1 for r in rows if r["status"] == "failed")
+    short = sum(1 for r in rows if r["status"] == "insufficient-data")
+    skipped = sum(len(v) for v in run["skipped"].values())
     click.echo(f"report: {paths['index.html']}")
-    click.echo(f"{len(rows)} pair(s), {failed} failed; summary: {paths['summary.json']}, manifest: {paths['manifest.json']}")
-    if failed or len(rows) < n:
+    click.echo(f"{len(rows)} pair(s), {failed} failed, {short} with insufficient data, {skipped} date(s) skipped; "
+               f"summary: {paths['summary.json']}, manifest: {paths['manifest.json']}")
+    if failed or len(rows) - run["unpaired"] < len(run["tasks"]):  # a failure, or --fail-fast stopped early
         click.get_current_context().exit(1)
+    if short:
+        click.get_current_context().exit(3)
