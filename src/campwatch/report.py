@@ -75,6 +75,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "min_area_m2": 200.0,
     "coregister": True,
     "clouds": None,
+    "min_observed_fraction": 0.5,
     "structures": True,
 }
 _COMPARE_KEYS = ("method", "threshold", "value", "min_area_m2", "coregister", "clouds", "min_observed_fraction")
