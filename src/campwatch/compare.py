@@ -25,6 +25,7 @@ import numpy as np
 from campwatch._version import __version__
 from campwatch.detect import METHOD_BANDS, NODATA, ChangeResult, Method, detect_change, rgb_composite, to_mask
 from campwatch.errors import DateOrderError
+from campwatch.params import check_all
 from campwatch.masks import MIN_OBSERVED_FRACTION, aoi_mask, coverage, require_coverage
 from campwatch.scene import Scene
 from campwatch.threshold import ThresholdMethod
@@ -139,6 +140,8 @@ def compare_scenes(before: Scene, after: Scene, *, method: Method = "default",
     >>> r.changed_area_m2, r.coregistration["applied"]
     (0.0, False)
     """
+    check_all(alpha=alpha, value=value, min_area_m2=min_area_m2, opening_radius=opening_radius,
+              min_observed_fraction=min_observed_fraction)
     require_date_order(before.date, after.date, before=_source_label(before), after=_source_label(after))
     if _is_vhr(before) and method == "default":
         result = _compare_vhr(before, after, coregister=coregister, aoi=aoi)

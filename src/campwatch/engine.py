@@ -84,6 +84,7 @@ from campwatch.detect import (
 )
 from campwatch.grid import Grid
 from campwatch.masks import MIN_OBSERVED_FRACTION, coverage_of, require_coverage
+from campwatch.params import check_all
 from campwatch.scene import Scene
 from campwatch.threshold import Histogram, ThresholdChoice
 
@@ -628,6 +629,8 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
     out = Path(outdir)
     names = OUTPUTS
     paths = {n: out / n for n in names}
+    check_all(alpha=alpha, value=value, min_area_m2=min_area_m2, opening_radius=opening_radius, workers=workers,
+              window_size=window_size, min_observed_fraction=min_observed_fraction)
     src_b = open_source(before_path, profile=profile, bands=band_map)
     src_a = open_source(after_path, profile=profile, bands=band_map)
     require_date_order(src_b.date, src_a.date, before=str(before_path), after=str(after_path))

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pyogrio.errors
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
@@ -48,6 +49,7 @@ from rasterio.windows import Window
 from campwatch import masks
 from campwatch.errors import (
     AcquisitionDateWarning,
+    CampwatchError,
     InvalidSceneError,
     MissingBandsError,
     NoOverlapError,
@@ -81,6 +83,7 @@ __all__ = [
     "read_raster",
     "read_scene",
     "read_source",
+    "refuse_remote",
     "scene_grid",
     "utm_crs_for",
     "write_raster",
@@ -187,7 +190,42 @@ class SceneSource:
 # --------------------------------------------------------------------------------------
 # inspection
 # --------------------------------------------------------------------------------------
+#: A GDAL path that reaches over the network: a /vsicurl/-style virtual file system or a URL.
+_REMOTE = re.compile(r"^\s*(/vsi(curl|s3|gs|az|adls|oss|swift|webhdfs|hdfs)\w*/|[a-z][a-z0-9+.-]*://)", re.IGNORECASE)
+
+
+def refuse_remote(path: str | os.PathLike[str], *, _depth: int = 0) -> None:
+    """Refuse a local input that would make GDAL connect to a server (which reveals the analyst's
+    address): a remote path, or a ``.vrt`` (also nested) whose sources are remote.
+
+    ``campwatch fetch`` is the one place that reads over the network, on purpose.
+    """
+    text = os.fspath(path)
+    if _REMOTE.match(text):
+        raise InvalidSceneError(f"{text}: a remote source; campwatch reads local files only (a remote read reveals "
+                                "your address to its server): download it first, e.g. with campwatch fetch")
+    p = Path(text)
+    if p.suffix.lower() != ".vrt" or _depth > 8 or not p.is_file():
+        return
+    try:
+        root = ET.parse(p).getroot()
+    except (ET.ParseError, OSError):
+        return  # not a VRT GDAL can read either: GDAL's own error names it
+    for el in root.iter():
+        tag = str(el.tag)
+        if not (tag.endswith("Filename") or tag.endswith("DataSource")) or not (el.text or "").strip():
+            continue
+        src = el.text.strip()  # type: ignore[union-attr]
+        if _REMOTE.match(src):
+            raise InvalidSceneError(f"{p}: its source {src} is remote; campwatch reads local files only (a remote "
+                                    "read reveals your address to its server): download the source and point the "
+                                    "VRT at the local copy")
+        local = p.parent / src if el.get("relativeToVRT") == "1" else Path(src)
+        refuse_remote(local, _depth=_depth + 1)
+
+
 def _open(path: str | Path) -> rasterio.DatasetReader:
+    refuse_remote(path)
     try:
         return rasterio.open(path)
     except RasterioError as exc:
@@ -1044,6 +1082,26 @@ def _recover(final: Path) -> None:
         _remove(part)
 
 
+#: What GDAL, OGR and the OS raise when an output cannot be written (full disk, read-only, quota).
+_WRITE_ERRORS = (OSError, RasterioError, pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError)
+
+
+@contextlib.contextmanager
+def _writing(final: Path) -> Iterator[None]:
+    """Turn a failure while outputs are built into one :class:`OutputWriteError` naming ``final``."""
+    try:
+        yield
+    except OutputWriteError as inner:  # a file inside the folder being built: name the folder instead
+        exc = inner.__cause__ or inner
+        raise OutputWriteError(f"{final} could not be written ({type(exc).__name__}: {exc}); nothing was replaced. "
+                               "Free disk space, or choose a writable -o path, and run again") from exc
+    except CampwatchError:
+        raise
+    except _WRITE_ERRORS as exc:
+        raise OutputWriteError(f"{final} could not be written ({type(exc).__name__}: {exc}); nothing was replaced. "
+                               "Free disk space, or choose a writable -o path, and run again") from exc
+
+
 def _swap_in(tmp: Path, final: Path) -> None:
     """Rename ``tmp`` to ``final``; an existing ``final`` moves to ``.NAME.old`` first, then goes."""
     if final.exists() or final.is_symlink():
@@ -1070,8 +1128,9 @@ def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = False) -> Ite
         os.close(fd)
         os.unlink(tmp)
         try:
-            yield Path(tmp)
-            _swap_in(Path(tmp), final)
+            with _writing(final):
+                yield Path(tmp)
+                _swap_in(Path(tmp), final)
         finally:
             _remove(Path(tmp))
 
@@ -1096,9 +1155,11 @@ def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = False, kind: s
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; outputs are meant to be shared
         try:
-            yield tmp
-            (tmp / OUTPUT_MARKER).write_text(to_json({"written_by": "campwatch", "command": kind}), encoding="utf-8")
-            _swap_in(tmp, final)
+            with _writing(final):
+                yield tmp
+                (tmp / OUTPUT_MARKER).write_text(to_json({"written_by": "campwatch", "command": kind}),
+                                                 encoding="utf-8")
+                _swap_in(tmp, final)
         finally:
             _remove(tmp)
 

@@ -129,12 +129,45 @@ class ReportConfig:
 def _date_text(value: Any, where: str) -> str | None:
     if value is None:
         return None
+    if isinstance(value, dt.datetime):
+        raise ConfigError(f"{where}: date {value.isoformat()} is a date and time; give the date alone, "
+                          f"date = {value.date().isoformat()}")
     if isinstance(value, dt.date):
         return value.isoformat()
     try:
         return dt.date.fromisoformat(str(value)).isoformat()
     except ValueError:
         raise ConfigError(f"{where}: date {value!r} is not YYYY-MM-DD") from None
+
+
+def _checked_options(opts: dict[str, Any], source: str) -> dict[str, Any]:
+    """The [options] table checked against one schema: method, threshold and value, numeric ranges
+    (:data:`campwatch.params.RANGES`) and real booleans; each error names the key, the value and the fix."""
+    from campwatch.detect import METHODS
+    from campwatch.params import InvalidParameterError, check, check_threshold
+
+    if opts["method"] not in METHODS:
+        raise ConfigError(f"{source}: [options] method = {opts['method']!r}; choose one of {', '.join(METHODS)}")
+    try:
+        if opts["threshold"] == "fixed":
+            if opts["value"] is None:
+                raise ConfigError(f"{source}: [options] threshold = \"fixed\" needs value = NUMBER")
+        else:
+            method, number = check_threshold(opts["threshold"])
+            if number is not None:  # threshold = 20: a fixed threshold of 20
+                opts["threshold"], opts["value"] = "fixed", number
+            elif opts["value"] is not None:
+                raise ConfigError(f"{source}: [options] value = {opts['value']!r} is only used with threshold = "
+                                  f"\"fixed\" (threshold is {method!r}); remove it or set threshold = \"fixed\"")
+        for key in ("value", "min_area_m2", "min_observed_fraction"):
+            opts[key] = check(key, opts[key], label=f"[options] {key}")
+    except InvalidParameterError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    for key in ("coregister", "structures", "clouds"):
+        if not (isinstance(opts[key], bool) or (key == "clouds" and opts[key] is None)):
+            raise ConfigError(f"{source}: [options] {key} = {opts[key]!r} is not a boolean; write {key} = true "
+                              f"or {key} = false (no quotes)")
+    return opts
 
 
 def config_from_dict(data: Mapping[str, Any], *, source: str = "<config>", base_dir: str | os.PathLike[str] = ".",
@@ -159,7 +192,7 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<config>", base_
     if bad:
         raise ConfigError(f"{source}: unknown option(s) {', '.join(sorted(bad))}; "
                           f"allowed: {', '.join(sorted(DEFAULT_OPTIONS))}, base_dir")
-    options = {**DEFAULT_OPTIONS, **opts}
+    options = _checked_options({**DEFAULT_OPTIONS, **opts}, source)
     raw_sites = data.get("site")
     if not raw_sites or not isinstance(raw_sites, list):
         raise ConfigError(f"{source}: no [[site]] entries; add at least one site with two or more scenes")
@@ -393,10 +426,35 @@ def _valid_in_aoi(s: Mapping[str, Any]) -> float | None:
     return ((s.get("params") or {}).get("coverage") or {}).get("observed_fraction")
 
 
+def _web_link(url: Any) -> str | None:
+    """``url`` when it is an http(s) address, else None: only those become links in the report
+    (a ``javascript:`` or ``file:`` URL from an AOI file would run or open something on a click)."""
+    text = str(url or "").strip()
+    return text if re.match(r"^https?://[^\s]+$", text, re.IGNORECASE) else None
+
+
 def _source(s: Any) -> dict[str, Any]:
     if isinstance(s, Mapping):
-        return {"title": s.get("title") or s.get("source") or s.get("url"), "url": s.get("url")}
+        return {"title": s.get("title") or s.get("source") or s.get("url"), "url": _web_link(s.get("url"))}
     return {"title": str(s), "url": None}
+
+
+def csv_cell(value: Any) -> Any:
+    """A ``summary.csv`` cell that a spreadsheet will not run as a formula.
+
+    Text starting with ``= + - @``, a tab or a carriage return gets a leading apostrophe (the
+    OWASP advice); numbers are written as they are.
+
+    Examples
+    --------
+    >>> print(csv_cell('=HYPERLINK("http://x","y")'), csv_cell(-12.5), repr(csv_cell(None)), csv_cell("Yodok"))
+    '=HYPERLINK("http://x","y") -12.5 '' Yodok
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 def _expected(e: Mapping[str, Any]) -> dict[str, Any]:
@@ -700,7 +758,7 @@ def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, over
             w = csv.DictWriter(f, fieldnames=list(SUMMARY_FIELDS), lineterminator="\n")
             w.writeheader()
             for r in rows:
-                w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in SUMMARY_FIELDS})
+                w.writerow({k: csv_cell(r.get(k)) for k in SUMMARY_FIELDS})
         # polygons
         recs = [{"site": r["row"]["site"], "date_before": r["row"]["date_before"], "date_after": r["row"]["date_after"],
                  **{k: v for k, v in p.items() if k != "wkb"}, "geometry": shapely.from_wkb(p["wkb"])}

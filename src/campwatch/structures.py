@@ -93,6 +93,7 @@ from scipy import ndimage
 from campwatch.errors import InvalidAOIError, LowValidDataWarning, MissingBandsError
 from campwatch.grid import Grid
 from campwatch.masks import aoi_mask, coverage
+from campwatch.params import check_all
 from campwatch.scene import Scene
 from campwatch.vectorize import mask_to_polygons
 
@@ -679,10 +680,8 @@ def growth_between(before: Builtup, after: Builtup, *, aoi: Any = None, min_obje
     """
     before.grid.require_same(after.grid, what="before and after built-up masks")
     grid = before.grid
-    if min_valid_fraction < 0 or min_valid_fraction > 1:
-        raise ValueError(f"min_valid_fraction must be in [0, 1], got {min_valid_fraction}")
-    if misregistration_px < 0:
-        raise ValueError(f"misregistration_px must be >= 0, got {misregistration_px}")
+    check_all(min_valid_fraction=min_valid_fraction, misregistration_px=misregistration_px,
+              min_object_m2=min_object_m2)
     if min_object_m2 is None:
         min_object_m2 = _default_min_object_m2(grid, before.method)
     inside, aoi_id, quality = aoi_inside(aoi, grid)

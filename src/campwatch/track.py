@@ -42,6 +42,7 @@ from campwatch.errors import AcquisitionDateWarning, InvalidSceneError, LowValid
 from campwatch.grid import Grid
 from campwatch.io import atomic_dir, atomic_path, check_writable, open_source, read_raster, read_scene, to_json
 from campwatch.masks import mask_clouds, user_mask_valid
+from campwatch.params import check_all
 from campwatch.scene import Scene
 from campwatch.structures import (
     GROWTH_CLASSES,
@@ -343,6 +344,8 @@ def track(scenes: Sequence[str | os.PathLike[str] | TrackInput], *, aoi: Any = N
     >>> [d.date.isoformat() for d in t.dates], len(t.pairs)
     (['2015-08-21', '2017-06-21'], 1)
     """
+    check_all(max_cloud_fraction=max_cloud_fraction, min_valid_fraction=min_valid_fraction,
+              min_object_m2=min_object_m2, misregistration_px=misregistration_px)
     inputs = [s if isinstance(s, TrackInput) else parse_scene_arg(os.fspath(s)) for s in scenes]
     # A shell glob (scenes/*.tif) also matches each image's sibling cloud mask: use it as that mask.
     sibling_masks = {os.path.normpath(m) for i in inputs if (m := _sibling_cloud_mask(Path(i.path)))}

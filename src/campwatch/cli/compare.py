@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from campwatch.cli.options import aoi_option, band_options, overwrite_option
+from campwatch.cli.options import Number, aoi_option, band_options, overwrite_option, threshold_callback
 from campwatch.detect import METHODS
 
 
@@ -16,11 +16,12 @@ from campwatch.detect import METHODS
 @click.option("--method", type=click.Choice(METHODS), default="default", show_default=True,
               help="Change detector (see campwatch.detect).")
 @click.option("--threshold", default="auto", show_default=True, metavar="auto|otsu|ki|chi2|NUMBER",
+              callback=threshold_callback,
               help="Threshold method, or a fixed value in score units.")
-@click.option("--alpha", type=float, default=1e-6, show_default=True, help="Significance level of the chi2 test.")
-@click.option("--min-area", "min_area_m2", type=float, default=200.0, show_default=True,
+@click.option("--alpha", type=Number("alpha"), default=1e-6, show_default=True, help="Significance level of the chi2 test.")
+@click.option("--min-area", "min_area_m2", type=Number("min_area_m2"), default=200.0, show_default=True,
               help="Minimum mapping unit in m².")
-@click.option("--opening", "opening_radius", type=int, default=0, show_default=True,
+@click.option("--opening", "opening_radius", type=Number("opening_radius"), default=0, show_default=True,
               help="Morphological opening radius in pixels (0: none).")
 @click.option("--increase-only", is_flag=True, help="Keep only increases of the built-up index.")
 @click.option("--no-coregister", is_flag=True, help="Do not estimate or correct a shift between the dates.")
@@ -30,15 +31,16 @@ from campwatch.detect import METHODS
 @click.option("--stream/--in-memory", "stream", default=None,
               help="Process window by window at bounded memory (default: without --aoi, when BEFORE has more "
                    "than 4096 x 4096 pixels of 5 m or more).")
-@click.option("--workers", type=int, default=2, show_default=True, help="Threads when streaming.")
+@click.option("--workers", type=Number("workers"), default=2, show_default=True, help="Threads when streaming.")
 @click.option("--dask", "dask_address", default=None, metavar="ADDRESS",
               help="Stream on this dask.distributed scheduler (implies --stream).")
-@click.option("--min-observed", "min_observed", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+@click.option("--min-observed", "min_observed", type=Number("min_observed_fraction"), default=0.5, show_default=True,
               help="Share of the AOI (of BEFORE's grid without --aoi) that must be observed on both dates; below "
                    "it nothing is written and the exit code is 3 (insufficient data).")
 @band_options
 @overwrite_option
-def command(before: str, after: str, outdir: str, aoi: str | None, method: str, threshold: str, alpha: float,
+def command(before: str, after: str, outdir: str, aoi: str | None, method: str, threshold: tuple[str, float | None],
+            alpha: float,
             min_area_m2: float, opening_radius: int, increase_only: bool, no_coregister: bool, clouds: bool | None,
             structures: bool, stream: bool | None, workers: int, dask_address: str | None, profile: str | None,
             band_map: dict[str, int] | None, min_observed: float, overwrite: bool) -> None:
@@ -52,14 +54,7 @@ def command(before: str, after: str, outdir: str, aoi: str | None, method: str, 
     from campwatch.io import check_output_dir
 
     check_output_dir(outdir, overwrite=overwrite)  # refuse before any work
-    value = None
-    t = threshold.strip().lower()
-    if t not in ("auto", "otsu", "ki", "chi2"):
-        try:
-            value = float(t)
-        except ValueError:
-            raise click.BadParameter(f"{threshold!r}: give auto, otsu, ki, chi2 or a number", param_hint="--threshold") from None
-        t = "fixed"
+    t, value = threshold
     if dask_address:
         stream = True
     if stream is None and aoi is None:

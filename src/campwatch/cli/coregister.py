@@ -6,7 +6,7 @@ import json
 
 import click
 
-from campwatch.cli.options import aoi_option
+from campwatch.cli.options import Number, aoi_option
 
 
 @click.command("coregister")
@@ -15,9 +15,9 @@ from campwatch.cli.options import aoi_option
 @aoi_option
 @click.option("--band", default=None, metavar="NAME",
               help="Common band name to correlate (default: red, else nir, green, blue, swir16).")
-@click.option("--max-shift", "max_shift_px", type=float, default=10.0, show_default=True,
+@click.option("--max-shift", "max_shift_px", type=Number("max_shift_px"), default=10.0, show_default=True,
               help="Shifts above this many pixels are reported as misregistration, not corrected.")
-@click.option("--min-reliability", type=float, default=None,
+@click.option("--min-reliability", type=Number("min_reliability"), default=None,
               help="Estimates less reliable than this (0..1) are not trusted. [default: 0.2]")
 @click.option("--json", "as_json", is_flag=True, help="Print the estimate as JSON.")
 def command(before: str, after: str, aoi: str | None, band: str | None, max_shift_px: float,

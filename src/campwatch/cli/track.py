@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from campwatch.cli.options import aoi_option, band_options, overwrite_option
+from campwatch.cli.options import Number, aoi_option, band_options, overwrite_option
 from campwatch.errors import InvalidSceneError
 
 
@@ -26,14 +26,14 @@ def _parse_masks(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--cloud-mask", "cloud_masks", multiple=True, metavar="SCENE=MASK",
               help="Cloud mask raster for one scene (nonzero = cloud); repeatable. A file "
                    "<image>_cloudmask.tif beside an image is used automatically.")
-@click.option("--max-cloud", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+@click.option("--max-cloud", type=Number("max_cloud_fraction"), default=0.5, show_default=True,
               help="Skip a date whose cloud fraction in the AOI is above this.")
-@click.option("--min-valid", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+@click.option("--min-valid", type=Number("min_valid_fraction"), default=0.5, show_default=True,
               help="Skip a date whose valid fraction in the AOI is below this.")
 @click.option("--method", type=click.Choice(["auto", "spectral", "spectral-texture", "vhr"]), default="auto",
               show_default=True, help="Built-up evidence (auto: by pixel size).")
-@click.option("--min-object-m2", type=float, default=None, help="Smallest object kept (default: two pixels).")
-@click.option("--misregistration-px", type=float, default=0.5, show_default=True,
+@click.option("--min-object-m2", type=Number("min_object_m2"), default=None, help="Smallest object kept (default: two pixels).")
+@click.option("--misregistration-px", type=Number("misregistration_px"), default=0.5, show_default=True,
               help="Residual misregistration between dates, for the significance test.")
 @band_options
 @overwrite_option
