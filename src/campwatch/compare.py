@@ -340,7 +340,7 @@ def write_compare_outputs(result: ChangeResult, outdir: str | os.PathLike[str], 
     (:func:`campwatch.io.atomic_dir`): it is either the previous complete run or this one.
     An existing folder is replaced only with ``overwrite``, and only if campwatch wrote it.
     """
-    from campwatch.io import atomic_dir, write_json, write_png, write_raster
+    from campwatch.io import atomic_dir, vector_stamp, write_json, write_png, write_raster, write_vector
     from campwatch.vectorize import mask_to_polygons
 
     names = OUTPUTS + (STRUCTURE_OUTPUTS if result.structures is not None else ())
@@ -353,7 +353,8 @@ def write_compare_outputs(result: ChangeResult, outdir: str | os.PathLike[str], 
         write_raster(paths["change_score.tif"], result.score.astype(np.float32), result.grid, nodata=float("nan"),
                      tags=tags, band_names=["change_score"])
         gdf = mask_to_polygons(result.mask == 1, result.grid, values={"score": result.score})
-        gdf.to_file(paths["changes.gpkg"], driver="GPKG", layer="changes")
+        stamp = vector_stamp(before.date, after.date)
+        write_vector(gdf, paths["changes.gpkg"], layer="changes", stamp=stamp)
         summary = build_summary(result, before=before, after=after, polygons=len(gdf))
         if result.structures is not None:
             from campwatch.track import write_structures
@@ -361,8 +362,8 @@ def write_compare_outputs(result: ChangeResult, outdir: str | os.PathLike[str], 
 
             if isinstance(result.structures, VHRChangeResult):
                 growth = result.structures.growth
-                growth.to_file(paths["structures.gpkg"], driver="GPKG", layer="growth")
-                growth.to_crs(4326).to_file(paths["structures.geojson"], driver="GeoJSON")
+                write_vector(growth, paths["structures.gpkg"], layer="growth", stamp=stamp)
+                write_vector(growth.to_crs(4326), paths["structures.geojson"], layer="structures", driver="GeoJSON")
             else:
                 write_structures(result.structures, paths["structures.gpkg"], paths["structures.geojson"])
             summary["structures"] = result.structures.summary()

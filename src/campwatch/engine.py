@@ -758,7 +758,7 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
         t, c = time.perf_counter(), time.process_time()
         comps = Components(state.hit, grid.pixel_area_m2(), min_area_m2=max(min_area_m2, 0.0), workers=workers)
         row_counts = np.zeros(grid.height, dtype=np.int64)
-        from campwatch.io import atomic_path, raster_writer, write_png
+        from campwatch.io import atomic_path, raster_writer, vector_stamp, write_png, write_vector
 
         pieces = []
         th = state.thumb
@@ -800,7 +800,7 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
             png_done = png.submit(write_png, paths["quicklook.png"], state.quicklook(final, tvalid))
             gdf = _merge_polygons(pieces, grid)
             with atomic_path(paths["changes.gpkg"]) as tmp:
-                gdf.to_file(tmp, driver="GPKG", layer="changes")
+                write_vector(gdf, tmp, layer="changes", stamp=vector_stamp(src_b.date, src_a.date))
             png_done.result()
         timings["polygons_quicklook_s"] = time.perf_counter() - t
         cpu["polygons_quicklook_s"] = time.process_time() - c

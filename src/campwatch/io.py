@@ -86,6 +86,8 @@ __all__ = [
     "refuse_remote",
     "scene_grid",
     "utm_crs_for",
+    "vector_stamp",
+    "write_vector",
     "write_raster",
     "raster_writer",
     "block_shape",
@@ -1282,6 +1284,35 @@ def write_png(path: str | os.PathLike[str], rgb: np.ndarray, *, overwrite: bool 
     return Path(path)
 
 
+_GDAL_OPTION_LOCK = threading.Lock()
+
+
+def vector_stamp(*dates: Any) -> str:
+    """The timestamp GeoPackages carry (``gpkg_contents.last_change``): the newest of the inputs'
+    acquisition dates, never the clock, so that a rerun writes the same bytes; with no date, 1970-01-01."""
+    known = [d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)[:10]) for d in dates if d]
+    return f"{max(known, default=dt.date(1970, 1, 1)).isoformat()}T00:00:00.000Z"
+
+
+def write_vector(gdf: Any, path: str | os.PathLike[str], *, layer: str, driver: str = "GPKG",
+                 stamp: str | None = None) -> Path:
+    """Write ``gdf`` as layer ``layer`` of ``path`` (GeoPackage layers add to an existing file).
+
+    ``layer`` is also the GeoJSON ``name``, whatever the file is called while it is written.
+    ``stamp`` (:func:`vector_stamp`) pins GDAL's ``OGR_CURRENT_DATE`` for the write.
+    """
+    import pyogrio
+
+    with _GDAL_OPTION_LOCK:
+        before = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": stamp or vector_stamp()})
+        try:
+            gdf.to_file(path, layer=layer, driver=driver, engine="pyogrio")
+        finally:
+            pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": before})
+    return Path(path)
+
+
 def _jsonable(o: Any) -> Any:
     if isinstance(o, np.generic):
         return o.item()
@@ -1299,13 +1330,27 @@ def to_json(obj: Any) -> str:
 
     Examples
     --------
-    >>> print(to_json({"area_m2": np.float32(2.5), "date": dt.date(2013, 5, 1)}), end="")
+    >>> print(to_json({"area_m2": np.float32(2.5), "date": dt.date(2013, 5, 1), "pct": float("nan")}), end="")
     {
       "area_m2": 2.5,
-      "date": "2013-05-01"
+      "date": "2013-05-01",
+      "pct": null
     }
     """
-    return json.dumps(obj, indent=2, ensure_ascii=False, default=_jsonable) + "\n"
+    return json.dumps(_finite(obj), indent=2, ensure_ascii=False, default=_jsonable, allow_nan=False) + "\n"
+
+
+def _finite(o: Any) -> Any:
+    """NaN and infinities as null: JSON has no such numbers, and a figure that is not a number is none."""
+    if isinstance(o, float | np.floating):
+        return float(o) if math.isfinite(o) else None
+    if isinstance(o, Mapping):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_finite(v) for v in o]
+    if isinstance(o, np.ndarray) and o.dtype.kind == "f":
+        return _finite(o.tolist())
+    return o
 
 
 def write_json(path: str | os.PathLike[str], obj: Any, *, overwrite: bool = False) -> Path:

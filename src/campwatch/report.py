@@ -742,7 +742,7 @@ def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, over
     import jinja2
     import shapely
 
-    from campwatch.io import atomic_dir, to_json
+    from campwatch.io import atomic_dir, to_json, vector_stamp, write_vector
     from campwatch.provenance import input_records, now_utc
     from campwatch.versions import versions
 
@@ -767,7 +767,8 @@ def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, over
                 "area_after_m2", "delta_m2", "significant"]
         gdf = gpd.GeoDataFrame({c: [rec.get(c) for rec in recs] for c in cols},
                                geometry=[rec["geometry"] for rec in recs], crs="EPSG:4326")
-        gdf.to_file(tmp / "changes.gpkg", driver="GPKG", layer="changes")
+        stamp = vector_stamp(*(sc.date for site in config.sites for sc in site.scenes))
+        write_vector(gdf, tmp / "changes.gpkg", layer="changes", stamp=stamp)
         # html
         sites_ctx = []
         for site in config.sites:

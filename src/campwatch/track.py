@@ -40,7 +40,17 @@ import numpy as np
 
 from campwatch.errors import AcquisitionDateWarning, InvalidSceneError, LowValidDataWarning
 from campwatch.grid import Grid
-from campwatch.io import atomic_dir, atomic_path, check_writable, open_source, read_raster, read_scene, to_json
+from campwatch.io import (
+    atomic_dir,
+    atomic_path,
+    check_writable,
+    open_source,
+    read_raster,
+    read_scene,
+    to_json,
+    vector_stamp,
+    write_vector,
+)
 from campwatch.masks import mask_clouds, user_mask_valid
 from campwatch.params import check_all
 from campwatch.scene import Scene
@@ -416,12 +426,12 @@ def write_structures(result: GrowthResult, path_gpkg: str | os.PathLike[str], pa
     dates = {"date_before": result.info.get("date_before"), "date_after": result.info.get("date_after")}
     layers = {"growth": result.polygons, "objects_before": result.objects_before,
               "objects_after": result.objects_after}
+    stamp = vector_stamp(dates["date_before"], dates["date_after"])
     with atomic_path(gpkg, overwrite=overwrite) as tmp:
         for name, gdf in layers.items():
-            out = gdf.assign(**dates)
-            out.to_file(tmp, layer=name, driver="GPKG", engine="pyogrio")
+            write_vector(gdf.assign(**dates), tmp, layer=name, stamp=stamp)
     with atomic_path(gj, overwrite=overwrite) as tmp:
-        result.polygons.assign(**dates).to_crs(4326).to_file(tmp, driver="GeoJSON", engine="pyogrio")
+        write_vector(result.polygons.assign(**dates).to_crs(4326), tmp, layer=gj.stem, driver="GeoJSON")
     return Path(path_gpkg), Path(path_geojson)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from typing import Any
+
 import click
 from rich.console import Console
 from rich.table import Table
@@ -24,6 +26,7 @@ def command(path: str, as_json: bool, profile: str | None, band_map: dict[str, i
         click.echo(json.dumps(desc, indent=2))
         return
     con = Console()
+    desc = _escaped(desc)  # paths, tags and notes are user text: never rich markup
     con.print(f"[bold]{desc['path']}[/bold]  ({desc['layout']}, profile [cyan]{desc['profile']}[/cyan])")
     con.print(f"  {desc['profile_description']}")
     con.print(f"  date: {desc['date'] or 'unknown'}" + (f"  (from {desc['date_source']})" if desc["date_source"] else ""))
@@ -41,3 +44,16 @@ def command(path: str, as_json: bool, profile: str | None, band_map: dict[str, i
     con.print(table)
     for note in desc["notes"]:
         con.print(f"  note: {note}")
+
+
+def _escaped(value: Any) -> Any:
+    """Every string in ``value`` (dicts, lists) escaped for rich markup."""
+    from rich.markup import escape
+
+    if isinstance(value, str):
+        return escape(value)
+    if isinstance(value, dict):
+        return {k: _escaped(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escaped(v) for v in value]
+    return value
