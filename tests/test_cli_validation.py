@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -223,3 +224,63 @@ def test_geopackages_and_geojson_are_byte_identical_on_rerun(tmp_path):
     assert main(["track", *PAIR, "--aoi", "sample-rennes", "-o", str(t)]) == 0
     (gj,) = t.glob("growth_*.geojson")
     assert json.loads(gj.read_text())["name"] == gj.stem
+
+
+# ---- 10. smaller -----------------------------------------------------------------------------------------
+def test_a_plain_polygon_file_takes_its_stem_as_id(tmp_path):
+    import warnings
+
+    from campwatch.aoi import resolve_aoi
+    from campwatch.errors import AOIDefaultIdWarning
+
+    p = tmp_path / "my camp.geojson"
+    p.write_text(json.dumps({"type": "Polygon", "coordinates": [[[-1.68, 48.10], [-1.64, 48.10], [-1.64, 48.12],
+                                                                 [-1.68, 48.12], [-1.68, 48.10]]]}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        aoi = resolve_aoi(str(p))
+    assert aoi.id == "my-camp" and any(issubclass(w.category, AOIDefaultIdWarning) for w in caught)
+    r = subprocess.run([sys.executable, "-m", "campwatch", "compare", *PAIR, "--aoi", str(p), "-o", str(tmp_path / "o"),
+                        "--no-structures"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "using the file name, id 'my-camp'" in r.stderr
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["aoi"]["id"] == "my-camp"
+
+
+def test_evaluate_refuses_a_band_as_a_prediction(capsys):
+    band = next(Path(RENNES, "imgs_1").glob("*B04*"))
+    assert main(["evaluate", str(band), f"{RENNES}/cm/rennes-cm.tif"]) == 2
+    assert "not a change mask" in capsys.readouterr().err
+
+
+def test_korean_site_names_get_distinct_anchors_and_their_glyphs(tmp_path):
+    import warnings
+
+    root = Path(RENNES).resolve()
+    cfg = tmp_path / "k.toml"
+    cfg.write_text(f"""[[site]]
+name = "요덕 15"
+aoi = "sample-rennes"
+scenes = [{{ path = "{root}/imgs_1" }}, {{ path = "{root}/imgs_2" }}]
+[[site]]
+name = "화성 16"
+aoi = "sample-rennes"
+scenes = [{{ path = "{root}/imgs_1" }}, {{ path = "{root}/imgs_2" }}]
+""")
+    from campwatch.report import read_config, run_report, write_report
+
+    run = run_report(read_config(cfg), scheduler="sync")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns of every glyph its fonts lack
+        write_report(run, tmp_path / "r")
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert 'id="요덕-15"' in page and 'id="화성-16"' in page and 'href="#요덕-15"' in page
+
+
+def test_a_truncated_band_is_named(tmp_path, capsys):
+    folder = tmp_path / "imgs_1"
+    shutil.copytree(Path(RENNES, "imgs_1"), folder)
+    band = next(folder.glob("*B04*"))
+    band.write_bytes(band.read_bytes()[: band.stat().st_size // 2])
+    assert main(["info", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert band.name in err and "truncated" in err

@@ -39,6 +39,7 @@ import math
 import os
 import re
 import unicodedata
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +50,7 @@ from pyproj import CRS as ProjCRS
 from pyproj import Geod, Transformer
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 
-from campwatch.errors import InvalidAOIError
+from campwatch.errors import AOIDefaultIdWarning, InvalidAOIError
 
 __all__ = [
     "AOI",
@@ -421,8 +422,40 @@ def _read_file(path: str | os.PathLike[str]) -> tuple[list[AOI], list[AOIProblem
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
             return [], [AOIProblem(src, "-", f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")]
-        return from_geojson(obj, source=src)
+        return from_geojson(with_default_id(obj, p.stem, source=src), source=src)
     return _read_ogr(p)
+
+
+def with_default_id(obj: Any, stem: str, *, source: str) -> Any:
+    """A file of one polygon without ``properties.id`` (a bare geometry, a lone Feature, or a
+    collection of one) takes the file's stem as its id and name, with an :class:`AOIDefaultIdWarning`.
+
+    Several features without ids stay as they are: which id goes with which is the user's to say.
+    """
+    if not isinstance(obj, Mapping):
+        return obj
+    kind = obj.get("type")
+    if kind in ("Polygon", "MultiPolygon"):
+        feature: Any = {"type": "Feature", "properties": {}, "geometry": obj}
+    elif kind == "Feature":
+        feature = obj
+    elif kind == "FeatureCollection" and isinstance(obj.get("features"), list) and len(obj["features"]) == 1:
+        feature = obj["features"][0]
+    else:
+        return obj
+    if not isinstance(feature, Mapping):
+        return obj
+    props = dict(feature.get("properties") or {})
+    if props.get("id") or feature.get("id"):
+        return obj
+    aoi_id = re.sub(r"[^\w-]+", "-", stem).strip("-") or "aoi"
+    warnings.warn(f"{source}: the polygon has no properties.id; using the file name, id {aoi_id!r}",
+                  AOIDefaultIdWarning, stacklevel=3)
+    props.setdefault("name", stem)
+    props["id"] = aoi_id
+    one = {**feature, "properties": props}
+    return {**{k: v for k, v in obj.items() if k not in ("type", "features", "geometry", "coordinates")},
+            "type": "FeatureCollection", "features": [one]}
 
 
 def _read_ogr(p: Path) -> tuple[list[AOI], list[AOIProblem]]:

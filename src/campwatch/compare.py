@@ -25,8 +25,8 @@ import numpy as np
 from campwatch._version import __version__
 from campwatch.detect import METHOD_BANDS, NODATA, ChangeResult, Method, detect_change, rgb_composite, to_mask
 from campwatch.errors import DateOrderError
-from campwatch.params import check_all
 from campwatch.masks import MIN_OBSERVED_FRACTION, aoi_mask, coverage, require_coverage
+from campwatch.params import check_all
 from campwatch.scene import Scene
 from campwatch.threshold import ThresholdMethod
 

@@ -28,6 +28,7 @@ __all__ = [
     "LowValidDataWarning",
     "ReprojectionWarning",
     "AcquisitionDateWarning",
+    "AOIDefaultIdWarning",
     "ReflectanceScalingWarning",
 ]
 
@@ -111,6 +112,10 @@ class ReprojectionWarning(CampwatchWarning):
 
 class ReflectanceScalingWarning(CampwatchWarning):
     """Reflectance scaling was inferred (e.g. the Sentinel-2 baseline 04.00 offset) rather than read."""
+
+
+class AOIDefaultIdWarning(CampwatchWarning):
+    """An AOI file's only polygon has no id, so the file's name is used as its id."""
 
 
 class AcquisitionDateWarning(CampwatchWarning):

@@ -94,6 +94,18 @@ def labels_to_bool(labels: np.ndarray, *, change: int = 2, no_change: int = 1) -
     return labels == change, (labels == change) | (labels == no_change)
 
 
+def require_change_mask(mask: np.ndarray, *, name: str) -> None:
+    """Refuse a prediction that is not a campwatch change mask (0 no change, 1 change, 255 no data),
+    such as a reflectance band or a score passed by mistake: it would score as F1 0 without a word."""
+    from campwatch.errors import InvalidSceneError
+
+    if not np.isin(mask, (0, 1, 255)).all():
+        vals = np.unique(mask[~np.isin(mask, (0, 1, 255))])
+        shown = ", ".join(f"{v:g}" for v in vals[:5].astype(float)) + (" ..." if vals.size > 5 else "")
+        raise InvalidSceneError(f"{name}: not a change mask (values 0, 1 and 255 only); it holds {shown}. Give the "
+                                "change_mask.tif that compare wrote, not a band or change_score.tif")
+
+
 def confusion(pred: np.ndarray, truth: np.ndarray, *, valid: np.ndarray | None = None) -> Confusion:
     """Confusion counts of boolean ``pred`` against boolean ``truth`` where ``valid``.
 

@@ -229,9 +229,34 @@ def refuse_remote(path: str | os.PathLike[str], *, _depth: int = 0) -> None:
 def _open(path: str | Path) -> rasterio.DatasetReader:
     refuse_remote(path)
     try:
-        return rasterio.open(path)
+        ds = rasterio.open(path)
     except RasterioError as exc:
         raise TileReadError(f"{path}: not a readable raster ({exc}); check the file is a GDAL-readable image") from exc
+    try:
+        require_complete(ds, path)
+    except TileReadError:
+        ds.close()
+        raise
+    return ds
+
+
+def require_complete(ds: rasterio.DatasetReader, path: str | Path) -> None:
+    """Refuse a GeoTIFF cut short (an interrupted copy or download): a pixel block that ends
+    beyond the end of the file.  It reads block offsets from the TIFF directory, not pixels, so
+    it is cheap; every block of the first band and the last block of each band are checked."""
+    if ds.driver != "GTiff" or not os.path.isfile(path):
+        return
+    size = os.path.getsize(path)
+    bh, bw = ds.block_shapes[0]
+    nx, ny = -(-ds.width // bw), -(-ds.height // bh)
+    blocks = [(1, x, y) for y in range(ny) for x in range(nx)][:4096]
+    blocks += [(b, nx - 1, ny - 1) for b in range(2, ds.count + 1)]
+    for band, x, y in blocks:
+        off = ds.get_tag_item(f"BLOCK_OFFSET_{x}_{y}", "TIFF", bidx=band)
+        n = ds.get_tag_item(f"BLOCK_SIZE_{x}_{y}", "TIFF", bidx=band)
+        if off and n and int(off) + int(n) > size:
+            raise TileReadError(f"{path}: the file is truncated (band {band}'s block {x},{y} ends at byte "
+                                f"{int(off) + int(n):,}, the file has {size:,} bytes); copy or download it again")
 
 
 #: Open datasets kept by :func:`kept_open`, per (thread, path); None outside such a block.

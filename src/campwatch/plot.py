@@ -31,6 +31,7 @@ Tables
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 import math
 import warnings
@@ -53,6 +54,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from campwatch.track import Timeline
 
 __all__ = [
+    "pyplot",
     "GROWTH_COLOURS",
     "composite",
     "confusion_rgb",
@@ -86,15 +88,40 @@ _TRUE = ("red", "green", "blue")
 _FALSE = ("nir", "red", "green")
 
 
-def _pyplot() -> Any:
-    """``matplotlib.pyplot``, or a :class:`MissingDependencyError` naming the extra to install."""
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` with a Hangul-capable fallback font, or a :class:`MissingDependencyError`
+    naming the extra to install."""
     try:
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise MissingDependencyError(
             "campwatch.plot needs matplotlib, which is not installed in this environment; "
             "install it with: pip install 'campwatch[plot]'") from exc
+    _hangul_fallback(plt)
     return plt
+
+
+@functools.cache
+def _hangul_fallback(plt: Any) -> bool:
+    """Add NanumGothic (shipped by the ``koreanize-matplotlib`` wheel, a dependency of the ``plot``
+    extra) behind the default sans-serif font, so Korean site names keep their glyphs in charts.
+    The package is located, not imported: importing it would change every rc setting."""
+    import importlib.util
+    from pathlib import Path
+
+    from matplotlib import font_manager
+
+    spec = importlib.util.find_spec("koreanize_matplotlib")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    font = Path(next(iter(spec.submodule_search_locations))) / "fonts" / "NanumGothic.ttf"
+    if not font.is_file():
+        return False
+    font_manager.fontManager.addfont(str(font))
+    family = list(plt.rcParams["font.family"])
+    if "NanumGothic" not in family:  # a family list: matplotlib falls back glyph by glyph along it
+        plt.rcParams["font.family"] = [*family, "NanumGothic"]
+    return True
 
 
 # --------------------------------------------------------------------------------------------------
@@ -297,7 +324,7 @@ def _extent(grid: Grid) -> tuple[float, float, float, float]:
 def _axes(ax: Any, figsize: tuple[float, float] = (6.0, 5.0)) -> Any:
     if ax is not None:
         return ax
-    plt = _pyplot()
+    plt = pyplot()
     _, ax = plt.subplots(figsize=figsize)
     return ax
 
@@ -405,7 +432,7 @@ def _rings(geom: Any) -> Iterable[np.ndarray]:
 def plot_aoi(aoi: Any, *, grid: Grid, ax: Axes | None = None, colour: str = "yellow",
              linewidth: float = 1.5) -> Axes:
     """Outline an AOI (or a shapely geometry in EPSG:4326) on axes in ``grid``'s CRS."""
-    _pyplot()
+    pyplot()
     from matplotlib.collections import LineCollection
 
     ax = _axes(ax)
@@ -441,7 +468,7 @@ def plot_polygons(polygons: gpd.GeoDataFrame, *, ax: Axes | None = None, grid: G
     -------
     matplotlib Axes
     """
-    _pyplot()
+    pyplot()
     from matplotlib.collections import LineCollection
 
     ax = _axes(ax)
@@ -511,7 +538,7 @@ def show_change(before: Scene, after: Scene, result: ChangeResult, *, bands: Seq
                                     f"{result.grid!r}; pass the scenes that were compared")
     lim = stretch_limits(before, after, bands=bands, percentiles=percentiles)
     if axes is None:
-        plt = _pyplot()
+        plt = pyplot()
         fig, axs = plt.subplots(1, 3, figsize=(13, 4.6), sharex=True, sharey=True, layout="constrained")
         axes = list(axs)
     if len(axes) != 3:
@@ -623,7 +650,7 @@ def show_confusion(result: ChangeResult, labels: np.ndarray, *, ax: Axes | None 
     -------
     matplotlib Axes
     """
-    _pyplot()
+    pyplot()
     from matplotlib.patches import Patch
 
     from campwatch.evaluate import confusion, labels_to_bool

@@ -116,7 +116,28 @@ class SiteSpec:
 
     @property
     def anchor(self) -> str:
-        return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-") or "site"
+        """The site's name as an HTML id: letters of any script kept (요덕 stays 요덕), the rest '-'."""
+        return re.sub(r"[^\w]+|_", "-", self.name.lower()).strip("-") or "site"
+
+
+def site_anchors(sites: Sequence[SiteSpec]) -> dict[str, str]:
+    """One HTML id per site name, unique: a repeated anchor gets -2, -3 ...
+
+    Examples
+    --------
+    >>> site_anchors([SiteSpec("요덕 15", None, ()), SiteSpec("요덕-15", None, ()), SiteSpec("화성", None, ())])
+    {'요덕 15': '요덕-15', '요덕-15': '요덕-15-2', '화성': '화성'}
+    """
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for site in sites:
+        a, k = site.anchor, 1
+        while a in used:
+            k += 1
+            a = f"{site.anchor}-{k}"
+        used.add(a)
+        out[site.name] = a
+    return out
 
 
 @dataclass(frozen=True)
@@ -576,7 +597,7 @@ def usable_dates(config: ReportConfig) -> tuple[ReportConfig, dict[str, list[dic
 
 def _unpaired_rows(config: ReportConfig, skipped: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
     """An ``insufficient-data`` row for each site left with fewer than two usable dates."""
-    out = []
+    out: list[dict[str, Any]] = []
     for site in config.sites:
         gone = skipped.get(site.name) or []
         if len(site.scenes) >= 2 or not gone:
@@ -585,7 +606,7 @@ def _unpaired_rows(config: ReportConfig, skipped: Mapping[str, Sequence[Mapping[
         row: dict[str, Any] = {k: None for k in SUMMARY_FIELDS}
         row.update(site=site.name, aoi=site.aoi, date_before=dates[0], date_after=dates[-1],
                    status="insufficient-data",
-                   error=(f"fewer than two usable dates, so no pair is measured: "
+                   error=("fewer than two usable dates, so no pair is measured: "
                           + "; ".join(f"{g['date']}: {g['reason']}" for g in gone)))
         out.append({"row": row, "polygons": [], "figures": [], "aoi": None, "inputs": [], "detail": {}})
     return out
@@ -639,12 +660,16 @@ def _summary_json(config: ReportConfig, rows: Sequence[Mapping[str, Any]],
 
 
 def _chart_png(dates: Sequence[str], values: Sequence[float], title: str) -> bytes | None:
+    from campwatch.errors import MissingDependencyError
+
     try:
         import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+        from campwatch.plot import pyplot
+
+        plt = pyplot()
+    except (ImportError, MissingDependencyError):
         return None
     fig, ax = plt.subplots(figsize=(6, 3), dpi=100)
     x = [dt.date.fromisoformat(d) for d in dates]
@@ -770,6 +795,7 @@ def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, over
         stamp = vector_stamp(*(sc.date for site in config.sites for sc in site.scenes))
         write_vector(gdf, tmp / "changes.gpkg", layer="changes", stamp=stamp)
         # html
+        anchors = site_anchors(config.sites)
         sites_ctx = []
         for site in config.sites:
             pairs = by_site.get(site.name, [])
@@ -791,9 +817,8 @@ def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, over
                     "error": r["error"], "table": table,
                     "figures": [{"caption": f["caption"], "png_b64": base64.b64encode(f["png"]).decode()} for f in p["figures"]],
                 })
-            sites_ctx.append({"name": site.name, "anchor": site.anchor, "aoi": aoi, "pairs": pair_ctx, "chart_b64": chart,
+            sites_ctx.append({"name": site.name, "anchor": anchors[site.name], "aoi": aoi, "pairs": pair_ctx, "chart_b64": chart,
                               "caveats": _site_caveats(site, pairs, (run.get("skipped") or {}).get(site.name, ()))})
-        anchors = {s.name: s.anchor for s in config.sites}
         env = jinja2.Environment(loader=jinja2.PackageLoader("campwatch", "templates"),
                                  autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
                                  undefined=jinja2.StrictUndefined)

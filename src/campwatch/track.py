@@ -443,9 +443,9 @@ def _chart(timeline: Timeline, path: Path) -> str | None:
         import matplotlib
 
         matplotlib.use("Agg")
-        from campwatch.plot import _pyplot, plot_timeline
+        from campwatch.plot import plot_timeline, pyplot
 
-        plt = _pyplot()
+        plt = pyplot()
     except (ImportError, MissingDependencyError):
         return "chart not written: matplotlib is not installed (pip install campwatch[plot])"
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)

@@ -19,10 +19,11 @@ def command(pred: str, label: str, change_value: int, no_change_value: int, as_j
     LABEL follows OSCD by default (1 no change, 2 change); a label without
     georeferencing is taken to lie on PRED's grid.  No-data predictions count as no change.
     """
-    from campwatch.evaluate import confusion, labels_to_bool
+    from campwatch.evaluate import confusion, labels_to_bool, require_change_mask
     from campwatch.io import read_raster
 
     mask, grid = read_raster(pred)
+    require_change_mask(mask, name=pred)
     labels, _ = read_raster(label, grid=grid)
     truth, ok = labels_to_bool(labels, change=change_value, no_change=no_change_value)
     if not ok.any():
