@@ -257,3 +257,46 @@ def test_rerun_of_compare_is_byte_identical_apart_from_nothing(tmp_path):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     s = json.loads((a / "summary.json").read_text())
     assert np.isfinite(s["changed_area_m2"]) and s["coverage"]["observed_fraction"] > 0.9
+
+
+# ---- the doubt compare measured travels into the report (issue 20, confidence first) -------------------
+@pytest.mark.shared
+@pytest.mark.filterwarnings("ignore::campwatch.errors.CampwatchWarning")
+def test_a_low_confidence_vhr_pair_is_badged_and_keeps_its_reasons(shared_data, tmp_path):
+    import sqlite3
+
+    img = shared_data / "vhr-xbd-joplin" / "images"
+    cfg = tmp_path / "jop.toml"
+    cfg.write_text(f"""[[site]]
+name = "Joplin tile 0"
+scenes = [{{ path = "{img}/joplin-tornado_00000000_pre_disaster.tif" }},
+          {{ path = "{img}/joplin-tornado_00000000_post_disaster.tif" }}]
+""")
+    out = tmp_path / "r"
+    assert main(["report", str(cfg), "-o", str(out), "--scheduler", "sync", "--quiet"]) == 0
+    (row,) = json.loads((out / "summary.json").read_text())["rows"]
+    assert row["status"] == "ok" and row["confidence"] == "low" and "misregistration" in row["confidence_reasons"]
+    assert row["growth_significant"] is None and row["net_growth_m2"] is None  # not computed: empty, not False
+    assert row["demolished_significant"] < row["demolished_count"]
+    page = (out / "index.html").read_text()
+    assert "LOW CONFIDENCE" in page and "low-confidence candidates" in page
+    assert "16 × 7 m hut" not in page and "within the measurement uncertainty" not in page
+    assert "new structure" not in page.split("Overlay:")[1].split("</p>")[0]  # VHR overlay draws change only
+    con = sqlite3.connect(out / "changes.gpkg")
+    types = {r[1]: r[2] for r in con.execute("pragma table_info(changes)")}
+    assert types["significant"] == types["low_confidence"] == "BOOLEAN" and types["area_before_m2"] == "REAL"
+    n_low, n_reason = con.execute("select sum(low_confidence), count(reason) from changes").fetchone()
+    assert n_low > 0 and n_reason == n_low
+
+
+def test_every_footprint_figure_carries_its_uncertainty(tmp_path):
+    out = tmp_path / "r"
+    assert main(["report", "examples/demo.toml", "-o", str(out), "--scheduler", "sync", "--quiet"]) == 0
+    rows = json.loads((out / "summary.json").read_text())["rows"]
+    for r in rows:
+        assert r["net_growth_uncertainty_m2"] > 0 and r["footprint_before_uncertainty_m2"] > 0
+        assert r["confidence"] in ("ok", "low")
+    header = (out / "summary.csv").read_text().splitlines()[0].split(",")
+    assert "net_growth_uncertainty_m2" in header and "confidence" in header
+    page = (out / "index.html").read_text()
+    assert page.count(" ± ") >= 3 * len(rows)

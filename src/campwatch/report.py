@@ -90,8 +90,10 @@ STATUSES = ("ok", "failed", "insufficient-data")
 #: Columns of ``summary.csv`` (and keys of each ``summary.json`` row), in order.
 SUMMARY_FIELDS = (
     "site", "aoi", "geometry_quality", "date_before", "date_after", "status", "error",
+    "confidence", "confidence_reasons",
     "changed_area_m2", "changed_fraction", "valid_fraction",
-    "footprint_before_m2", "footprint_after_m2", "net_growth_m2", "net_growth_pct", "growth_significant",
+    "footprint_before_m2", "footprint_before_uncertainty_m2", "footprint_after_m2", "footprint_after_uncertainty_m2",
+    "net_growth_m2", "net_growth_uncertainty_m2", "net_growth_pct", "growth_significant",
     "new_count", "new_significant", "new_area_m2", "demolished_count", "demolished_significant", "demolished_area_m2",
     "expanded_count", "expanded_area_m2", "shrunk_count", "shrunk_area_m2",
     "pixel_size_m", "cloud_fraction_before", "cloud_fraction_after",
@@ -296,13 +298,23 @@ def _overlay(after_rgb: np.ndarray, change: np.ndarray, growth: Any) -> np.ndarr
 
     ov = (after_rgb.astype(np.float32) * 0.55).astype(np.uint8)
     ov[change == 1] = (255, 45, 45)
-    if growth is not None and hasattr(growth, "after_mask"):
+    if _draws_structures(growth):
         new = growth.after_mask & ~growth.before_mask
         gone = growth.before_mask & ~growth.after_mask
         ov[new] = (0, 229, 255)
         ov[gone] = (255, 212, 0)
     ov[change == NODATA] = (138, 138, 138)
     return ov
+
+
+def _draws_structures(growth: Any) -> bool:
+    """Whether the overlay draws new and demolished structures (10 m footprints; VHR mode draws change only)."""
+    return growth is not None and hasattr(growth, "after_mask")
+
+
+#: The overlay legend: (colour, label) for every class :func:`_overlay` draws.
+LEGEND = (("#ff2d2d", "change"), ("#00e5ff", "new structure"), ("#ffd400", "demolished structure"),
+          ("#8a8a8a", "no data"))
 
 
 def _f(x: Any, nd: int = 1) -> float | None:
@@ -377,8 +389,11 @@ def _run_pair(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
         changed_area_m2=_f(s.get("changed_area_m2")), changed_fraction=_f(s.get("changed_fraction"), 6),
         valid_fraction=_f(_valid_in_aoi(s), 6),
         footprint_before_m2=_f(g.get("footprint_before_m2")), footprint_after_m2=_f(g.get("footprint_after_m2")),
-        net_growth_m2=_f(g.get("net_m2")), net_growth_pct=_f(g.get("net_pct"), 2),
-        growth_significant=(g.get("significance") == "significant") if g else None,
+        footprint_before_uncertainty_m2=_f(g.get("footprint_before_uncertainty_m2")),
+        footprint_after_uncertainty_m2=_f(g.get("footprint_after_uncertainty_m2")),
+        net_growth_m2=_f(g.get("net_m2")), net_growth_uncertainty_m2=_f(g.get("net_uncertainty_m2")),
+        net_growth_pct=_f(g.get("net_pct"), 2),
+        growth_significant=(g["significance"] == "significant") if g.get("significance") else None,
         new_count=counts.get("new"), new_area_m2=_f(areas.get("new")),
         new_significant=g.get("significant_counts", {}).get("new"),
         demolished_count=counts.get("demolished"), demolished_area_m2=_f(areas.get("demolished")),
@@ -393,6 +408,12 @@ def _run_pair(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
         shift_applied=shift.get("applied"), method=result.method,
         threshold=_f(result.threshold.value, 6),
     )
+    if growth is not None and hasattr(growth, "growth") and len(growth.growth):  # VHR: confident buildings
+        gg = growth.growth
+        for cls in ("new", "demolished"):
+            row[f"{cls}_significant"] = int(((gg["growth_class"] == cls) & ~gg["low_confidence"].astype(bool)).sum())
+    reasons = confidence_reasons(row, g, notes)
+    row.update(confidence="low" if reasons else "ok", confidence_reasons="; ".join(reasons) or None)
     # polygons, in EPSG:4326 for one GeoPackage across sites
     from campwatch.vectorize import mask_to_polygons
 
@@ -405,12 +426,18 @@ def _run_pair(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
         gp = growth.polygons
         frames.append(gpd.GeoDataFrame({"class": gp["class"], "area_m2": gp["area_m2"],
                                         "area_before_m2": gp["area_before_m2"], "area_after_m2": gp["area_after_m2"],
-                                        "delta_m2": gp["delta_m2"], "significant": gp["significant"]},
+                                        "delta_m2": gp["delta_m2"], "uncertainty_m2": gp["uncertainty_m2"],
+                                        "significant": gp["significant"].astype(bool),
+                                        "low_confidence": ~gp["significant"].astype(bool),
+                                        "reason": [None if s else "change within its outline uncertainty, or not "
+                                                   "confirmed by the change detector" for s in gp["significant"]]},
                                        geometry=gp.geometry, crs=gp.crs))
     elif growth is not None and hasattr(growth, "growth") and len(growth.growth):  # VHR mode: buildings
         gp = growth.growth
         frames.append(gpd.GeoDataFrame({"class": gp["growth_class"], "area_m2": gp["area_m2"],
-                                        "significant": ~gp["low_confidence"].astype(bool)},
+                                        "significant": ~gp["low_confidence"].astype(bool),
+                                        "low_confidence": gp["low_confidence"].astype(bool),
+                                        "reason": [r or None for r in gp["reason"]]},
                                        geometry=gp.geometry, crs=gp.crs))
     polygons: list[dict[str, Any]] = []
     for frame in frames:
@@ -422,7 +449,8 @@ def _run_pair(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
     figures = [
         {"caption": f"Before, {row['date_before']} (true colour)", "png": png_bytes(rb)},
         {"caption": f"After, {row['date_after']} (true colour)", "png": png_bytes(ra)},
-        {"caption": "Change (red), new structures (cyan), demolished (yellow), no data (grey)",
+        {"caption": ("Change (red), new structures (cyan), demolished (yellow), no data (grey)"
+                     if _draws_structures(growth) else "Change (red), no data (grey)"),
          "png": png_bytes(_overlay(ra, result.mask, growth))},
     ]
     aoi_facts = None
@@ -439,7 +467,24 @@ def _run_pair(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
     inputs = sorted({*before.sources, *after.sources} | ({aoi.source_path} if getattr(aoi, "source_path", None) else set()))
     detail = {"compare": s, "structures": g, "notes": notes,
               "limitations": list(dict.fromkeys([*(s.get("limitations") or []), *([g["limits"]] if g.get("limits") else [])]))}
-    return {"row": row, "polygons": polygons, "figures": figures, "aoi": aoi_facts, "inputs": inputs, "detail": detail}
+    return {"row": row, "polygons": polygons, "figures": figures, "aoi": aoi_facts, "inputs": inputs, "detail": detail,
+            "structures_drawn": _draws_structures(growth)}
+
+
+def confidence_reasons(row: Mapping[str, Any], growth: Mapping[str, Any], notes: Sequence[str]) -> list[str]:
+    """Why a measured pair is LOW CONFIDENCE (empty: ok): what ``compare`` itself flagged.
+
+    VHR mode's own flags, coverage below :data:`FLAG_COVERAGE`, and the warnings the pair
+    raised (an unreliable or uncorrectable shift, low valid data).
+    """
+    out: list[str] = []
+    if growth.get("low_confidence"):
+        out += [str(f) for f in growth.get("flags") or []] or ["VHR mode flagged the pair as low confidence"]
+    if row.get("valid_fraction") is not None and row["valid_fraction"] < FLAG_COVERAGE:
+        out.append(f"only {row['valid_fraction']:.0%} of the area observed on both dates")
+    out += [n.split(": ", 1)[1] for n in notes
+            if n.startswith(("MisregistrationWarning", "LowValidDataWarning"))]
+    return list(dict.fromkeys(out))
 
 
 def _valid_in_aoi(s: Mapping[str, Any]) -> float | None:
@@ -695,12 +740,16 @@ def _pair_table(r: Mapping[str, Any]) -> list[tuple[str, str]]:
         if r[f"{n}_count"] is None:
             return "n/a"
         sig = r.get(f"{n}_significant")
-        return f"{r[f'{n}_count']} ({_m2(r[f'{n}_area_m2'])}" + ("" if sig is None else f"; {sig} significant") + ")"
+        if sig is None:
+            return f"{r[f'{n}_count']} ({_m2(r[f'{n}_area_m2'])})"
+        return (f"{sig} confident + {r[f'{n}_count'] - sig} low-confidence candidates "
+                f"({_m2(r[f'{n}_area_m2'])} in all)")
 
     return [
         ("changed area", f"{_m2(r['changed_area_m2'])} ({100 * (r['changed_fraction'] or 0):.2f} % of valid pixels)"),
         ("built-up footprint", "not computed" if r["footprint_before_m2"] is None
-         else f"{_m2(r['footprint_before_m2'])} → {_m2(r['footprint_after_m2'])}"),
+         else f"{_pm(r['footprint_before_m2'], r['footprint_before_uncertainty_m2'])} → "
+              f"{_pm(r['footprint_after_m2'], r['footprint_after_uncertainty_m2'])}"),
         ("net growth", _net_text(r)),
         ("structures new / demolished", f"{counted('new')} / {counted('demolished')}"),
         ("structures expanded / shrunk", f"{counted('expanded')} / {counted('shrunk')}"),
@@ -711,12 +760,19 @@ def _pair_table(r: Mapping[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+def _pm(v: Any, u: Any, sign: str = "") -> str:
+    """An area with its uncertainty: ``12,300 ± 4,100 m²``."""
+    if v is None:
+        return "n/a"
+    return f"{v:{sign},.0f} ± {u:,.0f} m²" if u is not None else _m2(v, sign)
+
+
 def _net_text(r: Mapping[str, Any]) -> str:
     if r["net_growth_m2"] is None:
         return "not computed"
     pct = "n/a" if r["net_growth_pct"] is None else f"{r['net_growth_pct']:+.1f} %"
     sig = "significant" if r["growth_significant"] else "NOT significant (within measurement uncertainty)"
-    return f"{r['net_growth_m2']:+,.0f} m² ({pct}), {sig}"
+    return f"{_pm(r['net_growth_m2'], r.get('net_growth_uncertainty_m2'), '+')} ({pct}), {sig}"
 
 
 def _site_caveats(site: SiteSpec, pairs: Sequence[dict[str, Any]],
@@ -741,8 +797,12 @@ def _site_caveats(site: SiteSpec, pairs: Sequence[dict[str, Any]],
                        f"{'AOI' if r['aoi'] else 'scene overlap'} is observed on both dates (flagged below "
                        f"{FLAG_COVERAGE:.0%}); every figure of this pair describes only the observed part, and the "
                        "unobserved part may hold change.")
-        out.append(f"{label}: pixels are {r['pixel_size_m']} m; objects smaller than about two pixels "
-                   "(for Sentinel-2, a 16 × 7 m hut is one pixel) are not resolved.")
+        if r["pixel_size_m"] is not None and r["pixel_size_m"] >= 5:
+            out.append(f"{label}: pixels are {r['pixel_size_m']} m; objects smaller than about two pixels "
+                       "(for Sentinel-2, a 16 × 7 m hut is one pixel) are not resolved.")
+        else:
+            out.append(f"{label}: pixels are {r['pixel_size_m']} m (VHR mode): buildings are detected from roof "
+                       "texture and shadow rules; small 'demolished' objects include moved cars and clutter.")
         cb, ca = r["cloud_fraction_before"], r["cloud_fraction_after"]
         if cb is not None or ca is not None:
             out.append(f"{label}: cloud fraction masked {cb if cb is not None else 'n/a'} before, "
@@ -756,6 +816,8 @@ def _site_caveats(site: SiteSpec, pairs: Sequence[dict[str, Any]],
         if r["growth_significant"] is False:
             out.append(f"{label}: the net footprint change is within the measurement uncertainty and is not "
                        "reported as growth.")
+        if r.get("confidence") == "low":
+            out.append(f"{label}: LOW CONFIDENCE: {r['confidence_reasons']}.")
         out += [f"{label}: {n}" for n in p["detail"].get("notes", [])]
     return list(dict.fromkeys(out))
 
@@ -789,9 +851,13 @@ def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, over
                  **{k: v for k, v in p.items() if k != "wkb"}, "geometry": shapely.from_wkb(p["wkb"])}
                 for r in results for p in r["polygons"]]
         cols = ["site", "date_before", "date_after", "class", "area_m2", "mean_score", "area_before_m2",
-                "area_after_m2", "delta_m2", "significant"]
+                "area_after_m2", "delta_m2", "uncertainty_m2", "significant", "low_confidence", "reason"]
         gdf = gpd.GeoDataFrame({c: [rec.get(c) for rec in recs] for c in cols},
                                geometry=[rec["geometry"] for rec in recs], crs="EPSG:4326")
+        for c in ("significant", "low_confidence"):  # booleans as booleans (empty where not assessed)
+            gdf[c] = gdf[c].astype("boolean")
+        for c in ("area_m2", "mean_score", "area_before_m2", "area_after_m2", "delta_m2", "uncertainty_m2"):
+            gdf[c] = gdf[c].astype("float64").round(1)  # numbers (empty where not measured), to 0.1 m²
         stamp = vector_stamp(*(sc.date for site in config.sites for sc in site.scenes))
         write_vector(gdf, tmp / "changes.gpkg", layer="changes", stamp=stamp)
         # html
@@ -814,7 +880,9 @@ def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, over
                 table = _pair_table(r) if r["status"] == "ok" else []
                 pair_ctx.append({
                     "date_before": r["date_before"], "date_after": r["date_after"], "status": r["status"],
-                    "error": r["error"], "table": table,
+                    "error": r["error"], "table": table, "confidence": r.get("confidence"),
+                    "confidence_reasons": r.get("confidence_reasons"),
+                    "legend": [item for item in LEGEND if p.get("structures_drawn") or "structure" not in item[1]],
                     "figures": [{"caption": f["caption"], "png_b64": base64.b64encode(f["png"]).decode()} for f in p["figures"]],
                 })
             sites_ctx.append({"name": site.name, "anchor": anchors[site.name], "aoi": aoi, "pairs": pair_ctx, "chart_b64": chart,

@@ -527,6 +527,8 @@ class GrowthResult:
             "net_m2": round(net, 1),
             "net_pct": None if before <= 0 else round(100.0 * net / before, 2),
             "net_uncertainty_m2": round(info["net_uncertainty_m2"], 1),
+            "footprint_before_uncertainty_m2": round(info["footprint_before_uncertainty_m2"], 1),
+            "footprint_after_uncertainty_m2": round(info["footprint_after_uncertainty_m2"], 1),
             "significance": info["significance"],
             "significance_reason": info["significance_reason"],
             "significance_rule": info["significance_rule"],
