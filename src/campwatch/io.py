@@ -1014,7 +1014,7 @@ def check_writable(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
     if p.is_dir() and not p.is_symlink():
         raise OutputExistsError(f"{p} is a folder; give a file name for this output")
     if p.exists() and not overwrite:
-        raise OutputExistsError(f"{p} exists already; pass --overwrite to replace it (overwrite=True in Python)")
+        raise OutputExistsError(f"{p} exists already; pass --overwrite to replace it")
     return p
 
 
@@ -1039,8 +1039,8 @@ def check_output_dir(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
                                     "(campwatch never replaces a file with a folder)")
         if any(p.iterdir()):
             if not overwrite:
-                raise OutputExistsError(f"{path} exists already; pass --overwrite to replace it "
-                                        "(overwrite=True in Python), or give a new folder")
+                raise OutputExistsError(f"{path} exists already; pass --overwrite to replace it, or give a new "
+                                        "folder")
             if not (p / OUTPUT_MARKER).is_file():
                 raise OutputExistsError(f"{path} is not a folder campwatch wrote (it has no {OUTPUT_MARKER} file), so "
                                         "--overwrite will not replace it; give a new folder, or empty it yourself")

@@ -689,8 +689,8 @@ def plot_timeline(timeline: Timeline, *, ax: Axes | None = None) -> Axes:
         x = [d.date for d in used]
         y = [d.footprint["footprint_m2"] for d in used]
         err = [d.footprint["footprint_uncertainty_m2"] for d in used]
-        ax.errorbar(x, y, yerr=err, marker="o", capsize=4,  # type: ignore[arg-type]
-                    label="built footprint ± outline uncertainty")
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=4, linestyle="none",  # type: ignore[arg-type]
+                    label="built footprint ± outline uncertainty")  # points: no line, which would imply a trend
     skipped = [d for d in timeline.dates if d.status != "used"]
     if skipped:
         ax.scatter([d.date for d in skipped], [0] * len(skipped),  # type: ignore[arg-type]
@@ -705,7 +705,8 @@ def plot_timeline(timeline: Timeline, *, ax: Axes | None = None) -> Axes:
     ax.set_title(f"{timeline.aoi_id or 'scene overlap'}: built footprint (pixel {timeline.grid.pixel_size_m():.1f} m, "
                  f"AOI geometry {timeline.geometry_quality})", fontsize=9)
     ax.set_ylabel("m²")
-    ax.set_ylim(bottom=0)
+    top = max([d.footprint["footprint_m2"] + d.footprint["footprint_uncertainty_m2"] for d in used], default=0.0)
+    ax.set_ylim(bottom=0, top=1.2 * top if top > 0 else 100.0)  # all zero: a readable 0-100 m² axis
     if timeline.dates:
         d0, d1 = min(d.date for d in timeline.dates), max(d.date for d in timeline.dates)
         pad = dt.timedelta(days=max(30, (d1 - d0).days // 8))

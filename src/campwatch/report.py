@@ -704,7 +704,9 @@ def _summary_json(config: ReportConfig, rows: Sequence[Mapping[str, Any]],
     return to_json(doc)
 
 
-def _chart_png(dates: Sequence[str], values: Sequence[float], title: str) -> bytes | None:
+def _chart_png(dates: Sequence[str], values: Sequence[float], errors: Sequence[float | None],
+               title: str) -> bytes | None:
+    """Footprint per date as points with ± error bars, in m² (no line: two dates are not a trend)."""
     from campwatch.errors import MissingDependencyError
 
     try:
@@ -718,8 +720,12 @@ def _chart_png(dates: Sequence[str], values: Sequence[float], title: str) -> byt
         return None
     fig, ax = plt.subplots(figsize=(6, 3), dpi=100)
     x = [dt.date.fromisoformat(d) for d in dates]
-    ax.plot(x, [v / 1e6 for v in values], marker="o", color="#1f6feb")  # type: ignore[arg-type]
-    ax.set_ylabel("built-up footprint (km²)")
+    ax.errorbar(x, values, yerr=[e or 0.0 for e in errors], marker="o", capsize=4,  # type: ignore[arg-type]
+                linestyle="none", color="#1f6feb", label="footprint ± outline uncertainty")
+    top = max((v + (e or 0.0) for v, e in zip(values, errors, strict=True)), default=0.0)
+    ax.set_ylim(bottom=0, top=1.2 * top if top > 0 else 100.0)
+    ax.set_ylabel("built-up footprint (m²)")
+    ax.legend(fontsize=7, loc="lower left")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     fig.autofmt_xdate()
@@ -871,8 +877,9 @@ def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, over
             if ok:
                 dates = [ok[0]["date_before"], *[r["date_after"] for r in ok]]
                 values = [ok[0]["footprint_before_m2"], *[r["footprint_after_m2"] for r in ok]]
+                errors = [ok[0]["footprint_before_uncertainty_m2"], *[r["footprint_after_uncertainty_m2"] for r in ok]]
                 if all(dates):
-                    png = _chart_png(dates, values, f"{site.name}: built-up footprint in the AOI")
+                    png = _chart_png(dates, values, errors, f"{site.name}: built-up footprint in the AOI")
                     chart = base64.b64encode(png).decode() if png else None
             pair_ctx = []
             for p in pairs:
