@@ -7,11 +7,13 @@ sits from the first's, in pixels of the first scene's grid: ``dx`` positive east
 (towards larger column numbers), ``dy`` positive south (towards larger row numbers).
 A road at column 100 in ``before`` and column 102.3 in ``after`` gives ``dx_px = +2.3``.
 
-**Method.** Phase correlation (``skimage.registration.phase_cross_correlation`` with
-100x upsampling) on the gradient magnitude of one band, so that radiometric change
-between dates (season, sun, haze) matters less than the position of edges.  Invalid
-pixels and a 2-pixel rim around them carry no gradient, and a Hann window tapers the
-image edges, so that shared nodata borders cannot pin the estimate to zero.
+**Method.** Cross-correlation (``skimage.registration.phase_cross_correlation`` with
+``normalization=None`` and 1000x upsampling) of one band, centred on its mean over the
+pixels valid on both dates (invalid pixels 0) and tapered by a Hann window, so that shared
+nodata borders and image edges cannot pin the estimate to zero.  Measured on the 35
+known-shift cases of ``benchmarks/clouds_coreg.py`` this is 4x more precise than phase
+correlation of gradient magnitudes, which is still what the reliability below measures
+(edges are what must match when the radiometry changes between dates).
 
 **Reliability** is ``1 - second / first``: the height of the strongest phase
 correlation peak against the strongest peak more than 2 pixels away from it.
@@ -159,8 +161,14 @@ def _peak_reliability(ref: np.ndarray, mov: np.ndarray) -> float:
     return float(np.clip(1.0 - second / first, 0.0, 1.0))
 
 
+def _centred(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``image`` minus its mean over ``valid``, 0 elsewhere (float64): what the cross-correlation sees."""
+    img = np.asarray(image, dtype=np.float64)
+    return np.where(valid, img - float(img[valid].mean()), 0.0)
+
+
 def estimate_shift(reference: np.ndarray, moving: np.ndarray, *, valid: np.ndarray | None = None,
-                   upsample_factor: int = 100, reliability: bool = True) -> Shift:
+                   upsample_factor: int = 1000, reliability: bool = True) -> Shift:
     """Estimate the sub-pixel shift of ``moving`` relative to ``reference``.
 
     Parameters
@@ -207,8 +215,11 @@ def estimate_shift(reference: np.ndarray, moving: np.ndarray, *, valid: np.ndarr
         return Shift(0.0, 0.0, 0.0, reason="no texture (flat images); nothing to correlate")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        shift, _, _ = phase_cross_correlation(g_ref, g_mov, upsample_factor=upsample_factor,
-                                              normalization="phase")
+        # the position: plain (not phase-normalised) cross-correlation of the Hann-tapered band,
+        # upsampled 1000x; on the 35 OSCD cases of benchmarks/clouds_coreg.py its error is p95
+        # 0.049 px, max 0.050 px, where phase correlation of the gradients gave p95 0.132, max 0.198
+        shift, _, _ = phase_cross_correlation(_centred(ref, ok) * taper, _centred(mov, ok) * taper,
+                                              upsample_factor=upsample_factor, normalization=None)
     # skimage returns the shift that registers moving onto reference: the opposite of ours.
     dy, dx = -float(shift[0]), -float(shift[1])
     return Shift(dx + 0.0, dy + 0.0, _peak_reliability(g_ref, g_mov) if reliability else float("nan"))
