@@ -320,9 +320,10 @@ def coverage(observed: np.ndarray, grid: Grid, *, aoi: Any = None) -> dict[str, 
 
     if observed.shape != grid.shape:
         raise ValueError(f"observed mask shape {observed.shape} does not match the grid {grid.shape}")
-    observed_m2 = float((np.broadcast_to(grid.pixel_area_m2(), grid.shape) * observed).sum())
+    w = np.broadcast_to(grid.pixel_area_m2(), grid.shape)
+    observed_m2 = float((w * observed).sum())
     if aoi is None:
-        ref_m2, ref = float(np.broadcast_to(grid.pixel_area_m2(), grid.shape).sum()), "grid"
+        ref_m2, ref = float(w.sum()), "grid"
     else:
         area = getattr(aoi, "area_m2", None)
         ref_m2 = float(area()) if callable(area) else abs(GEOD.geometry_area_perimeter(getattr(aoi, "geometry", aoi))[0])
