@@ -265,12 +265,24 @@ def test_rerun_of_compare_is_byte_identical_apart_from_nothing(tmp_path):
 def test_a_low_confidence_vhr_pair_is_badged_and_keeps_its_reasons(shared_data, tmp_path):
     import sqlite3
 
+    import rasterio
+    from rasterio.transform import Affine
+
     img = shared_data / "vhr-xbd-joplin" / "images"
+    # the after image's georeference off by 40 px (18 m) east: more than VHR mode corrects (22 px),
+    # so no shift model fits and the pair is low-confidence ("misregistration")
+    post = tmp_path / "joplin-tornado_00000000_post_disaster.tif"
+    with rasterio.open(img / post.name) as src:
+        prof, data, tags = src.profile, src.read(), src.tags()
+        prof["transform"] = src.transform * Affine.translation(40, 0)
+    with rasterio.open(post, "w", **prof) as dst:
+        dst.write(data)
+        dst.update_tags(**tags)
     cfg = tmp_path / "jop.toml"
     cfg.write_text(f"""[[site]]
 name = "Joplin tile 0"
 scenes = [{{ path = "{img}/joplin-tornado_00000000_pre_disaster.tif" }},
-          {{ path = "{img}/joplin-tornado_00000000_post_disaster.tif" }}]
+          {{ path = "{post}" }}]
 """)
     out = tmp_path / "r"
     assert main(["report", str(cfg), "-o", str(out), "--scheduler", "sync", "--quiet"]) == 0

@@ -32,12 +32,15 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage
+from skimage.measure import ransac
 from skimage.registration import phase_cross_correlation
+from skimage.transform import AffineTransform
 
 from campwatch.errors import GridMismatchError, MisregistrationWarning, MissingBandsError
 from campwatch.scene import Scene
 
-__all__ = ["DEFAULT_MIN_RELIABILITY", "Shift", "apply_shift", "coregister", "estimate_shift"]
+__all__ = ["DEFAULT_MIN_RELIABILITY", "Shift", "apply_shift", "coregister", "coregister_local", "estimate_shift",
+           "fit_local", "local_shifts"]
 
 #: Below this reliability a shift estimate is not trusted (and not applied).
 DEFAULT_MIN_RELIABILITY = 0.2
@@ -65,6 +68,10 @@ class Shift:
         Why the shift was, or was not, applied.
     band : str or None
         The band the estimate was made on.
+    model, windows, inliers, matrix
+        Local co-registration (:func:`coregister_local`) only: the model fitted
+        (``"translation"``, ``"affine"`` or None when none fits), the windows estimated,
+        those the model explains, and the affine matrix's first two rows (pixels).
     """
 
     dx_px: float
@@ -74,6 +81,10 @@ class Shift:
     residual_px: float | None = None
     reason: str = ""
     band: str | None = None
+    model: str | None = None
+    windows: int | None = None
+    inliers: int | None = None
+    matrix: tuple[tuple[float, ...], ...] | None = None
 
     @property
     def magnitude_px(self) -> float:
@@ -97,6 +108,9 @@ class Shift:
             "residual_px": None if self.residual_px is None else round(self.residual_px, 3),
             "reason": self.reason,
             "band": self.band,
+            **({} if self.model is None and self.windows is None else {
+                "model": self.model, "windows": self.windows, "inliers": self.inliers,
+                "matrix": None if self.matrix is None else [list(r) for r in self.matrix]}),
         }
 
 
@@ -340,7 +354,7 @@ def _shifted_valid(valid: np.ndarray, rows: tuple[np.ndarray, ...], cols: tuple[
     shift) or every tap weighs at least 0.01 (so a missing tap costs at least 1e-4, and a full
     set sums to 1 within a few ulps).  None when neither holds (the float path decides)."""
     m, n = valid.shape
-    taps = []
+    taps: list[tuple[int, tuple[int, ...]]] = []
     for idx, w0, w1, sel in (rows, cols):
         if not sel.any():
             return np.zeros((m, n), bool)
@@ -448,3 +462,184 @@ def coregister(before: Scene, after: Scene, *, max_shift_px: float = MAX_SHIFT_P
 
 def _tag(scene: Scene, shift: Shift) -> Scene:
     return dataclasses.replace(scene, meta={**scene.meta, "coregistration": shift.to_dict()})
+
+
+# ---------------------------------------------------------------------------------------------
+# Local co-registration (VHR): a grid of windows, a robust transform fitted by RANSAC
+# ---------------------------------------------------------------------------------------------
+
+#: Side of the windows of :func:`local_shifts` (pixels); smaller images use half their short side.
+LOCAL_WINDOW_PX = 256
+
+#: A window's shift is an inlier of a model when it lies within this many pixels of it.
+LOCAL_INLIER_PX = 1.0
+
+
+def local_shifts(reference: np.ndarray, moving: np.ndarray, *, valid: np.ndarray | None = None,
+                 window: int | None = None, min_valid: float = 0.5) -> np.ndarray:
+    """The shift of ``moving`` against ``reference`` in each window of a half-overlapping grid.
+
+    Returns an ``(n, 5)`` float array, one row per window with at least ``min_valid`` of its
+    pixels valid and some texture: the window centre ``x`` (column) and ``y`` (row) in
+    pixels, the shift ``dx_px``, ``dy_px`` (:func:`estimate_shift`'s convention) and the
+    window's reliability.  ``window`` defaults to :data:`LOCAL_WINDOW_PX`, or half the
+    image's short side when that is smaller.
+
+    Examples
+    --------
+    >>> from scipy import ndimage
+    >>> from campwatch.io import read_scene
+    >>> red = read_scene("data/sample_tiles/rennes/imgs_1", bands=["red"]).band("red")
+    >>> rows = local_shifts(red, ndimage.shift(red, (0.0, 2.0), order=3, mode="nearest"))
+    >>> len(rows) >= 9, bool(abs(np.median(rows[:, 2]) - 2.0) < 0.1)
+    (True, True)
+    """
+    ref = np.asarray(reference)
+    mov = np.asarray(moving)
+    ok = np.isfinite(ref) & np.isfinite(mov)
+    if valid is not None:
+        ok &= valid
+    h, w = ref.shape
+    win = int(window or min(LOCAL_WINDOW_PX, min(h, w) // 2))
+    if win < 16:
+        return np.empty((0, 5))
+    step = max(win // 2, 1)
+    rows = []
+    for r in range(0, h - win + 1, step):
+        for c in range(0, w - win + 1, step):
+            sl = (slice(r, r + win), slice(c, c + win))
+            if ok[sl].mean() < min_valid:
+                continue
+            s = estimate_shift(ref[sl], mov[sl], valid=ok[sl], upsample_factor=100)
+            if s.reason:  # nothing to correlate in this window
+                continue
+            rows.append((c + (win - 1) / 2, r + (win - 1) / 2, s.dx_px, s.dy_px, s.reliability))
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 5)
+
+
+class _Translation:
+    """A pure translation as a RANSAC model (``skimage.measure.ransac``): ``dst = src + t``."""
+
+    def __init__(self, t: np.ndarray | None = None) -> None:
+        self.t = np.zeros(2) if t is None else np.asarray(t, dtype=np.float64)
+
+    @classmethod
+    def from_estimate(cls, src: np.ndarray, dst: np.ndarray) -> _Translation:
+        return cls(np.median(dst - src, axis=0))
+
+    def estimate(self, src: np.ndarray, dst: np.ndarray) -> bool:  # skimage < 0.26
+        self.t = np.median(dst - src, axis=0)
+        return True
+
+    def __bool__(self) -> bool:
+        return bool(np.all(np.isfinite(self.t)))
+
+    def residuals(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        return np.asarray(np.hypot(*(dst - src - self.t).T))
+
+    def __call__(self, xy: np.ndarray) -> np.ndarray:
+        return np.asarray(xy, dtype=np.float64) + self.t
+
+
+def fit_local(rows: np.ndarray, *, inlier_px: float = LOCAL_INLIER_PX,
+              min_inliers: int = 5) -> tuple[str, Any, np.ndarray] | None:
+    """Fit a translation, then an affine transform, to :func:`local_shifts` rows by RANSAC.
+
+    The affine model is kept only when it explains at least 3 more windows (and 10% more)
+    than the translation: it has six parameters against two, and more freedom always fits
+    a little better.  Returns ``(model name, model, inlier mask)``, or None when no model
+    has ``min_inliers`` windows and at least a quarter of them within ``inlier_px``.
+    The model maps a pixel ``(x, y)`` of the first date to where its content lies in the second.
+    """
+    n = len(rows)
+    need = max(min_inliers, math.ceil(0.25 * n))
+    if n < need:
+        return None
+    src = rows[:, :2]
+    dst = src + rows[:, 2:4]
+    rng = np.random.default_rng(0)  # a fixed seed: one input, one answer
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tr, tr_in = ransac((src, dst), _Translation, min_samples=1, residual_threshold=inlier_px,
+                           max_trials=200, rng=rng)
+        best: tuple[str, Any, np.ndarray] | None = None
+        if tr is not None and tr_in is not None and int(tr_in.sum()) >= need:
+            best = ("translation", tr, tr_in)
+        if n >= 6:
+            af, af_in = ransac((src, dst), AffineTransform, min_samples=3, residual_threshold=inlier_px,
+                               max_trials=500, rng=rng)
+            if af is not None and af_in is not None and int(af_in.sum()) >= need:
+                base = 0 if best is None else int(best[2].sum())
+                if best is None or int(af_in.sum()) >= base + max(3, math.ceil(0.1 * n)):
+                    best = ("affine", af, af_in)
+    return best
+
+
+def _warp(scene: Scene, model: Any) -> Scene:
+    """``scene`` resampled so that pixel ``(x, y)`` takes the content at ``model((x, y))``
+    (bilinear; a pixel is valid only when every neighbour it is drawn from is valid)."""
+    m, n = scene.grid.shape
+    yy, xx = np.mgrid[0:m, 0:n].astype(np.float64)
+    xy = model(np.column_stack([xx.ravel(), yy.ravel()]))
+    coords = np.stack([xy[:, 1].reshape(m, n), xy[:, 0].reshape(m, n)])
+    valid_f = ndimage.map_coordinates(scene.valid.astype(np.float64), coords, order=1, mode="constant", cval=0.0)
+    new_valid = valid_f > 1 - 1e-6
+    data = np.empty_like(scene.data)
+    for i in range(scene.data.shape[0]):
+        band = np.where(scene.valid, scene.data[i], 0.0).astype(np.float64)
+        data[i] = ndimage.map_coordinates(band, coords, order=1, mode="constant", cval=0.0)
+    data[:, ~new_valid] = np.nan
+    return dataclasses.replace(scene, data=data, valid=new_valid)
+
+
+def coregister_local(before: Scene, after: Scene, *, max_shift_px: float = MAX_SHIFT_PX,
+                     band: str | None = None, inlier_px: float = LOCAL_INLIER_PX,
+                     window: int | None = None) -> tuple[Scene, Shift]:
+    """Co-register ``after`` onto ``before`` by a transform fitted to local shifts (VHR).
+
+    A single whole-image shift fails on sub-metre pairs from two sensors: the offset varies
+    across the image (terrain, off-nadir angle) and a few changed blocks can outvote the
+    rest.  Here the shift is estimated in each window of a half-overlapping grid
+    (:func:`local_shifts`), shifts longer than ``max_shift_px`` are dropped, and a
+    translation, or an affine transform when it explains clearly more windows, is fitted by
+    RANSAC (:func:`fit_local`).  The fit is applied by bilinear resampling and its residual
+    is the median shift left in the inlier windows afterwards.  The pair is left unshifted
+    only when no model fits (too few windows agree), with the reason.
+
+    The returned :class:`Shift` holds the fitted shift at the image centre, ``model``
+    (``"translation"``, ``"affine"`` or None), ``windows`` and ``inliers``, the affine
+    ``matrix`` when there is one, and ``residual_px``; ``reliability`` is the inlier share.
+    """
+    if not before.grid.same_as(after.grid):
+        raise GridMismatchError(f"coregister needs both dates on one grid; before is {before.grid}, after is "
+                                f"{after.grid}; read the second date with read_scene(..., grid=before.grid)")
+    name = _pick_band(before, after, band)
+    where = f"{after.label} vs {before.label}"
+    ok = before.valid & after.valid
+    rows = local_shifts(before.band(name), after.band(name), valid=ok, window=window)
+    rows = rows[np.hypot(rows[:, 2], rows[:, 3]) <= max_shift_px] if len(rows) else rows
+    fit = fit_local(rows, inlier_px=inlier_px)
+    m, n = before.grid.shape
+    if fit is None:
+        reason = (f"{where}: no shift model fits: of {len(rows)} windows, too few agree within {inlier_px:g} px "
+                  f"(need at least 5 and a quarter); not corrected. Check for cloud, a featureless AOI or "
+                  f"scenes of different places")
+        warnings.warn(reason, MisregistrationWarning, stacklevel=2)
+        shift = Shift(0.0, 0.0, 0.0, reason=reason, band=name, windows=len(rows), inliers=0)
+        return _tag(after, shift), shift
+    kind, model, inl = fit
+    centre = np.array([[(n - 1) / 2, (m - 1) / 2]])
+    dx, dy = (model(centre) - centre)[0]
+    matrix = None if kind == "translation" else tuple(tuple(round(float(v), 6) for v in r) for r in model.params[:2])
+    moved = apply_shift(after, float(dx), float(dy)) if kind == "translation" else _warp(after, model)
+    check = local_shifts(before.band(name), moved.band(name), valid=before.valid & moved.valid, window=window)
+    # the windows that were inliers, matched by centre
+    keep = {(float(x), float(y)) for x, y in rows[inl, :2]}
+    left = [math.hypot(r[2], r[3]) for r in check if (float(r[0]), float(r[1])) in keep]
+    residual = float(np.median(left)) if left else None
+    shift = Shift(float(dx) + 0.0, float(dy) + 0.0, round(float(inl.mean()), 3), applied=True,
+                  residual_px=residual, band=name, model=kind, windows=len(rows), inliers=int(inl.sum()),
+                  matrix=matrix,
+                  reason=f"corrected by a {kind} fitted to {int(inl.sum())} of {len(rows)} windows "
+                         f"({math.hypot(dx, dy):.2f} px at the centre), bilinear resampling")
+    return _tag(moved, shift), shift

@@ -12,10 +12,11 @@ buildings.  Everything here is classical image processing, with no trained model
    survive an opening with a 30 m line but not with a 12 m disc).  A building casts a
    shadow, so an object must touch dark pixels along part of its rim.
 2. **Radiometric normalisation** (:func:`normalise_to`): the second date's bands are
-   fitted linearly to the first's on pixels that did not change (an iterated
-   radcal-like fit), so a different sensor or colour balance does not read as change.
-3. **Co-registration** with :func:`campwatch.coregister.coregister` (phase correlation
-   on gradients), then a **shift-tolerant difference** (:func:`tolerant_difference`)
+   fitted linearly to the first's by orthogonal regression on the pixels IR-MAD calls
+   invariant (Canty's radcal, shared with the 10 m path), so a different sensor or colour
+   balance does not read as change, and a weak correlation cannot shrink the gain.
+3. **Co-registration** with :func:`campwatch.coregister.coregister_local` (local shifts
+   over a grid of windows, a translation or affine model fitted by RANSAC), then a **shift-tolerant difference** (:func:`tolerant_difference`)
    that forgives residual shifts and building lean of up to ``tolerance_m``.
 4. **Growth classes** per building (:func:`vhr_change`): new, demolished, expanded,
    shrunk and unchanged, as polygons with geodesic areas and counts.  A change whose
@@ -45,6 +46,7 @@ from skimage.draw import line as draw_line
 
 from campwatch.errors import CampwatchWarning, GridMismatchError
 from campwatch.grid import Grid
+from campwatch.normalise import fit_irmad, radcal_from_mad
 from campwatch.scene import Scene
 from campwatch.vectorize import mask_to_polygons
 
@@ -603,27 +605,35 @@ class VHRLowConfidenceWarning(CampwatchWarning):
     """A VHR change result carries low-confidence flags (see ``VHRChangeResult.flags``)."""
 
 
-def normalise_to(reference: np.ndarray, moving: np.ndarray, valid: np.ndarray, *, iterations: int = 3,
-                 stable_fraction: float = 0.5) -> tuple[np.ndarray, dict[str, Any]]:
-    """Fit ``moving`` band by band onto ``reference`` (gain and offset) on unchanged pixels.
+def normalise_to(reference: np.ndarray, moving: np.ndarray, valid: np.ndarray, *,
+                 p_no_change: float = 0.95) -> tuple[np.ndarray, dict[str, Any]]:
+    """Fit ``moving`` band by band onto ``reference`` (gain and offset) on invariant pixels.
 
-    A radcal-like relative normalisation: first match mean and standard deviation over
-    all valid pixels, then refit on the ``stable_fraction`` of pixels whose difference
-    is smallest, ``iterations`` times, so that the changed areas do not bias the fit.
+    Canty's *radcal*, shared with the 10 m path (:mod:`campwatch.normalise`): IR-MAD
+    (:func:`~campwatch.normalise.fit_irmad`) gives each pixel a chi-square probability of
+    no change, and an orthogonal (total least squares) regression over the pixels with
+    ``P(no change) > p_no_change`` (:func:`~campwatch.normalise.radcal_from_mad`) maps each
+    band of ``moving`` onto ``reference``.  Orthogonal regression treats both dates as
+    noisy, so a weak correlation between dates (another sensor, season or sun angle) does
+    not shrink the gain towards 0 as an ordinary least-squares slope does.  With fewer than
+    64 invariant pixels the bands are matched by mean and standard deviation over all
+    valid pixels instead (``method`` says which).
 
     Parameters
     ----------
     reference, moving : (B, M, N) ndarray
     valid : (M, N) bool ndarray
-    iterations : int
-    stable_fraction : float
+    p_no_change : float
+        The no-change probability a pixel needs to be invariant (radcal's 0.95).
 
     Returns
     -------
     normalised : (B, M, N) float32 ndarray
         A new array; ``moving`` is not modified.
     fit : dict
-        ``gain`` and ``offset`` per band, and ``stable_pixels``.
+        ``gain`` and ``offset`` per band (``normalised = gain * moving + offset``),
+        ``method`` (``"irmad-radcal"`` or ``"mean-std"``), ``invariant_fraction`` (of the
+        valid pixels), ``canonical_correlations`` and ``stable_pixels``.
 
     Examples
     --------
@@ -631,33 +641,43 @@ def normalise_to(reference: np.ndarray, moving: np.ndarray, valid: np.ndarray, *
     >>> ref = rng.random((3, 50, 50)).astype(np.float32)
     >>> mov = 0.5 * ref + 0.2
     >>> out, fit = normalise_to(ref, mov, np.ones((50, 50), bool))
-    >>> bool(np.allclose(out, ref, atol=1e-4)), [round(g, 2) for g in fit["gain"]]
-    (True, [2.0, 2.0, 2.0])
+    >>> bool(np.allclose(out, ref, atol=1e-4)), [round(g, 2) for g in fit["gain"]], fit["method"]
+    (True, [2.0, 2.0, 2.0], 'irmad-radcal')
     """
     ref = np.asarray(reference, dtype=np.float64)
     mov = np.asarray(moving, dtype=np.float64)
     if ref.shape != mov.shape:
         raise GridMismatchError(f"normalise_to needs arrays of one shape, got {ref.shape} and {mov.shape}")
-    use = np.asarray(valid, dtype=bool).copy()
+    valid = np.asarray(valid, dtype=bool)
     nb = ref.shape[0]
-    gain, offset = np.ones(nb), np.zeros(nb)
-    if use.sum() < 16:
-        return mov.astype(np.float32), {"gain": gain.tolist(), "offset": offset.tolist(), "stable_pixels": 0}
-    for it in range(iterations + 1):
-        for i in range(nb):
-            r, m = ref[i][use], mov[i][use]
-            sd = m.std()
-            gain[i] = r.std() / sd if sd > 1e-9 else 1.0
-            offset[i] = r.mean() - gain[i] * m.mean()
-        if it == iterations:
-            break
-        fitted = mov * gain[:, None, None] + offset[:, None, None]
-        diff = np.abs(fitted - ref).sum(axis=0)
-        cut = np.quantile(diff[valid], stable_fraction)
-        use = valid & (diff <= cut)
+    record: dict[str, Any] = {"gain": [1.0] * nb, "offset": [0.0] * nb, "method": "none", "invariant_fraction": 0.0,
+                              "canonical_correlations": None, "stable_pixels": 0}
+    n_valid = int(valid.sum())
+    if n_valid < 16:
+        return mov.astype(np.float32), record
+    names = tuple(f"b{i}" for i in range(nb))
+    windows = lambda: [(mov, ref, valid)]  # noqa: E731 - x = moving, y = reference
+    fitted: tuple[np.ndarray, np.ndarray] | None = None
+    try:
+        mad = fit_irmad(windows, names)
+        rel = radcal_from_mad(windows, mad, p_no_change=p_no_change)
+        used = round(float(np.min(rel.used_fraction)) * n_valid)
+        record["canonical_correlations"] = [round(float(r), 4) for r in mad.rho]
+        if used >= 64:
+            fitted = np.asarray(rel.gain, float), np.asarray(rel.offset, float)
+            record.update(method="irmad-radcal", invariant_fraction=round(used / n_valid, 4), stable_pixels=used)
+    except (ValueError, np.linalg.LinAlgError):
+        pass
+    if fitted is None:  # no invariant pixels to fit on: match the moments of the whole scene
+        r, m = ref[:, valid], mov[:, valid]
+        sd = m.std(axis=1)
+        g = np.where(sd > 1e-9, r.std(axis=1) / np.maximum(sd, 1e-12), 1.0)
+        fitted = g, r.mean(axis=1) - g * m.mean(axis=1)
+        record.update(method="mean-std", stable_pixels=n_valid)
+    gain, offset = fitted
     out = (mov * gain[:, None, None] + offset[:, None, None]).astype(np.float32)
-    return out, {"gain": [float(g) for g in gain], "offset": [float(o) for o in offset],
-                 "stable_pixels": int(use.sum())}
+    record.update(gain=[float(g) for g in gain], offset=[float(o) for o in offset])
+    return out, record
 
 
 def tolerant_difference(before: np.ndarray, after: np.ndarray, *, radius_px: int) -> np.ndarray:
@@ -798,7 +818,7 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
                smooth_m: float = 2.0, threshold: float | None = None, min_fraction: float = 0.2,
                whole_fraction: float = 0.7, lost_fraction: float = 0.7, min_area_m2: float = 20.0, building_threshold: float = 0.45,
                min_shadow_fraction: float = 0.12, debris: bool = True,
-               max_similarity: float = 0.6) -> VHRChangeResult:
+               max_similarity: float = 0.6, otsu_fraction: float = 0.5) -> VHRChangeResult:
     """Building-level change between two sub-metre RGB(N) dates, with growth classes.
 
     Parameters
@@ -806,16 +826,17 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
     before, after : Scene
         Two VHR dates on one grid (read ``after`` with ``grid=before.grid``).
     coregister : bool
-        Estimate and correct a global shift of ``after`` (phase correlation on gradients,
-        :func:`campwatch.coregister.coregister`) before comparing.
+        Fit and correct a shift model of ``after`` (local shifts over a grid of windows,
+        a translation or affine transform by RANSAC, :func:`campwatch.coregister.coregister_local`)
+        before comparing.
     tolerance_m : float
         Shifts up to this are forgiven pixel by pixel (:func:`tolerant_difference`):
         residual misregistration and the lean of a house seen from another angle.
     smooth_m : float
         Box filter on the difference before thresholding.
     threshold : float, optional
-        Change threshold on the score; by default half of Otsu's threshold over all valid
-        pixels (one global histogram).  Otsu's cut alone misses grey roofs built on grey
+        Change threshold on the score; by default ``otsu_fraction`` (a half) of Otsu's
+        threshold over all valid pixels (one global histogram).  Otsu's cut alone misses grey roofs built on grey
         soil, whose colour barely changes; the building logic below supplies the rest.
     min_fraction, whole_fraction : float
         A building on one date with no building within ``tolerance_m`` on the other
@@ -872,12 +893,12 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
     flags: list[str] = []
     shift_record: dict[str, Any] = {}
     if coregister:
-        from campwatch.coregister import coregister as _coregister
+        from campwatch.coregister import coregister_local
         from campwatch.errors import MisregistrationWarning
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", MisregistrationWarning)
-            after, shift = _coregister(before, after, max_shift_px=max(10.0, 10.0 / px))
+            after, shift = coregister_local(before, after, max_shift_px=max(10.0, 10.0 / px))
         shift_record = shift.to_dict()
         for w in caught:
             if issubclass(w.category, MisregistrationWarning):
@@ -901,7 +922,7 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
     score = np.where(valid, score, 0.0).astype(np.float32)
     if threshold is None:
         vals = score[valid]
-        threshold = 0.5 * float(filters.threshold_otsu(vals)) if vals.size > 16 and np.ptp(vals) > 0 else float("inf")
+        threshold = otsu_fraction * float(filters.threshold_otsu(vals)) if vals.size > 16 and np.ptp(vals) > 0 else float("inf")
     changed = (score > threshold) & valid
 
     kw = {"pixel_size_m": px, "threshold": building_threshold, "min_area_m2": min_area_m2,
@@ -1041,7 +1062,7 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
     params = {"tolerance_m": tolerance_m, "smooth_m": smooth_m, "threshold": threshold, "min_fraction": min_fraction,
               "whole_fraction": whole_fraction, "lost_fraction": lost_fraction, "min_area_m2": min_area_m2, "building_threshold": building_threshold,
               "min_shadow_fraction": min_shadow_fraction, "coregister": coregister, "debris": debris,
-              "max_similarity": max_similarity}
+              "max_similarity": max_similarity, "otsu_fraction": otsu_fraction}
     return VHRChangeResult(before.grid, score, float(threshold), mask & valid, lab_b, lab_a, growth, counts,
                            flags, params, shift_record, fit)
 

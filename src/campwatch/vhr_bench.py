@@ -21,6 +21,7 @@ copying them into the repository; they are read where they lie.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -32,8 +33,10 @@ from typing import Any
 
 import numpy as np
 from rasterio import features
+from scipy import ndimage
 from shapely import wkt
 
+from campwatch.coregister import estimate_shift
 from campwatch.errors import AcquisitionDateWarning, InvalidSceneError
 from campwatch.io import read_raster, read_scene
 from campwatch.vhr import naive_cva, vhr_change
@@ -41,13 +44,21 @@ from campwatch.vhr import naive_cva, vhr_change
 __all__ = [
     "LevirPair",
     "XbdPair",
+    "format_protocol",
     "format_report",
     "levir_pairs",
     "pixel_scores",
     "run_bench",
     "run_levir",
+    "run_protocol",
+    "run_unlabelled",
     "run_xbd",
+    "corner_residual",
+    "known_warp",
+    "transform_error",
+    "vhr_datasets",
     "xbd_building_scores",
+    "xbd_roof_corners",
     "xbd_pairs",
 ]
 
@@ -139,7 +150,8 @@ def _read_pair(before: Path, after: Path) -> tuple[Any, Any]:
     return a, b
 
 
-def run_levir(root: str | os.PathLike[str], *, pairs: Sequence[LevirPair] | None = None) -> dict[str, Any]:
+def run_levir(root: str | os.PathLike[str], *, pairs: Sequence[LevirPair] | None = None,
+              params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Pooled pixel precision/recall/F1 of VHR mode and the naive baseline on LEVIR-CD pairs."""
     pairs = list(pairs) if pairs is not None else levir_pairs(root)
     tot = {"vhr": np.zeros(3, np.int64), "naive": np.zeros(3, np.int64)}
@@ -148,7 +160,7 @@ def run_levir(root: str | os.PathLike[str], *, pairs: Sequence[LevirPair] | None
     for p in pairs:
         a, b = _read_pair(p.before, p.after)
         truth = read_raster(p.label, grid=a.grid)[0] > 0
-        res = vhr_change(a, b)
+        res = vhr_change(a, b, **(params or {}))
         c_v = _counts(res.mask, truth)
         c_n = _counts(naive_cva(a, b), truth)
         tot["vhr"] += c_v
@@ -233,7 +245,7 @@ def _merge(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_xbd(root: str | os.PathLike[str], *, pairs: Sequence[XbdPair] | None = None,
-            cover: float = 0.3) -> dict[str, Any]:
+            cover: float = 0.3, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Building-level demolition recall and false-alarm rate on xBD pairs, VHR mode and naive."""
     pairs = list(pairs) if pairs is not None else xbd_pairs(root)
     rows, vs, ns = [], [], []
@@ -241,7 +253,7 @@ def run_xbd(root: str | os.PathLike[str], *, pairs: Sequence[XbdPair] | None = N
     for p in pairs:
         a, b = _read_pair(p.before, p.after)
         ids, kinds = _xbd_buildings(p.labels, a.grid)
-        res = vhr_change(a, b)
+        res = vhr_change(a, b, **(params or {}))
         g = res.growth
         lost = g[g["growth_class"].isin(["demolished", "shrunk"])]
         demo = (features.rasterize(((geom, 1) for geom in lost.geometry), out_shape=a.grid.shape,
@@ -259,10 +271,202 @@ def run_xbd(root: str | os.PathLike[str], *, pairs: Sequence[XbdPair] | None = N
             "vhr": _merge(vs), "naive": _merge(ns), "per_pair": rows}
 
 
+def xbd_roof_corners(root: str | os.PathLike[str], pair: XbdPair, *,
+                     kinds: Sequence[str] = ("no-damage", "minor-damage")) -> np.ndarray:
+    """(K, 2) pixel ``x, y`` of the corners of the pair's labelled buildings still standing
+    after (``kinds``): the pre-disaster polygons, matched to the post-disaster subtypes by order."""
+    pre = Path(root) / "labels" / f"{pair.name}_pre_disaster.json"
+    with open(pre, encoding="utf-8") as fh:
+        polys = json.load(fh)["features"]["xy"]
+    with open(pair.labels, encoding="utf-8") as fh:
+        subtypes = [f["properties"].get("subtype") for f in json.load(fh)["features"]["xy"]]
+    pts: list[tuple[float, float]] = []
+    for feat, kind in zip(polys, subtypes, strict=True):
+        geom = wkt.loads(feat["wkt"])
+        if kind in kinds and not geom.is_empty:
+            pts += [(float(x), float(y)) for x, y in list(geom.exterior.coords)[:-1]]
+    return np.asarray(pts, dtype=np.float64).reshape(-1, 2)
+
+
+def corner_residual(before: Any, after: Any, corners_xy: np.ndarray, *, band: str = "red", half: int = 32,
+                    min_reliability: float = 0.2) -> dict[str, Any]:
+    """The misregistration left at building corners: the shift of ``after`` against ``before``
+    in a ``2 * half`` px patch centred on each corner (patches with reliability at least
+    ``min_reliability`` and a shift under ``half / 4`` px), as the length of the median
+    shift vector (the systematic part) and the median length (noise included), in px and m."""
+    ref, mov = before.band(band), after.band(band)
+    ok = before.valid & after.valid
+    h, w = ref.shape
+    got = []
+    for x, y in np.asarray(corners_xy):
+        r, c = round(float(y)), round(float(x))
+        if r < half or c < half or r + half > h or c + half > w:
+            continue
+        sl = (slice(r - half, r + half), slice(c - half, c + half))
+        s = estimate_shift(ref[sl], mov[sl], valid=ok[sl], upsample_factor=20)
+        if not s.reason and s.reliability >= min_reliability and s.magnitude_px <= half / 4:
+            got.append((s.dx_px, s.dy_px))
+    px = before.grid.pixel_size_m()
+    if not got:
+        return {"patches": 0, "systematic_px": None, "median_px": None, "systematic_m": None}
+    v = np.asarray(got)
+    sysv = float(np.hypot(*np.median(v, axis=0)))
+    med = float(np.median(np.hypot(v[:, 0], v[:, 1])))
+    return {"patches": len(v), "systematic_px": round(sysv, 3), "median_px": round(med, 3),
+            "systematic_m": round(sysv * px, 3), "median_m": round(med * px, 3)}
+
+
+def known_warp(scene: Any, *, rotation_deg: float = 0.0, scale: float = 1.0,
+               shift_xy: tuple[float, float] = (0.0, 0.0)) -> tuple[Any, np.ndarray, np.ndarray]:
+    """``scene`` warped by a known similarity about its centre (cubic spline, NaN filled with
+    each band's median first), and the ``(matrix, offset)`` of ``scipy.ndimage.affine_transform``
+    (row, col order): ``moved[o] = scene[matrix @ o + offset]``.  ``shift_xy`` is how far the
+    content moves, in px east and south."""
+    m, n = scene.grid.shape
+    th = np.deg2rad(rotation_deg)
+    matrix = scale * np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+    c = np.array([(m - 1) / 2, (n - 1) / 2])
+    offset = c - matrix @ c - matrix @ np.array([shift_xy[1], shift_xy[0]])
+    data = []
+    for band in scene.data:
+        filled = np.where(np.isfinite(band), band, np.nanmedian(band))
+        data.append(ndimage.affine_transform(filled, matrix, offset, order=3, mode="nearest"))
+    return dataclasses.replace(scene, data=np.stack(data).astype(np.float32)), matrix, offset
+
+
+def transform_error(shift: Any, matrix: np.ndarray, offset: np.ndarray, shape: tuple[int, int],
+                    step: int = 64) -> np.ndarray:
+    """Distance (px) between the content displacement a :class:`~campwatch.coregister.Shift`
+    from :func:`~campwatch.coregister.coregister_local` predicts and the known one of
+    :func:`known_warp`, on a ``step`` px lattice over the image."""
+    yy, xx = np.mgrid[0:shape[0]:step, 0:shape[1]:step]
+    rc = np.stack([yy.ravel(), xx.ravel()]).astype(float)
+    # moved[o] = image[M o + t]: the content at p moves to M^-1 (p - t); (dy, dx) per point
+    true = (np.linalg.solve(matrix, rc - offset[:, None]) - rc).T
+    xy = rc[::-1]
+    if shift.model == "affine":
+        a = np.asarray(shift.matrix)
+        pred = (a[:, :2] @ xy).T + a[:, 2] - xy.T
+    else:
+        pred = np.tile([shift.dx_px, shift.dy_px], (xy.shape[1], 1))
+    return np.asarray(np.hypot(pred[:, 0] - true[:, 1], pred[:, 1] - true[:, 0]))
+
+
 def run_bench(shared: str | os.PathLike[str]) -> dict[str, Any]:
     """Both sets from a ``shared/data`` folder."""
     shared = Path(shared)
     return {"levir": run_levir(shared / "vhr-levircd"), "xbd": run_xbd(shared / "vhr-xbd-joplin")}
+
+
+#: Parameter sets the leave-one-dataset-out view chooses from (``vhr_change`` keywords); the
+#: first is the default.  Each is one more full run over every dataset.
+CANDIDATES: dict[str, dict[str, Any]] = {
+    "default": {},
+    "otsu x1.0": {"otsu_fraction": 1.0},
+    "no similarity test": {"max_similarity": 1.0},
+}
+
+
+def vhr_datasets(shared: str | os.PathLike[str]) -> list[tuple[str, str, Path]]:
+    """Every ``vhr-*`` folder of ``shared`` as ``(name, kind, path)``: ``"pixels"`` (A/, B/,
+    label/ pairs, LEVIR-CD's layout included), ``"xbd"`` (images/, labels/) or ``"unlabelled"``
+    (one ``*pre*.tif`` and one ``*post*.tif``, no change labels).  Folders that appear later
+    are picked up by their layout; one with none of these is skipped."""
+    out = []
+    for d in sorted(Path(shared).glob("vhr-*")):
+        if not d.is_dir():
+            continue
+        if (d / "images").is_dir() and (d / "labels").is_dir():
+            out.append((d.name, "xbd", d))
+        elif any((f / "A").is_dir() for f in (d, d / "full1024", d / "crop256")):
+            out.append((d.name, "pixels", d))
+        elif len(list(d.glob("*pre*.tif"))) == 1 and len(list(d.glob("*post*.tif"))) == 1:
+            out.append((d.name, "unlabelled", d))
+    return out
+
+
+def run_unlabelled(root: str | os.PathLike[str], *, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A pair with no change labels: what each method flags, and VHR mode's counts and flags."""
+    root = Path(root)
+    t0 = time.perf_counter()
+    a, b = _read_pair(next(root.glob("*pre*.tif")), next(root.glob("*post*.tif")))
+    res = vhr_change(a, b, **(params or {}))
+    return {"set": root.name, "pairs": 1, "seconds": round(time.perf_counter() - t0, 1),
+            "vhr": {"flagged_fraction": round(float(res.mask.mean()), 4)},
+            "naive": {"flagged_fraction": round(float(naive_cva(a, b).mean()), 4)},
+            "counts": res.counts, "flags": res.flags, "coregistration": res.coregistration}
+
+
+def run_protocol(shared: str | os.PathLike[str], *,
+                 candidates: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The validation protocol of ``campwatch bench vhr --all``: every dataset on its own with
+    the naive baseline, for each candidate parameter set, and the leave-one-dataset-out view.
+
+    Leave-one-dataset-out: for each labelled dataset, the candidate with the best mean pixel F1
+    over the *other* pixel-labelled datasets is chosen and scored on the one left out (for
+    xBD, on destroyed recall), beside the default's and the naive figure.
+    """
+    cands = dict(candidates or CANDIDATES)
+    sets = vhr_datasets(shared)
+    scores: dict[str, dict[str, Any]] = {}
+    for name, kind, path in sets:
+        scores[name] = {}
+        for cname, params in cands.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if kind == "pixels":
+                    r = run_levir(path, params=params)
+                elif kind == "xbd":
+                    r = run_xbd(path, params=params)
+                else:
+                    r = run_unlabelled(path, params=params)
+            r["kind"] = kind
+            scores[name][cname] = r
+    pixel_sets = [n for n, k, _ in sets if k == "pixels"]
+    lodo = []
+    for name, kind, _ in sets:
+        if kind == "unlabelled":
+            continue
+        others = [n for n in pixel_sets if n != name]
+        if not others:
+            continue
+        best = max(cands, key=lambda c: float(np.mean([scores[n][c]["vhr"]["f1"] for n in others])))
+        key = "f1" if kind == "pixels" else "destroyed_recall"
+        lodo.append({"held_out": name, "chosen": best, "metric": key,
+                     "held_out_score": scores[name][best]["vhr"][key],
+                     "default_score": scores[name][next(iter(cands))]["vhr"][key],
+                     "naive_score": scores[name][next(iter(cands))]["naive"][key]})
+    return {"datasets": [(n, k) for n, k, _ in sets], "candidates": cands, "scores": scores, "lodo": lodo}
+
+
+def format_protocol(result: dict[str, Any]) -> str:
+    """The protocol's tables: each dataset with the naive baseline beside every figure, then LODO."""
+    cands = list(result["candidates"])
+    lines = ["VHR validation protocol: every vhr-* dataset on its own, naive RGB CVA + Otsu beside each figure"]
+    for name, kind in result["datasets"]:
+        sc = result["scores"][name]
+        first = sc[cands[0]]
+        lines.append(f"  {name} ({kind}, {first['pairs']} pairs)")
+        for c in cands:
+            r = sc[c]
+            if kind == "pixels":
+                v, n = r["vhr"], r["naive"]
+                lines.append(f"    {c:<20} F1 {v['f1']:.3f} (P {v['precision']:.3f}, R {v['recall']:.3f})   "
+                             f"naive F1 {n['f1']:.3f} (P {n['precision']:.3f}, R {n['recall']:.3f})")
+            elif kind == "xbd":
+                v, n = r["vhr"], r["naive"]
+                lines.append(f"    {c:<20} destroyed recall {v['destroyed_recall']} ({v['destroyed_flagged']}/"
+                             f"{v['destroyed_total']}), undamaged false alarm {v['undamaged_false_alarm']}   "
+                             f"naive {n['destroyed_recall']}, {n['undamaged_false_alarm']}")
+            else:
+                lines.append(f"    {c:<20} flagged {r['vhr']['flagged_fraction']:.1%} of the scene, naive "
+                             f"{r['naive']['flagged_fraction']:.1%} (no change labels); counts {r['counts']}")
+    lines.append("  leave-one-dataset-out: the candidate with the best mean F1 on the other pixel-labelled sets, "
+                 "scored on the one left out")
+    for row in result["lodo"]:
+        lines.append(f"    {row['held_out']:<32} chosen {row['chosen']:<20} {row['metric']} {row['held_out_score']:.3f}"
+                     f"   default {row['default_score']:.3f}   naive {row['naive_score']:.3f}")
+    return "\n".join(lines)
 
 
 def format_report(result: dict[str, Any]) -> str:

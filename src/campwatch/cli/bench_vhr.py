@@ -20,11 +20,25 @@ import click
 @click.option("--xbd", "xbd", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Score these xBD-like pairs (images/, labels/) instead.")
 @click.option("--only", type=click.Choice(["levir", "xbd"]), default=None, help="Run one set only.")
+@click.option("--all", "protocol", is_flag=True,
+              help="The validation protocol: every vhr-* folder of --data on its own, for each candidate "
+                   "parameter set, and the leave-one-dataset-out view (several minutes).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full result (per pair) as JSON.")
-def command(data: Path, levir: Path | None, xbd: Path | None, only: str | None, as_json: bool) -> None:
+def command(data: Path, levir: Path | None, xbd: Path | None, only: str | None, protocol: bool,
+            as_json: bool) -> None:
     """Pixel F1 on LEVIR-CD and building-level demolition recall on xBD, beside naive RGB CVA + Otsu."""
-    from campwatch.vhr_bench import format_report, run_levir, run_xbd  # loaded when the bench runs
+    from campwatch.vhr_bench import (  # loaded when the bench runs
+        format_protocol,
+        format_report,
+        run_levir,
+        run_protocol,
+        run_xbd,
+    )
 
+    if protocol:
+        res = run_protocol(data)
+        click.echo(json.dumps(res, indent=2, default=str) if as_json else format_protocol(res))
+        return
     result = {}
     if only in (None, "levir"):
         result["levir"] = run_levir(levir or data / "vhr-levircd")
