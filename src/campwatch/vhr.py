@@ -68,6 +68,10 @@ __all__ = [
     "vhr_change",
 ]
 
+#: Above this pixel size (m) a VHR result is flagged low-confidence: measured on DSIFN (~2 m) and
+#: SZTAKI AirChange (1.5 m), VHR mode's recall was 4-8% (``docs/vhr.md``).
+COARSE_VHR_M = 1.0
+
 #: Smallest demolition the rubble test reports, m² (its segmentation's smallest segment).
 _SMALL_DEMOLITION_M2 = 8.0
 
@@ -891,6 +895,10 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
         raise ValueError(f"vhr_change needs sub-5 m pixels, but {before.label} has {px:.1f} m pixels; "
                          "use the Sentinel-2 / Landsat change detection (campwatch compare) instead")
     flags: list[str] = []
+    if px > COARSE_VHR_M:
+        flags.append(f"pixels of {px:.1f} m: the building detector needs sub-metre pixels (a 20 m² house is "
+                     f"{20 / px**2:.0f} px here); on held-out 1.5-2 m imagery it found few buildings and missed most "
+                     "change (docs/vhr.md); check every figure by eye")
     shift_record: dict[str, Any] = {}
     if coregister:
         from campwatch.coregister import coregister_local
