@@ -68,8 +68,9 @@ __all__ = [
     "vhr_change",
 ]
 
-#: Above this pixel size (m) a VHR result is flagged low-confidence: measured on DSIFN (~2 m) and
-#: SZTAKI AirChange (1.5 m), VHR mode's recall was 4-8% (``docs/vhr.md``).
+#: Above this pixel size (m) a VHR result is flagged low-confidence and its change mask also holds
+#: pixel change (Otsu on the score): a 20 m² house is under 20 px there.  Measured on DSIFN (~2 m)
+#: and SZTAKI AirChange (1.5 m), building objects alone recalled 4-8% of the change (``docs/vhr.md``).
 COARSE_VHR_M = 1.0
 
 #: Smallest demolition the rubble test reports, m² (its segmentation's smallest segment).
@@ -82,6 +83,11 @@ GROWTH_CLASSES: tuple[str, ...] = ("new", "demolished", "expanded", "shrunk", "u
 def _px(metres: float, pixel_size_m: float, *, minimum: int = 1) -> int:
     """``metres`` as a whole number of pixels (at least ``minimum``)."""
     return max(minimum, round(metres / pixel_size_m))
+
+
+def _otsu_cut(values: np.ndarray) -> float:
+    """Otsu's threshold of ``values``; inf (nothing changes) when they are too few or all equal."""
+    return float(filters.threshold_otsu(values)) if values.size > 16 and np.ptp(values) > 0 else float("inf")
 
 
 def _fill_invalid(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -733,7 +739,9 @@ class VHRChangeResult:
     threshold : float
         Global Otsu threshold on ``score`` (or the one given).
     mask : (M, N) bool ndarray
-        Pixels of new, demolished, expanded or shrunk polygons: building change.
+        Pixels of new, demolished, expanded or shrunk polygons: building change.  On pixels
+        coarser than :data:`COARSE_VHR_M` also every pixel whose score exceeds the scene's
+        Otsu threshold (``params["pixel_change_threshold"]``), attributed to no building.
     buildings_before, buildings_after : (M, N) int32 ndarray
         Building object labels per date (0 = none).
     growth : GeoDataFrame
@@ -895,10 +903,12 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
         raise ValueError(f"vhr_change needs sub-5 m pixels, but {before.label} has {px:.1f} m pixels; "
                          "use the Sentinel-2 / Landsat change detection (campwatch compare) instead")
     flags: list[str] = []
-    if px > COARSE_VHR_M:
+    coarse = px > COARSE_VHR_M
+    if coarse:
         flags.append(f"pixels of {px:.1f} m: the building detector needs sub-metre pixels (a 20 m² house is "
-                     f"{20 / px**2:.0f} px here); on held-out 1.5-2 m imagery it found few buildings and missed most "
-                     "change (docs/vhr.md); check every figure by eye")
+                     f"{20 / px**2:.0f} px here), so building counts are unreliable; the change mask also holds "
+                     "pixel change above the scene's own Otsu threshold, not attributed to any building "
+                     "(docs/vhr.md); check every figure by eye")
     shift_record: dict[str, Any] = {}
     if coregister:
         from campwatch.coregister import coregister_local
@@ -928,10 +938,15 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
     score = tolerant_difference(xb[:3], xa_n[:3], radius_px=radius)
     score = ndimage.uniform_filter(score, size=_px(smooth_m, px) | 1, mode="nearest")
     score = np.where(valid, score, 0.0).astype(np.float32)
+    otsu = _otsu_cut(score[valid])
     if threshold is None:
-        vals = score[valid]
-        threshold = otsu_fraction * float(filters.threshold_otsu(vals)) if vals.size > 16 and np.ptp(vals) > 0 else float("inf")
+        threshold = otsu_fraction * otsu
     changed = (score > threshold) & valid
+    # at coarse pixels buildings are a few pixels each and the object logic misses most change:
+    # report the pixel change too, at the scene's own Otsu cut of the score (as the naive baseline
+    # does on its CVA), so detection degrades to a pixel method instead of going silent
+    pixel_cut = otsu if coarse else None
+    pixel_change = (score > otsu) & valid if coarse else np.zeros(valid.shape, bool)
 
     kw = {"pixel_size_m": px, "threshold": building_threshold, "min_area_m2": min_area_m2,
           "min_shadow_fraction": min_shadow_fraction}
@@ -1066,11 +1081,11 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
     else:
         growth = _polygons(empty, before.grid, "unchanged", changed, {})
     counts = {k: int(np.unique(parts[k][parts[k] > 0]).size) for k in GROWTH_CLASSES}
-    mask = (parts["new"] > 0) | (parts["demolished"] > 0) | (parts["expanded"] > 0) | (parts["shrunk"] > 0)
+    mask = (parts["new"] > 0) | (parts["demolished"] > 0) | (parts["expanded"] > 0) | (parts["shrunk"] > 0) | pixel_change
     params = {"tolerance_m": tolerance_m, "smooth_m": smooth_m, "threshold": threshold, "min_fraction": min_fraction,
               "whole_fraction": whole_fraction, "lost_fraction": lost_fraction, "min_area_m2": min_area_m2, "building_threshold": building_threshold,
               "min_shadow_fraction": min_shadow_fraction, "coregister": coregister, "debris": debris,
-              "max_similarity": max_similarity, "otsu_fraction": otsu_fraction}
+              "max_similarity": max_similarity, "otsu_fraction": otsu_fraction, "pixel_change_threshold": pixel_cut}
     return VHRChangeResult(before.grid, score, float(threshold), mask & valid, lab_b, lab_a, growth, counts,
                            flags, params, shift_record, fit)
 
@@ -1105,7 +1120,4 @@ def naive_cva(before: Scene, after: Scene) -> np.ndarray:
     b = np.stack([after.band(n) for n in names]).astype(np.float64)
     valid = before.valid & after.valid & np.all(np.isfinite(a) & np.isfinite(b), axis=0)
     mag = np.sqrt(((b - a) ** 2).sum(axis=0))
-    vals = mag[valid]
-    if vals.size < 2 or np.ptp(vals) == 0:
-        return np.zeros(valid.shape, bool)
-    return (mag > filters.threshold_otsu(vals)) & valid
+    return (mag > _otsu_cut(mag[valid])) & valid
