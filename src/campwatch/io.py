@@ -386,6 +386,16 @@ def _s2_metadata_scaling(folder: Path, level: str) -> tuple[float | None, float 
     return None, None, None
 
 
+def _gdal_scaling(path: Path) -> tuple[float, float] | None:
+    """A band file's own GDAL scale and offset (reflectance = DN * scale + offset), when set
+    (``campwatch fetch`` writes them from the STAC item); None for the defaults 1 and 0."""
+    with _open(path) as ds:
+        scale, offset = ds.scales[0], ds.offsets[0]
+    if (scale, offset) == (1.0, 0.0) or not scale:
+        return None
+    return float(scale), float(offset)
+
+
 def _band_folder_files(folder: Path) -> list[Path]:
     """Raster files under ``folder``, without SAFE quality masks (``QI_DATA/MSK_DETFOO_B02.jp2`` is not a band)."""
     files = [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES
@@ -452,6 +462,9 @@ def _source_from_folder(folder: Path, profile: SensorProfile | None) -> SceneSou
             if quant:
                 prof = prof.with_scaling(scale=1.0 / quant, offset=offset or 0.0)
                 notes.append(f"reflectance scaling from {mtd}: (DN + {offset or 0:g}) / {quant:g}")
+            elif (gdal := _gdal_scaling(next(iter(chosen.values())))) is not None:
+                prof = prof.with_scaling(scale=gdal[0], offset=gdal[1] / gdal[0])
+                notes.append(f"reflectance scaling from the band files' scale/offset: DN * {gdal[0]:g} + {gdal[1]:g}")
         refs, tags = _band_refs(chosen, prof)
         scl_ref = None
         if scl:

@@ -17,7 +17,11 @@ from typing import Any
 
 from campwatch.versions import versions
 
-__all__ = ["file_record", "input_records", "provenance", "now_utc"]
+__all__ = ["FETCH_RECORD", "fetch_records", "file_record", "input_records", "provenance", "now_utc"]
+
+#: The record ``campwatch fetch`` leaves in each date folder: STAC items, asset hrefs and
+#: ETags, bytes fetched and the SHA-256 of every file it wrote.
+FETCH_RECORD = "fetch-record.json"
 
 
 @lru_cache(maxsize=4096)
@@ -57,6 +61,24 @@ def input_records(paths: Iterable[str | os.PathLike[str]], *,
     return sorted(recs, key=lambda r: r["path"])
 
 
+def fetch_records(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
+    """The fetch record of each distinct folder among ``paths`` (files or folders) that
+    ``campwatch fetch`` wrote: where its pixels came from (items, hrefs, ETags, SHA-256)."""
+    import json
+
+    out = []
+    seen: set[Path] = set()
+    for p in paths:
+        q = Path(p)
+        folder = (q if q.is_dir() else q.parent).resolve()
+        if folder in seen or not (folder / FETCH_RECORD).is_file():
+            continue
+        seen.add(folder)
+        rec = json.loads((folder / FETCH_RECORD).read_text(encoding="utf-8"))
+        out.append({k: rec.get(k) for k in ("folder", "date", "items", "assets", "files", "reflectance", "notes")})
+    return sorted(out, key=lambda r: str(r.get("folder")))
+
+
 def now_utc() -> str:
     """The current UTC time, ISO 8601, to the second."""
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
@@ -66,8 +88,11 @@ def provenance(inputs: Iterable[str | os.PathLike[str]], *, parameters: Mapping[
                dates: Mapping[str, str | None] | None = None,
                relative_to: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """A provenance block: inputs with SHA-256, acquisition dates, parameters and versions (no times)."""
+    inputs = list(inputs)
+    fetched = fetch_records(inputs)
     return {
         "inputs": input_records(inputs, relative_to=relative_to),
+        **({"fetched": fetched} if fetched else {}),
         "acquisition_dates": dict(dates or {}),
         "parameters": dict(parameters),
         "versions": versions(),

@@ -836,7 +836,7 @@ def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, over
     import shapely
 
     from campwatch.io import atomic_dir, to_json, vector_stamp, write_vector
-    from campwatch.provenance import input_records, now_utc
+    from campwatch.provenance import fetch_records, input_records, now_utc
     from campwatch.versions import versions
 
     config: ReportConfig = run["config"]
@@ -910,6 +910,7 @@ def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, over
             "campwatch_version": __version__,
             "config": input_records([config.path], relative_to=repo_root)[0],
             "inputs": input_records(existing, relative_to=repo_root),
+            "fetched": fetch_records(existing),
             "sites": [{"name": s.name, "aoi": s.aoi, "scenes": [dataclasses.asdict(sc) for sc in s.scenes]}
                       for s in config.sites],
             "parameters": dict(config.options),

@@ -17,7 +17,7 @@ from campwatch._version import __version__
 from campwatch.errors import CampwatchError
 
 # One module per command in campwatch.cli; each defines ``command`` (a click command or group).
-COMMANDS = ("info", "aois", "track", "coregister", "compare", "evaluate", "bench", "report")
+COMMANDS = ("info", "aois", "fetch", "track", "coregister", "compare", "evaluate", "bench", "report")
 
 _state = {"debug": False}
 
