@@ -35,6 +35,9 @@ from shapely.geometry import box, mapping
 SHARED = Path(os.environ.get("CAMPWATCH_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 SLOVENIA = SHARED / "s2-timeseries-slovenia"
 LASVEGAS = SHARED / "oscd-unlabelled" / "lasvegas"
+TAIZHOU = SHARED / "landsat-taizhou"
+#: Landsat C2 L2 QA_PIXEL values for Landsat 4-7: clear (5440), fill (1: also SLC-off gaps)
+QA_CLEAR, QA_FILL = 5440, 1
 
 BANDS = {"blue": ("B02", "Blue (band 2)", 0.49, 0.098), "green": ("B03", "Green (band 3)", 0.56, 0.045),
          "red": ("B04", "Red (band 4)", 0.665, 0.038), "nir": ("B08", "NIR 1 (band 8)", 0.842, 0.145),
@@ -150,6 +153,13 @@ def build(root: Path, base_url: str) -> dict[str, Any]:
                 assets[key] = _asset(f"{base_url}/{item_id}/{band}.tif", key, arr.shape, t, 10)
             items.append(_item(item_id, f"{ymd[:4]}-{ymd[4:6]}-{ymd[6:]}T18:30:00.000000Z", tile, 4326,
                                _footprint(t, arr.shape, crs), 1.0, assets))
+    items += _landsat_items(assets_dir, base_url)
+    (stac_dir / "landsat.json").write_text(json.dumps({
+        "type": "Collection", "stac_version": "1.0.0", "id": "landsat-c2-l2", "title": "Landsat Collection 2 Level-2",
+        "description": "test copy of Earth Search's landsat-c2-l2, real pixels from ../shared/data",
+        "license": "proprietary", "links": [],
+        "extent": {"spatial": {"bbox": [[-180, -90, 180, 90]]},
+                   "temporal": {"interval": [["1982-08-22T00:00:00Z", None]]}}}))
     collection = {
         "type": "Collection", "stac_version": "1.0.0", "id": "sentinel-2-l2a", "title": "Sentinel-2 Level-2A",
         "description": "test copy of Earth Search's sentinel-2-l2a, real pixels from ../shared/data",
@@ -160,6 +170,68 @@ def build(root: Path, base_url: str) -> dict[str, Any]:
     (stac_dir / "collection.json").write_text(json.dumps(collection))
     (stac_dir / "items.json").write_text(json.dumps({"type": "FeatureCollection", "features": items}))
     return {"items": {it["id"]: it for it in items}, "assets": assets_dir, "stac": stac_dir}
+
+
+def slc_off_gaps(shape: tuple[int, int]) -> np.ndarray:
+    """Diagonal stripes 3 px wide every 14 px, like Landsat 7's SLC-off gaps (for the QA fill bit)."""
+    r, c = np.indices(shape)
+    return ((r + c // 4) % 14) < 3
+
+
+def _landsat_items(assets_dir: Path, base_url: str) -> list[dict[str, Any]]:
+    """Taizhou's two Landsat 7 ETM+ dates as Collection 2 Level-2 items.
+
+    The 8-bit values v become DN = 100 v + 7273, so that DN * 2.75e-5 - 0.2 = 0.00275 v: the
+    pixels are Taizhou's, carried in C2 L2's encoding.  The 2003 date gets SLC-off-like gaps
+    (QA fill bit, DN 0), as Landsat 7 has after 2003-05-31, to test that they become nodata.
+    """
+    items = []
+    keys = ("blue", "green", "red", "nir08", "swir16", "swir22")
+    ids = ("SR_B1", "SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B7")
+    for date in ("2000-03-17", "2003-02-06"):
+        item_id = f"LE07_L2SP_118038_{date.replace('-', '')}_02_T1"
+        d = assets_dir / item_id
+        d.mkdir(exist_ok=True)
+        with rasterio.open(TAIZHOU / f"taizhou_{date}.tif") as ds:
+            v, transform, crs = ds.read(), ds.transform, ds.crs
+        gaps = slc_off_gaps(v.shape[1:]) if date.startswith("2003") else np.zeros(v.shape[1:], bool)
+        assets = {}
+        for i, (key, band) in enumerate(zip(keys, ids, strict=True)):
+            dn = np.where(gaps, 0, v[i].astype(np.uint16) * 100 + 7273).astype(np.uint16)
+            _cog(d / f"{item_id}_{band}.tif", dn, transform, crs, blocksize=128)
+            assets[key] = {"href": f"{base_url}/{item_id}/{item_id}_{band}.tif",
+                           "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                           "title": f"{key} ({band})", "eo:bands": [{"name": band, "common_name": key}],
+                           "proj:shape": list(dn.shape), "proj:transform": list(transform)[:6],
+                           "raster:bands": [{"nodata": 0, "data_type": "uint16", "spatial_resolution": 30,
+                                             "scale": 2.75e-05, "offset": -0.2}], "roles": ["data"]}
+        qa = np.where(gaps, QA_FILL, QA_CLEAR).astype(np.uint16)
+        _cog(d / f"{item_id}_QA_PIXEL.tif", qa, transform, crs, nodata=1, blocksize=128)
+        assets["qa_pixel"] = {"href": f"{base_url}/{item_id}/{item_id}_QA_PIXEL.tif",
+                              "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                              "title": "Pixel Quality Assessment Band (QA_PIXEL)", "proj:shape": list(qa.shape),
+                              "proj:transform": list(transform)[:6],
+                              "raster:bands": [{"nodata": 1, "data_type": "uint16", "spatial_resolution": 30,
+                                                "unit": "bit index"}], "roles": ["cloud", "cloud-shadow", "snow-ice"]}
+        fp = _footprint(transform, v.shape[1:], crs)
+        items.append({
+            "type": "Feature", "stac_version": "1.0.0", "id": item_id, "collection": "landsat-c2-l2",
+            "bbox": list(fp.bounds), "geometry": mapping(fp), "links": [], "assets": assets,
+            "properties": {"datetime": f"{date}T02:20:00.000000Z", "platform": "landsat-7", "instruments": ["etm+"],
+                           "eo:cloud_cover": 0.0, "proj:epsg": 32651, "landsat:wrs_path": "118",
+                           "landsat:wrs_row": "038", "landsat:collection_category": "T1",
+                           "landsat:correction": "L2SP"}})
+    return items
+
+
+def taizhou_aoi() -> Any:
+    with rasterio.open(TAIZHOU / "taizhou_2000-03-17.tif") as ds:
+        left, bottom = ds.bounds.left, ds.bounds.bottom
+        crs = ds.crs
+    from shapely.geometry import shape as to_shape
+
+    inner = box(left + 3000, bottom + 3000, left + 6000, bottom + 6000)
+    return to_shape(transform_geom(crs, "EPSG:4326", mapping(inner)))
 
 
 def lasvegas_seam_aoi(root: Path) -> Any:
@@ -262,7 +334,8 @@ class StacServer:
         if exe is None:
             raise RuntimeError("rustac is not installed; `make test` installs it (the dev extra)")
         self.url = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen([exe, "serve", str(stac_dir / "collection.json"), str(stac_dir / "items.json"),
+        self.proc = subprocess.Popen([exe, "serve", str(stac_dir / "collection.json"), str(stac_dir / "landsat.json"),
+                                      str(stac_dir / "items.json"),
                                       "--addr", f"127.0.0.1:{port}"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         import urllib.request

@@ -233,3 +233,68 @@ def test_fetch_then_track_then_report(servers, tmp_path):
     assert {f["date"] for f in manifest["fetched"]} == {"2015-07-11", "2015-08-30", "2015-09-09"}
     rows = json.loads((tmp_path / "report" / "summary.json").read_text())["rows"]
     assert len(rows) == 2 and all(row["status"] != "failed" for row in rows), rows
+
+
+def test_landsat_c2l2_scale_factors_and_qa_gaps(servers, tmp_path):
+    aoi = AOI("taizhou", "Taizhou", S.taizhou_aoi())
+    res = F.fetch(aoi, start="2000-01-01", end="2003-12-31", outdir=tmp_path / "out", collection="landsat-c2-l2",
+                  stac_url=servers.url, per="year")
+    assert [c.status for c in res.candidates] == ["kept", "kept"]
+    gapped = res.candidates[1]
+    # the AOI's no-data fraction is read from the QA fill bit: the SLC-off-like stripes
+    with rasterio.open(servers.assets / gapped.id / f"{gapped.id}_QA_PIXEL.tif") as ds:
+        qa = ds.read(1)
+    from campwatch.grid import Grid
+    from campwatch.masks import aoi_mask
+
+    inside = aoi_mask(S.taizhou_aoi(), Grid(qa.shape, ds.transform, ds.crs))
+    assert gapped.aoi_nodata == pytest.approx(float((qa[inside] == S.QA_FILL).mean()), abs=1e-4)
+    assert 0.15 < gapped.aoi_nodata < 0.3
+    folder = res.folders[1]
+    assert (folder / f"{gapped.id}_SR_B1.tif").is_file() and (folder / f"{gapped.id}_QA_PIXEL.tif").is_file()
+    src = open_source(folder)
+    assert src.profile.name == "landsat-c2l2-tm-etm" and src.band("blue").band_id == "SR_B1"
+    assert src.scl is not None and src.scl.band_id == "QA_PIXEL"
+    scene = read_scene(folder, aoi=aoi.geometry)
+    with rasterio.open(S.TAIZHOU / "taizhou_2003-02-06.tif") as ds:
+        v = ds.read(1, window=ds.window(*scene.grid.bounds).round_offsets().round_lengths(), boundless=True)
+    gaps = ~scene.valid
+    assert 0.15 < gaps.mean() < 0.3  # the gaps are nodata ...
+    blue = scene.band("blue")
+    np.testing.assert_allclose(blue[~gaps], (v[~gaps] * 100.0 + 7273) * 2.75e-5 - 0.2, atol=1e-6)  # ... and the rest is DN * 2.75e-5 - 0.2
+
+
+def test_the_boa_offset_rule_is_overruled_by_the_pixels(servers):
+    item = servers.items["S2A_33TVL_20150711_0_L2A"]
+    with rasterio.open(servers.assets / item["id"] / "B02.tif") as ds:
+        dn = ds.read(1).ravel()
+    new = {**item, "properties": {**item["properties"], "s2:processing_baseline": "04.00",
+                                  "earthsearch:boa_offset_applied": False}}
+    # these blue DNs (dark vegetation, 0.06-0.08 reflectance) cannot carry +1000: the flag is wrong
+    scale, offset, why = F.reflectance_scaling(new, item["assets"]["blue"], dn)
+    assert (scale, offset) == (1e-4, 0.0) and "already removed" in why
+    # the same pixels with the +1000 of baseline 04.00 in them
+    scale, offset, why = F.reflectance_scaling(new, item["assets"]["blue"], dn + 1000)
+    assert offset == pytest.approx(-0.1)
+    flagged = {**new, "properties": {**new["properties"], "earthsearch:boa_offset_applied": True}}
+    assert F.reflectance_scaling(flagged, item["assets"]["blue"], dn + 1000)[1] == 0.0
+    assert F.reflectance_scaling(item, item["assets"]["blue"], dn)[1] == 0.0  # baseline 02.01
+
+
+def test_a_report_site_can_fetch_its_imagery(servers, tmp_path):
+    aoi = _aoi_file(tmp_path, S.slovenia_aoi(), "slovenia")
+    cfg = tmp_path / "camp.toml"
+    cfg.write_text(f'[[site]]\nname = "Slovenia"\naoi = "{aoi}"\n'
+                   f'fetch = {{ start = 2015-07-01, end = 2015-09-30, stac_url = "{servers.url}", max_tile_cloud = 100 }}\n')
+    cmd = [sys.executable, "-m", "campwatch", "report", str(cfg), "-o", str(tmp_path / "out"), "--quiet"]
+    first = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert first.returncode in (0, 1), first.stderr
+    cache = tmp_path / "out-fetch-cache" / "slovenia"
+    assert sorted(p.name[:10] for p in cache.iterdir() if p.is_dir()) == ["2015-07-11", "2015-08-30", "2015-09-09"]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert len(manifest["fetched"]) == 3 and manifest["sites"][0]["fetch"]["start"] == "2015-07-01"
+    assert len(json.loads((tmp_path / "out" / "summary.json").read_text())["rows"]) == 2
+    before = len(servers.http.log)
+    again = subprocess.run([*cmd, "--overwrite"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == first.returncode, again.stderr
+    assert not [p for p, *_ in servers.http.log[before:] if "/B0" in p]  # the cached dates were reused

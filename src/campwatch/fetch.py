@@ -69,24 +69,47 @@ class FetchError(CampwatchError, OSError):
 
 @dataclass(frozen=True)
 class CollectionSpec:
-    """How one STAC collection names its bands and its cloud mask."""
+    """How one STAC collection names its bands, its files and its quality (cloud) band."""
 
     id: str
-    #: common band name -> band id written as the file name (``B02.tif``)
-    bands: Mapping[str, str]
+    #: common band name -> product band id, per platform ("" = every platform)
+    bands: Mapping[str, Mapping[str, str]]
+    #: the quality band's asset key (``scl``, ``qa_pixel``)
     mask: str
     default_bands: tuple[str, ...]
-    #: mask classes: no data, and not usable (cloud, shadow, cirrus, snow, defective)
-    mask_nodata: tuple[int, ...]
-    mask_unusable: tuple[int, ...]
+    #: asset keys other than the common name (Earth Search's Landsat NIR is ``nir08``)
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    #: "prefixed": ``<item-id>_<band id>.tif`` (Landsat product names); else ``<band id>.tif``
+    file_names: Literal["plain", "prefixed"] = "plain"
+
+    def band_ids(self, platform: str) -> Mapping[str, str]:
+        return self.bands.get(platform) or self.bands[""]
+
+    def file_name(self, item_id: str, band_id: str) -> str:
+        return f"{item_id}_{band_id}.tif" if self.file_names == "prefixed" else f"{band_id}.tif"
+
+    def quality(self, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(no data, unusable: cloud, shadow, cirrus, snow, defective) for quality-band values."""
+        if self.mask == "qa_pixel":
+            q = vals.astype(np.uint32)
+            return (q & 1) == 1, ~masks.qa_pixel_valid(vals)
+        nodata = vals == 0
+        return nodata, ~masks.scl_valid(vals) & ~nodata
 
 
 S2_BANDS = {"coastal": "B01", "blue": "B02", "green": "B03", "red": "B04", "rededge1": "B05", "rededge2": "B06",
-            "rededge3": "B07", "nir": "B08", "nir08": "B8A", "nir09": "B09", "swir16": "B11", "swir22": "B12"}
+            "rededge3": "B07", "nir": "B08", "nir08": "B8A", "nir09": "B09", "swir16": "B11", "swir22": "B12",
+            "scl": "SCL"}
+_OLI = {"coastal": "SR_B1", "blue": "SR_B2", "green": "SR_B3", "red": "SR_B4", "nir": "SR_B5", "swir16": "SR_B6",
+        "swir22": "SR_B7", "qa_pixel": "QA_PIXEL"}
+_TM_ETM = {"blue": "SR_B1", "green": "SR_B2", "red": "SR_B3", "nir": "SR_B4", "swir16": "SR_B5", "swir22": "SR_B7",
+           "qa_pixel": "QA_PIXEL"}
 COLLECTIONS: dict[str, CollectionSpec] = {
-    "sentinel-2-l2a": CollectionSpec(
-        "sentinel-2-l2a", S2_BANDS, "scl", ("blue", "green", "red", "nir"),
-        mask_nodata=(0,), mask_unusable=tuple(c for c in masks.SCL_INVALID if c != 0)),
+    "sentinel-2-l2a": CollectionSpec("sentinel-2-l2a", {"": S2_BANDS}, "scl", ("blue", "green", "red", "nir")),
+    "landsat-c2-l2": CollectionSpec(
+        "landsat-c2-l2", {"": _OLI, "landsat-8": _OLI, "landsat-9": _OLI, "landsat-4": _TM_ETM,
+                          "landsat-5": _TM_ETM, "landsat-7": _TM_ETM},
+        "qa_pixel", ("blue", "green", "red", "nir"), aliases={"nir": "nir08"}, file_names="prefixed"),
 }
 
 
@@ -523,7 +546,7 @@ def screen(cand: Candidate, spec: CollectionSpec, http: Http, geometry: Any) -> 
     """Set the candidate's AOI cloud and no-data fractions from its mask asset (AOI window only)."""
     hrefs = []
     for it in cand.items:
-        hit = find_asset(it, spec.mask)
+        hit = find_asset(it, spec.mask, spec.band_ids(cand.platform).get(spec.mask))
         if hit:
             hrefs.append(hit[1]["href"])
     if len(hrefs) < len(cand.items):
@@ -535,11 +558,10 @@ def screen(cand: Candidate, spec: CollectionSpec, http: Http, geometry: Any) -> 
     if n == 0:
         cand.aoi_nodata, cand.aoi_cloud = 1.0, None
         return
-    vals = mask[inside]
-    nodata = np.isin(vals, spec.mask_nodata)
+    nodata, unusable = spec.quality(mask[inside])
     cand.aoi_nodata = float(nodata.mean())
     with_data = int((~nodata).sum())
-    cand.aoi_cloud = float(np.isin(vals[~nodata], spec.mask_unusable).sum() / with_data) if with_data else 1.0
+    cand.aoi_cloud = float(unusable[~nodata].sum() / with_data) if with_data else 1.0
 
 
 # --------------------------------------------------------------------------------------
@@ -547,7 +569,9 @@ def screen(cand: Candidate, spec: CollectionSpec, http: Http, geometry: Any) -> 
 # --------------------------------------------------------------------------------------
 def reflectance_scaling(item: Mapping[str, Any], asset: Mapping[str, Any], blue_dn: np.ndarray | None
                         ) -> tuple[float, float, str]:
-    """(scale, offset, why): reflectance = DN * scale + offset, for one Sentinel-2 L2A asset.
+    """(scale, offset, why): reflectance = DN * scale + offset, for one asset.
+
+    Landsat Collection 2 Level-2 takes its ``raster:bands`` as they are (2.75e-5, -0.2).
 
     From processing baseline 04.00 (2022-01-25) L2A pixels carry +1000 DN.  Earth Search
     removes it from most such COGs and says so in ``earthsearch:boa_offset_applied``; its
@@ -559,6 +583,9 @@ def reflectance_scaling(item: Mapping[str, Any], asset: Mapping[str, Any], blue_
     """
     props = item.get("properties", {})
     rb = (asset.get("raster:bands") or [{}])[0]
+    if str(props.get("platform", "")).startswith("landsat"):
+        scale, offset = float(rb.get("scale") or 2.75e-5), float(rb.get("offset", -0.2))
+        return scale, offset, f"Landsat Collection 2 Level-2 raster:bands: DN * {scale:g} + {offset:g}"
     scale = float(rb.get("scale") or 1e-4)
     try:
         baseline = float(props.get("s2:processing_baseline") or 0)
@@ -668,9 +695,10 @@ def download(cand: Candidate, spec: CollectionSpec, http: Http, geometry: Any, o
     with io.atomic_dir(final, kind="fetch") as tmp:
         blue: np.ndarray | None = None
         arrays: list[tuple[str, str, np.ndarray, Grid, float, dict[str, Any]]] = []
+        ids = spec.band_ids(cand.platform)
         for name in [*bands, spec.mask]:
-            band_id = spec.bands.get(name, name.upper())
-            hits = [find_asset(it, name, band_id) for it in cand.items]
+            band_id = ids[name]
+            hits = [find_asset(it, spec.aliases.get(name, name), band_id) for it in cand.items]
             if any(h is None for h in hits):
                 missing = [it["id"] for it, h in zip(cand.items, hits, strict=True) if h is None]
                 if name == spec.mask:
@@ -689,13 +717,12 @@ def download(cand: Candidate, spec: CollectionSpec, http: Http, geometry: Any, o
         for name, band_id, arr, grid, nodata, asset in arrays:
             tags = {"ACQUISITION_DATETIME": datetime_text, "STAC_ITEM": first["id"],
                     "STAC_ASSET_HREF": asset.get("href", ""), "CAMPWATCH_FETCH": __version__}
+            fname = spec.file_name(first["id"], band_id)
             if name == spec.mask:
-                fname = f"{spec.mask.upper()}.tif"
-                _write_band(tmp / fname, arr, grid, nodata, tags, description=spec.mask.upper())
+                _write_band(tmp / fname, arr, grid, nodata, tags, description=band_id)
             else:
-                scale, offset, why = reflectance_scaling(first, asset, blue)
+                scale, offset, why = reflectance_scaling(first, asset, blue if spec.mask == "scl" else None)
                 record.setdefault("reflectance", {"scale": scale, "offset": offset, "rule": why})
-                fname = f"{band_id}.tif"
                 _write_band(tmp / fname, arr, grid, nodata, tags, scale, offset, description=name)
         for it in cand.items:
             (tmp / f"{it['id']}.json").write_text(json.dumps(it, indent=1), encoding="utf-8")
@@ -771,9 +798,10 @@ def fetch(aoi: Any, *, start: str | dt.date, end: str | dt.date, outdir: str | o
             raise FetchError(f"{opt} {v}: give a percentage between 0 and 100")
     month_set = parse_months(months) if isinstance(months, str) or months is None else tuple(months)
     wanted = list(bands or spec.default_bands)
-    unknown = [b for b in wanted if b not in spec.bands]
+    names = [b for b in spec.band_ids("") if b != spec.mask]
+    unknown = [b for b in wanted if b not in names]
     if unknown:
-        raise FetchError(f"--bands {', '.join(unknown)}: {collection} has {', '.join(spec.bands)}")
+        raise FetchError(f"--bands {', '.join(unknown)}: {collection} has {', '.join(names)}")
     out = Path(outdir) if outdir is not None else None
     if out is not None and not dry_run:
         _check_outdir(out)

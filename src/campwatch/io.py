@@ -97,8 +97,9 @@ log = logging.getLogger(__name__)
 
 RASTER_SUFFIXES = {".tif", ".tiff", ".jp2", ".vrt", ".img", ".dat", ".bsq", ".bil", ".hdr", ".nc", ".png"}
 _S2_FILE_RE = re.compile(r"(?:^|_)(B(?:0[1-9]|1[0-2]|8A))(?:_(10|20|60)m)?\.(?:tif|tiff|jp2)$", re.IGNORECASE)
-_LANDSAT_FILE_RE = re.compile(r"^(L[CTEO]0[4-9])_.*_((?:SR_)?B\d{1,2})\.(?:tif|tiff)$", re.IGNORECASE)
+_LANDSAT_FILE_RE = re.compile(r"^(L[CTEO]0[4-9])_.*?_((?:SR_)?B\d{1,2})\.(?:tif|tiff)$", re.IGNORECASE)
 _SCL_FILE_RE = re.compile(r"(?:^|_)SCL(?:_(20|60)m)?\.(?:tif|tiff|jp2)$", re.IGNORECASE)
+_QA_PIXEL_FILE_RE = re.compile(r"(?:^|_)QA_PIXEL\.(?:tif|tiff)$", re.IGNORECASE)
 
 _DATE_TAGS = ("ACQUISITION_DATETIME", "ACQUISITION_DATE", "CAPTURE_DATE", "DATATAKE_1_DATATAKE_SENSING_START",
               "SENSING_TIME", "DATE_ACQUIRED")
@@ -396,6 +397,15 @@ def _gdal_scaling(path: Path) -> tuple[float, float] | None:
     return float(scale), float(offset)
 
 
+def _mask_ref(files: Sequence[Path], key: str, band_id: str) -> BandRef | None:
+    """The quality band (Sentinel-2 SCL, Landsat QA_PIXEL) among ``files``, if any."""
+    fs = sorted((f for f in files if band_id in f.name.upper()), key=lambda p: p.name)
+    if not fs:
+        return None
+    with _open(fs[0]) as ds:
+        return BandRef(key, str(fs[0]), 1, band_id, _grid_of(ds, fs[0]), ds.nodata, ds.dtypes[0])
+
+
 def _band_folder_files(folder: Path) -> list[Path]:
     """Raster files under ``folder``, without SAFE quality masks (``QI_DATA/MSK_DETFOO_B02.jp2`` is not a band)."""
     files = [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES
@@ -428,7 +438,7 @@ def _source_from_folder(folder: Path, profile: SensorProfile | None) -> SceneSou
     landsat_sensor = None
     scl: list[Path] = []
     for f in files:
-        if _SCL_FILE_RE.search(f.name):
+        if _SCL_FILE_RE.search(f.name) or _QA_PIXEL_FILE_RE.search(f.name):
             scl.append(f)
         elif m := _S2_FILE_RE.search(f.name):
             s2.setdefault(m[1].upper(), []).append(f)
@@ -444,7 +454,7 @@ def _source_from_folder(folder: Path, profile: SensorProfile | None) -> SceneSou
         )
     notes: list[str] = []
     if s2:
-        is_l2a = bool(scl) or any(re.search(r"_(10|20|60)m\.|MSIL2A|/R[126]0m/", str(f)) for fs in s2.values() for f in fs)
+        is_l2a = any("SCL" in f.name.upper() for f in scl) or any(re.search(r"_(10|20|60)m\.|MSIL2A|/R[126]0m/", str(f)) for fs in s2.values() for f in fs)
         name = "sentinel2-l2a" if is_l2a else "sentinel2-l1c"
         prof = profile or PROFILES[name]
         # several resolutions of one band (L2A R10m/R20m/R60m): keep the finest copy.
@@ -466,18 +476,17 @@ def _source_from_folder(folder: Path, profile: SensorProfile | None) -> SceneSou
                 prof = prof.with_scaling(scale=gdal[0], offset=gdal[1] / gdal[0])
                 notes.append(f"reflectance scaling from the band files' scale/offset: DN * {gdal[0]:g} + {gdal[1]:g}")
         refs, tags = _band_refs(chosen, prof)
-        scl_ref = None
-        if scl:
-            f = min(scl, key=lambda p: p.name)
-            with _open(f) as ds:
-                scl_ref = BandRef("scl", str(f), 1, "SCL", _grid_of(ds, f), ds.nodata, ds.dtypes[0])
+        scl_ref = _mask_ref(scl, "scl", "SCL")
     else:
         name = "landsat-oli" if landsat_sensor in ("LC08", "LC09", "LO08", "LO09") else "landsat-tm-etm"
         if any(k.startswith("SR_") for k in landsat):
-            name = "landsat-c2l2"
+            name = "landsat-c2l2" if name == "landsat-oli" else "landsat-c2l2-tm-etm"
         prof = profile or PROFILES[name]
+        if profile is None and (gdal := _gdal_scaling(next(iter(landsat.values())))) is not None:
+            prof = prof.with_scaling(scale=gdal[0], offset=gdal[1] / gdal[0])
+            notes.append(f"reflectance scaling from the band files' scale/offset: DN * {gdal[0]:g} + {gdal[1]:g}")
         refs, tags = _band_refs(landsat, prof)
-        scl_ref = None
+        scl_ref = _mask_ref(scl, "qa_pixel", "QA_PIXEL")
     refs.sort(key=lambda b: COMMON_NAMES.index(b.key))
     crss = {b.grid.crs.to_string() for b in refs}
     if len(crss) > 1:
@@ -881,7 +890,8 @@ def read_source(source: SceneSource, grid: Grid, *, bands: Sequence[str] | None 
     scl_fraction = None
     if source.scl is not None and use_scl:
         scl, inside = _read_band(source.scl, grid, Resampling.nearest)
-        scl_ok = masks.scl_valid(scl.astype(np.uint8)) & inside
+        scl_ok = (masks.qa_pixel_valid(scl.astype(np.uint16)) if source.scl.band_id == "QA_PIXEL"
+                  else masks.scl_valid(scl.astype(np.uint8))) & inside
         scl_fraction = round(float(1 - scl_ok[valid].mean()) if valid.any() else 0.0, 6)
         valid &= scl_ok
     invalid = ~valid

@@ -25,6 +25,8 @@ __all__ = [
     "mask_clouds",
     "nodata_mask",
     "scl_valid",
+    "qa_pixel_valid",
+    "QA_PIXEL_INVALID_BITS",
     "user_mask_valid",
 ]
 
@@ -76,6 +78,23 @@ def scl_valid(scl: np.ndarray, *, invalid: tuple[int, ...] = SCL_INVALID) -> np.
     [[True, False, False, True]]
     """
     return ~np.isin(scl, invalid)
+
+
+#: Landsat Collection 2 QA_PIXEL bits that make a pixel unusable: 0 fill (also Landsat 7's
+#: SLC-off gaps), 1 dilated cloud, 2 cirrus, 3 cloud, 4 cloud shadow, 5 snow.
+QA_PIXEL_INVALID_BITS: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
+
+
+def qa_pixel_valid(qa: np.ndarray, *, bits: tuple[int, ...] = QA_PIXEL_INVALID_BITS) -> np.ndarray:
+    """True where a Landsat Collection 2 QA_PIXEL value sets none of ``bits``.
+
+    Examples
+    --------
+    >>> qa_pixel_valid(np.array([21824, 1, 22280, 23888], dtype=np.uint16)).tolist()  # clear, fill, cloud, shadow
+    [True, False, False, False]
+    """
+    mask = sum(1 << b for b in bits)
+    return (qa.astype(np.uint32) & mask) == 0
 
 
 def user_mask_valid(mask: np.ndarray, *, invalid: Literal["nonzero", "zero"] = "nonzero") -> np.ndarray:

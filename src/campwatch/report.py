@@ -115,6 +115,8 @@ class SiteSpec:
     name: str
     aoi: str | None
     scenes: tuple[SceneSpec, ...]
+    #: ``fetch = { start = ..., end = ..., collection = ... }`` instead of scenes (see :func:`fetch_sites`)
+    fetch: Mapping[str, Any] | None = None
 
     @property
     def anchor(self) -> str:
@@ -225,15 +227,18 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<config>", base_
         where = f"{source}: site {i}"
         if not isinstance(raw, Mapping):
             raise ConfigError(f"{where}: must be a table with 'scenes' (and optionally 'aoi', 'name')")
-        extra = set(raw) - {"name", "aoi", "scenes"}
+        extra = set(raw) - {"name", "aoi", "scenes", "fetch"}
         if extra:
-            raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(extra))}; allowed: name, aoi, scenes")
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(extra))}; allowed: name, aoi, scenes, fetch")
         aoi = raw.get("aoi")
         if aoi is not None:
             aoi = str(aoi)
             if any(sep in aoi for sep in ("/", "\\")) or aoi.lower().endswith((".geojson", ".json", ".gpkg", ".kml", ".shp")):
                 aoi = str(base / aoi)
-        scenes_raw = raw.get("scenes")
+        fetch = _fetch_spec(raw.get("fetch"), where) if "fetch" in raw else None
+        if fetch is not None and ("scenes" in raw or aoi is None):
+            raise ConfigError(f"{where}: a site with 'fetch' needs an 'aoi' and no 'scenes' (the fetched dates are its scenes)")
+        scenes_raw = raw.get("scenes") if fetch is None else [{"path": "."}, {"path": "."}]
         if not isinstance(scenes_raw, list) or len(scenes_raw) < 2:
             raise ConfigError(f"{where}: needs 'scenes' with two or more entries {{ date = ..., path = ... }}")
         scenes = []
@@ -249,8 +254,48 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<config>", base_
         if name in names:
             name = f"{name}-{i}"
         names.add(name)
-        sites.append(SiteSpec(name, aoi, tuple(scenes)))
+        sites.append(SiteSpec(name, aoi, () if fetch else tuple(scenes), fetch))
     return ReportConfig(source, options, tuple(sites))
+
+
+#: What a site's ``fetch`` table may hold: the arguments of :func:`campwatch.fetch.fetch`.
+FETCH_KEYS = {"start", "end", "collection", "stac_url", "max_cloud", "max_tile_cloud", "per", "months", "bands",
+              "margin_m"}
+
+
+def _fetch_spec(raw: Any, where: str) -> dict[str, Any]:
+    if not isinstance(raw, Mapping) or not {"start", "end"} <= set(raw):
+        raise ConfigError(f"{where}: 'fetch' must be a table with start and end, e.g. "
+                          "fetch = {{ start = 2016-01-01, end = 2025-12-31 }}")
+    bad = set(raw) - FETCH_KEYS
+    if bad:
+        raise ConfigError(f"{where}: unknown fetch key(s) {', '.join(sorted(bad))}; allowed: {', '.join(sorted(FETCH_KEYS))}")
+    return {k: (_date_text(v, f"{where}, fetch.{k}") if k in ("start", "end") else v) for k, v in raw.items()}
+
+
+def fetch_sites(config: ReportConfig, cache_dir: str | os.PathLike[str], *,
+                fetcher: Callable[..., Any] | None = None) -> ReportConfig:
+    """Fetch the imagery of every site that gives ``fetch`` instead of ``scenes``, into
+    ``cache_dir/<site>/`` (reused and resumed on reruns), and make its dates the site's scenes."""
+    if not any(s.fetch for s in config.sites):
+        return config
+    from campwatch.fetch import fetch
+
+    run_fetch = fetcher or fetch
+    sites = []
+    for site in config.sites:
+        if not site.fetch:
+            sites.append(site)
+            continue
+        f = dict(site.fetch)
+        kw = {"max_cloud_pct": f.pop("max_cloud", 20.0), "max_tile_cloud_pct": f.pop("max_tile_cloud", 90.0)}
+        result = run_fetch(site.aoi, outdir=Path(cache_dir) / site.anchor, **kw, **f)
+        scenes = tuple(SceneSpec(str(p), p.name[:10]) for p in result.folders)
+        if len(scenes) < 2:
+            raise ConfigError(f"site {site.name}: fetch found {len(scenes)} usable date(s) in {f['start']}..{f['end']}; "
+                              "a report needs two or more (widen the dates, or raise max_cloud)")
+        sites.append(dataclasses.replace(site, scenes=scenes))
+    return dataclasses.replace(config, sites=tuple(sites))
 
 
 def read_config(path: str | os.PathLike[str]) -> ReportConfig:
@@ -602,7 +647,7 @@ def with_file_dates(config: ReportConfig) -> ReportConfig:
                     found = None
                 sc = SceneSpec(sc.path, found.isoformat() if found else None)
             scenes.append(sc)
-        sites.append(SiteSpec(site.name, site.aoi, tuple(scenes)))
+        sites.append(dataclasses.replace(site, scenes=tuple(scenes)))
     return ReportConfig(config.path, config.options, tuple(sites))
 
 
@@ -636,7 +681,7 @@ def usable_dates(config: ReportConfig) -> tuple[ReportConfig, dict[str, list[dic
         skipped[site.name] = [{"date": r.date.isoformat(), "path": r.path, "reason": r.reason,
                                "cloud_fraction": r.cloud_fraction, "valid_fraction": r.valid_fraction}
                               for r in records if r.status != "used"]
-        sites.append(SiteSpec(site.name, site.aoi, tuple(sc for sc in site.scenes if (sc.path, sc.date) in used)))
+        sites.append(dataclasses.replace(site, scenes=tuple(sc for sc in site.scenes if (sc.path, sc.date) in used)))
     return ReportConfig(config.path, config.options, tuple(sites)), skipped
 
 
@@ -670,6 +715,10 @@ def run_report(config: ReportConfig, *, scheduler: str | None = None, fail_fast:
     from campwatch.provenance import now_utc
 
     started = now_utc()
+    unfetched = [s.name for s in config.sites if s.fetch and not s.scenes]
+    if unfetched:
+        raise ConfigError(f"site(s) {', '.join(unfetched)} give 'fetch': get their imagery first with "
+                          "campwatch.report.fetch_sites(config, cache_dir) (the report command does it)")
     config = with_file_dates(config)
     screened, skipped = usable_dates(config)
     tasks = pair_tasks(screened)
@@ -911,7 +960,8 @@ def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, over
             "config": input_records([config.path], relative_to=repo_root)[0],
             "inputs": input_records(existing, relative_to=repo_root),
             "fetched": fetch_records(existing),
-            "sites": [{"name": s.name, "aoi": s.aoi, "scenes": [dataclasses.asdict(sc) for sc in s.scenes]}
+            "sites": [{"name": s.name, "aoi": s.aoi, "scenes": [dataclasses.asdict(sc) for sc in s.scenes],
+                       **({"fetch": dict(s.fetch)} if s.fetch else {})}
                       for s in config.sites],
             "parameters": dict(config.options),
             "tasks": [{"site": r["row"]["site"], "date_before": r["row"]["date_before"], "date_after": r["row"]["date_after"],

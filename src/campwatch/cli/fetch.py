@@ -46,7 +46,7 @@ def command(aoi: str, start: str, end: str, collection: str, stac_url: str, max_
     grid, the SCL band, the item JSON), with a fetch.json manifest. Needs network access.
     """
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
     from campwatch.fetch import fetch
 
@@ -55,7 +55,7 @@ def command(aoi: str, start: str, end: str, collection: str, stac_url: str, max_
     err = Console(stderr=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, transient=True, disable=not err.is_terminal) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(stage: str, i: int, n: int) -> None:
             if stage not in tasks:

@@ -34,10 +34,12 @@ def command(config: str, outdir: str, scheduler: str | None, fail_fast: bool, qu
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from campwatch.io import check_output_dir
-    from campwatch.report import pair_tasks, read_config, run_report, write_report
+    from campwatch.report import fetch_sites, pair_tasks, read_config, run_report, write_report
 
     cfg = read_config(config)
     check_output_dir(outdir, overwrite=overwrite)
+    out = Path(outdir).resolve()
+    cfg = fetch_sites(cfg, out.parent / f"{out.name}-fetch-cache")  # sites with `fetch = {...}`; reused on reruns
     n = len(pair_tasks(cfg))  # before the cloudy dates are screened out: an upper bound
     err = Console(stderr=True)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
