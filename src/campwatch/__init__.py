@@ -13,6 +13,7 @@ from campwatch.errors import (
     CampwatchError,
     CampwatchWarning,
     ConfigError,
+    FetchError,
     GridMismatchError,
     InvalidAOIError,
     InvalidSceneError,
@@ -27,6 +28,7 @@ from campwatch.errors import (
     TileReadError,
 )
 from campwatch.evaluate import Confusion, confusion
+from campwatch.fetch import FetchResult, fetch
 from campwatch.grid import Grid
 from campwatch.io import open_source, read_raster, read_scene, write_raster
 from campwatch.masks import cloud_mask, mask_clouds
@@ -93,6 +95,9 @@ __all__ = [
     "structure_objects",
     "Timeline",
     "track",
+    "fetch",
+    "FetchResult",
+    "FetchError",
     "write_structures",
     "write_timeline",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "CampwatchError",
+    "FetchError",
     "InvalidAOIError",
     "InvalidSceneError",
     "MissingBandsError",
@@ -92,6 +93,10 @@ class ConfigError(CampwatchError, ValueError):
 
 class MissingDependencyError(CampwatchError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
+
+
+class FetchError(CampwatchError, OSError):
+    """A STAC search or an asset download failed (after retries); the message names the URL."""
 
 
 class CampwatchWarning(UserWarning):

@@ -46,8 +46,9 @@ from rasterio.windows import Window
 
 from campwatch import io, masks
 from campwatch._version import __version__
-from campwatch.errors import CampwatchError, InvalidAOIError, MissingDependencyError
+from campwatch.errors import CampwatchError, FetchError, MissingDependencyError
 from campwatch.grid import Grid
+from campwatch.params import InvalidParameterError
 from campwatch.provenance import FETCH_RECORD
 
 __all__ = ["DEFAULT_STAC_URL", "COLLECTIONS", "Candidate", "FetchError", "FetchResult", "fetch", "period_of"]
@@ -61,10 +62,6 @@ MANIFEST = "fetch.json"
 DATE_RECORD = FETCH_RECORD
 
 Per = Literal["month", "season", "year", "all"]
-
-
-class FetchError(CampwatchError, OSError):
-    """A STAC search or an asset download failed (after retries); the message names the URL."""
 
 
 @dataclass(frozen=True)
@@ -159,7 +156,7 @@ def parse_months(text: str | None) -> tuple[int, ...] | None:
                 raise ValueError
             months.update(range(lo, hi + 1) if lo <= hi else [*range(lo, 13), *range(1, hi + 1)])
     except ValueError:
-        raise InvalidAOIError(f"--months {text!r}: give months 1-12 as a range (5-10, 11-2) or a list (6,7,8)") from None
+        raise InvalidParameterError(f"--months {text!r}: give months 1-12 as a range (5-10, 11-2) or a list (6,7,8)") from None
     return tuple(sorted(months))
 
 
@@ -640,7 +637,8 @@ def search(geometry: Any, *, start: dt.date, end: dt.date, collection: str, stac
         found = client.search(collections=[collection], bbox=bbox, datetime=dates, limit=100)
         raw = list(found.items_as_dicts())
     except pystac_client.exceptions.APIError as exc:
-        raise FetchError(f"STAC search at {stac_url} failed: {exc}") from exc
+        raise FetchError(f"STAC search at {stac_url} failed: {exc}; fetching needs network access to the STAC API "
+                         "(check --stac-url and the connection)") from exc
     except Exception as exc:
         if isinstance(exc, CampwatchError):
             raise
@@ -786,26 +784,26 @@ def fetch(aoi: Any, *, start: str | dt.date, end: str | dt.date, outdir: str | o
     A rerun into the same ``outdir`` skips the dates already there.
     """
     if collection not in COLLECTIONS:
-        raise FetchError(f"collection {collection!r} is not supported by campwatch fetch yet; use "
+        raise InvalidParameterError(f"collection {collection!r} is not supported by campwatch fetch yet; use "
                          f"{', '.join(sorted(COLLECTIONS))}")
     spec = COLLECTIONS[collection]
     d0 = start if isinstance(start, dt.date) else dt.date.fromisoformat(str(start))
     d1 = end if isinstance(end, dt.date) else dt.date.fromisoformat(str(end))
     if d1 < d0:
-        raise FetchError(f"--end {d1} is before --start {d0}")
+        raise InvalidParameterError(f"--end {d1} is before --start {d0}; give the earlier date as --start")
     for opt, v in (("--max-cloud", max_cloud_pct), ("--max-tile-cloud", max_tile_cloud_pct)):
         if not 0.0 <= v <= 100.0:
-            raise FetchError(f"{opt} {v}: give a percentage between 0 and 100")
+            raise InvalidParameterError(f"{opt} {v}: give a percentage between 0 and 100")
     month_set = parse_months(months) if isinstance(months, str) or months is None else tuple(months)
     wanted = list(bands or spec.default_bands)
     names = [b for b in spec.band_ids("") if b != spec.mask]
     unknown = [b for b in wanted if b not in names]
     if unknown:
-        raise FetchError(f"--bands {', '.join(unknown)}: {collection} has {', '.join(names)}")
+        raise InvalidParameterError(f"--bands {', '.join(unknown)}: {collection} has {', '.join(names)}")
+    geometry, aoi_rec = _geometry(aoi)
     out = Path(outdir) if outdir is not None else None
     if out is not None and not dry_run:
         _check_outdir(out)
-    geometry, aoi_rec = _geometry(aoi)
     items, query = search(geometry, start=d0, end=d1, collection=collection, stac_url=stac_url)
     if http is None:
         http = Http(sign=_signer(stac_url)[1])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from campwatch.fetch import COLLECTIONS, DEFAULT_STAC_URL
@@ -50,6 +52,8 @@ def command(aoi: str, start: str, end: str, collection: str, stac_url: str, max_
 
     from campwatch.fetch import fetch
 
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):  # urllib3 logs each retry; the error says it once
+        logging.getLogger("urllib3").setLevel(logging.ERROR)
     if outdir is None and not dry_run:
         raise click.UsageError("give -o DIR (or --dry-run to only list the candidates)")
     err = Console(stderr=True)
