@@ -15,6 +15,7 @@ distant server: the time then follows the number of requests, printed too).
 
 from __future__ import annotations
 
+import importlib
 import sys
 import tempfile
 import time
@@ -22,12 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import rasterio  # noqa: E402
-import stac_servers as S  # noqa: E402
-from shapely.geometry import box  # noqa: E402
+import rasterio
+from shapely.geometry import box
 
-from campwatch import fetch as F  # noqa: E402
-from campwatch.aoi import AOI  # noqa: E402
+import stac_servers as S
+from campwatch.aoi import AOI
+
+F = importlib.import_module("campwatch.fetch")  # the module (campwatch.fetch is also the function)
 
 
 def main() -> None:
