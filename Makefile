@@ -18,6 +18,8 @@ demo: $(VENV)/.installed
 	@echo "open $(OUT)/index.html (summary.json, summary.csv, changes.gpkg and manifest.json beside it)"
 
 test: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 # Execute every notebooks/*.py (jupytext) offline on the sample tiles; `make test` runs these too.

@@ -260,7 +260,7 @@ def _warm(plan: _Plan) -> None:
     _clouds(plan, *_read(plan, Window(0, 0, 1, 1)))
 
 
-def _cloud_counts(b: Scene, a: Scene, cb: np.ndarray, ca: np.ndarray, s: tuple[slice, slice]) -> tuple[int, ...]:
+def _cloud_counts(b: Scene, a: Scene, cb: np.ndarray, ca: np.ndarray, s: tuple[slice, slice]) -> tuple[int, int, int, int]:
     cbs, cas = cb[s], ca[s]
     return (int(np.count_nonzero(b.valid[s] | cbs)), int(np.count_nonzero(cbs)),
             int(np.count_nonzero(a.valid[s] | cas)), int(np.count_nonzero(cas)))
@@ -298,7 +298,7 @@ def _process(plan: _Plan, b: Scene, a: Scene, pad: Window, core: Window, *, thum
         r0 = (-int(core.row_off)) % thumb
         c0 = (-int(core.col_off)) % thumb
         sl = (slice(inner[0].start + r0, inner[0].stop, thumb), slice(inner[1].start + c0, inner[1].stop, thumb))
-        rgb = [x for x in ("red", "green", "blue") if x in b.bands] or [b.bands[0]]
+        rgb: list[str] = [x for x in ("red", "green", "blue") if x in b.bands] or [b.bands[0]]
         rgb = (rgb * 3)[:3] if len(rgb) < 3 else rgb
         idx = [b.bands.index(x) for x in rgb]  # decimate first, then pick the bands (no full-window copy)
         thumbs = (b.data[:, sl[0], sl[1]][idx], b.valid[sl], a.data[:, sl[0], sl[1]][idx], a.valid[sl])

@@ -232,7 +232,7 @@ def cloud_flags(scene: Scene, *, buffer_px: int = 2, **thresholds: float) -> np.
     by ``buffer_px``, valid pixels only)."""
     if buffer_px < 0:
         raise ValueError(f"buffer_px must be >= 0, got {buffer_px}")
-    clouds = cloud_mask(scene, **thresholds)
+    clouds = cloud_mask(scene, **thresholds)  # type: ignore[arg-type]
     if buffer_px and clouds.any():
         clouds = grow_square(clouds, buffer_px)
     clouds &= scene.valid

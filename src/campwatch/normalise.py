@@ -186,6 +186,7 @@ def fit_relative(windows: WindowPairs, bands: tuple[str, ...], *, iterations: in
         total = np.zeros(nb)
         refit = gain is not None
         g, o, s = (gain, offset, sigma) if refit else (np.ones(nb), np.zeros(nb), np.ones(nb))
+        assert g is not None and o is not None and s is not None
         for before, after, valid in windows():
             # one compiled pass per window: the sums of the numpy expression
             # ``w = isfinite(x) & isfinite(y) [& |y - (g x + o)| / s < clip]`` over
@@ -201,6 +202,7 @@ def fit_relative(windows: WindowPairs, bands: tuple[str, ...], *, iterations: in
             break
     if gain is None:
         gain, offset, sigma = np.ones(nb), np.zeros(nb), np.full(nb, SIGMA_FLOOR)
+    assert offset is not None and sigma is not None
     return RelativeFit(tuple(bands), gain, offset, sigma, iterations, clip, used)
 
 
@@ -213,8 +215,8 @@ class Covariance:
 
     dim: int
     w: float = 0.0
-    s: np.ndarray = field(default=None)  # type: ignore[assignment]
-    ss: np.ndarray = field(default=None)  # type: ignore[assignment]
+    s: np.ndarray = field(default=None)  # type: ignore[assignment,arg-type]
+    ss: np.ndarray = field(default=None)  # type: ignore[assignment,arg-type]
 
     def __post_init__(self) -> None:
         if self.s is None:
@@ -322,6 +324,7 @@ def fit_irmad(windows: WindowPairs, bands: tuple[str, ...], *, iterations: int =
         A, B, rho, var = _mad_transform(cov, p)
     if A is None:
         raise ValueError("IR-MAD needs more valid pixels than bands")
+    assert mx is not None and my is not None and B is not None and rho is not None and var is not None
     return MADFit(tuple(bands), mx, my, A, B, rho, var, iterations)
 
 

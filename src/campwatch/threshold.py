@@ -56,7 +56,7 @@ class Histogram:
     """
 
     edges: np.ndarray
-    counts: np.ndarray = field(default=None)  # type: ignore[assignment]
+    counts: np.ndarray = field(default=None)  # type: ignore[assignment,arg-type]
 
     def __post_init__(self) -> None:
         self.edges = np.asarray(self.edges, dtype=np.float64)

@@ -1037,8 +1037,8 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
                     parts["unchanged"][lab_b == i] = i
                     low["unchanged"].pop(int(i), None)
             parts[k][drop] = 0
-            for i in np.flatnonzero(same):
-                low[k].pop(int(i), None)
+            for j in np.flatnonzero(same):
+                low[k].pop(int(j), None)
     if debris:
         # roof-like segments of any colour that became rubble, where no building stands after
         lab_d = debris_objects(xb, xa_n, valid, pixel_size_m=px, exclude=near_a, min_area_m2=min_area_m2, grey=grey)

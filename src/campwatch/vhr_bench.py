@@ -177,7 +177,8 @@ def _xbd_buildings(labels_json: Path, grid: Any) -> tuple[np.ndarray, list[str]]
     """Rasterise each labelled building with its own id (1..K) and list its subtype."""
     with open(labels_json, encoding="utf-8") as fh:
         doc = json.load(fh)
-    shapes, kinds = [], []
+    shapes: list[tuple[Any, int]] = []
+    kinds: list[str] = []
     for feat in doc["features"]["xy"]:
         geom = wkt.loads(feat["wkt"])
         if geom.is_empty:

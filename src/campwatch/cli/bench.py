@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import time
+from typing import Any
 
 import click
 from rich.console import Console
@@ -42,7 +43,7 @@ def oscd(root: str, method: str, baseline: bool, as_json: bool) -> None:
     from campwatch.compare import bench_oscd_city, oscd_cities
     from campwatch.evaluate import Confusion
 
-    runs = {method: {"method": method}}
+    runs: dict[str, dict[str, Any]] = {method: {"method": method}}
     if baseline and method != "naive-cva":
         runs["naive-cva"] = {"method": "naive-cva", "min_area_m2": 0.0, "coregister": False, "clouds": False}
     rows: dict[str, dict[str, dict]] = {}
@@ -64,8 +65,8 @@ def oscd(root: str, method: str, baseline: bool, as_json: bool) -> None:
     for name in runs:
         for col in ("F1", "P", "R", "changed"):
             table.add_column(f"{name} {col}", justify="right")
-    for city, r in rows.items():
-        table.add_row(city, *[f"{r[n][k]:.3f}" if k != "changed_fraction" else f"{r[n][k]:.2%}"
+    for city_name, r in rows.items():
+        table.add_row(city_name, *[f"{r[n][k]:.3f}" if k != "changed_fraction" else f"{r[n][k]:.2%}"
                               for n in runs for k in ("f1", "precision", "recall", "changed_fraction")])
     table.add_row("POOLED", *[v for n in runs for v in (f"{pooled[n].f1:.3f}", f"{pooled[n].precision:.3f}",
                                                          f"{pooled[n].recall:.3f}", "")], style="bold")
