@@ -34,6 +34,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -58,6 +59,8 @@ log = logging.getLogger(__name__)
 #: Earth Search v1 (Element 84): Sentinel-2 L2A and Landsat C2 L2 COGs on AWS, no key needed.
 DEFAULT_STAC_URL = "https://earth-search.aws.element84.com/v1"
 MANIFEST = "fetch.json"
+#: Bands (or candidates' mask windows) read at once, in threads; each one's requests are sequential.
+PARALLEL_READS = 4
 #: Inside each date folder: what was fetched for it (items, hrefs, ETags, bytes, SHA-256).
 DATE_RECORD = FETCH_RECORD
 
@@ -694,22 +697,33 @@ def download(cand: Candidate, spec: CollectionSpec, http: Http, geometry: Any, o
         blue: np.ndarray | None = None
         arrays: list[tuple[str, str, np.ndarray, Grid, float, dict[str, Any]]] = []
         ids = spec.band_ids(cand.platform)
+        jobs: list[tuple[str, str, list[tuple[str, dict[str, Any]]]]] = []
         for name in [*bands, spec.mask]:
             band_id = ids[name]
-            hits = [find_asset(it, spec.aliases.get(name, name), band_id) for it in cand.items]
-            if any(h is None for h in hits):
-                missing = [it["id"] for it, h in zip(cand.items, hits, strict=True) if h is None]
+            found = [find_asset(it, spec.aliases.get(name, name), band_id) for it in cand.items]
+            if any(h is None for h in found):
+                missing = [it["id"] for it, h in zip(cand.items, found, strict=True) if h is None]
                 if name == spec.mask:
                     notes.append(f"no {spec.mask} asset in {', '.join(missing)}: no cloud mask was fetched")
                     continue
                 raise FetchError(f"item {missing[0]} has no asset for band {name} ({band_id}); its assets are "
                                  f"{', '.join(sorted(cand.items[0].get('assets', {})))}")
-            hrefs = [h[1]["href"] for h in hits if h]
-            arr, grid, nodata = read_mosaic(http, hrefs, geometry, margin_m, notes)
+            jobs.append((name, band_id, [h for h in found if h]))
+
+        def read(job: tuple[str, str, list[tuple[str, dict[str, Any]]]]) -> tuple[np.ndarray, Grid, float, list[str]]:
+            job_notes: list[str] = []
+            arr, grid, nodata = read_mosaic(http, [a["href"] for _, a in job[2]], geometry, margin_m, job_notes)
+            return arr, grid, nodata, job_notes
+
+        # the bands' range requests overlap in time: on a distant server a date costs its slowest band, not their sum
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_READS, len(jobs) or 1)) as pool:
+            results = list(pool.map(read, jobs))
+        for (name, band_id, hits), (arr, grid, nodata, job_notes) in zip(jobs, results, strict=True):
+            notes.extend(job_notes)
             if name == "blue":
                 blue = arr[arr != nodata]
-            arrays.append((name, band_id, arr, grid, nodata, hits[0][1] if hits[0] else {}))
-            for (key, asset), it in zip([h for h in hits if h], cand.items, strict=True):
+            arrays.append((name, band_id, arr, grid, nodata, hits[0][1]))
+            for (key, asset), it in zip(hits, cand.items, strict=True):
                 st = http.stat(asset["href"])
                 record["assets"].append({"item": it["id"], "asset": key, "band": name, **dataclasses.asdict(st)})
         for name, band_id, arr, grid, nodata, asset in arrays:
@@ -809,22 +823,24 @@ def fetch(aoi: Any, *, start: str | dt.date, end: str | dt.date, outdir: str | o
         http = Http(sign=_signer(stac_url)[1])
     cands = group_items(items)
     done = {p.name for p in out.iterdir() if (p / DATE_RECORD).is_file()} if out is not None and out.is_dir() else set()
-    for i, c in enumerate(cands):
+    to_screen = []
+    for c in cands:
         if month_set and c.date.month not in month_set:
             c.status, c.reason = "dropped", f"month {c.date.month} outside --months {months}"
-            continue
-        if c.tile_cloud is not None and c.tile_cloud > max_tile_cloud_pct:
+        elif c.tile_cloud is not None and c.tile_cloud > max_tile_cloud_pct:
             c.status, c.reason = "dropped", (f"tile-wide eo:cloud_cover {c.tile_cloud:g}% > --max-tile-cloud "
                                              f"{max_tile_cloud_pct:g}% (pre-filter; the AOI was not read)")
-            continue
-        if progress:
-            progress("screen", i + 1, len(cands))
-        if c.folder not in done:
-            screen(c, spec, http, geometry)
-        else:
+        elif c.folder in done:
             rec = json.loads((out / c.folder / DATE_RECORD).read_text(encoding="utf-8"))  # type: ignore[operator]
             c.aoi_cloud = rec["candidate"]["aoi_cloud_fraction"]
             c.aoi_nodata = rec["candidate"]["aoi_nodata_fraction"]
+        else:
+            to_screen.append(c)
+    with ThreadPoolExecutor(max_workers=PARALLEL_READS) as pool:  # each candidate's mask window, several at once
+        for i, done_one in enumerate(as_completed([pool.submit(screen, c, spec, http, geometry) for c in to_screen])):
+            done_one.result()
+            if progress:
+                progress("screen", i + 1, len(to_screen))
     choose(cands, per=per, max_cloud_pct=max_cloud_pct)
     manifest: dict[str, Any] = {
         "campwatch_version": __version__, "written_by": "campwatch fetch",
