@@ -24,7 +24,8 @@ from campwatch.vhr.common import GROWTH_CLASSES, SMALL_DEMOLITION_M2, otsu_cut, 
 from campwatch.vhr.normalise import normalise_to, rgb_stack
 from campwatch.vhr.rubble import debris_objects
 
-__all__ = ["COARSE_VHR_M", "VHRChangeResult", "VHRLowConfidenceWarning", "vhr_change"]
+__all__ = ["COARSE_VHR_M", "VHRChangeResult", "VHRLowConfidenceWarning", "add_rubble", "classify_buildings",
+           "drop_same_structure", "vhr_change"]
 
 #: Above this pixel size (m) a VHR result is flagged low-confidence and its change mask also holds
 #: pixel change (Otsu on the score): a 20 m² house is under 20 px there.  Measured on DSIFN (~2 m)
@@ -134,6 +135,155 @@ def _polygons(labels: np.ndarray, grid: Grid, growth_class: str, changed: np.nda
     gdf["reason"] = [low.get(int(i), "") for i in gdf["object_id"]]
     gdf["low_confidence"] = gdf["reason"] != ""
     return gdf
+
+
+def classify_buildings(lab_b: np.ndarray, lab_a: np.ndarray, changed: np.ndarray, valid: np.ndarray, *,
+                       pixel_size_m: float, tolerance_m: float = 0.5, min_fraction: float = 0.2,
+                       whole_fraction: float = 0.7, lost_fraction: float = 0.7, min_area_m2: float = 20.0,
+                       ) -> tuple[dict[str, np.ndarray], dict[str, dict[int, str]], np.ndarray, np.ndarray]:
+    """Post-classification comparison: each date's buildings against the changed pixels and
+    the other date's buildings (:func:`vhr_change` gives the rules and the parameters).
+
+    Returns
+    -------
+    parts : dict
+        Per growth class, an (M, N) int32 label image (ids of ``lab_b`` or ``lab_a``).
+    low : dict
+        Per growth class, ``{object id: reason}`` of the low-confidence objects.
+    near_a : (M, N) bool ndarray
+        Within ``tolerance_m`` of a building of the second date.
+    touches_gap : (M, N) bool ndarray
+        Within ``tolerance_m`` of the image edge or of an invalid pixel.
+    """
+    px = pixel_size_m
+    near = to_px(tolerance_m, px, minimum=1)
+    near_b = ndimage.binary_dilation(lab_b > 0, iterations=near)
+    near_a = ndimage.binary_dilation(lab_a > 0, iterations=near)
+    edge = np.zeros(valid.shape, bool)
+    edge[:near, :], edge[-near:, :], edge[:, :near], edge[:, -near:] = True, True, True, True
+    touches_gap = ndimage.binary_dilation(~valid | edge, iterations=near)
+
+    empty = np.zeros(valid.shape, np.int32)
+    parts: dict[str, np.ndarray] = {k: empty.copy() for k in GROWTH_CLASSES}
+    low: dict[str, dict[int, str]] = {k: {} for k in GROWTH_CLASSES}
+    min_px = min_area_m2 / px**2
+
+    def reason_for(gap_frac: float, other_near_frac: float, frac: float) -> str:
+        why = []
+        if other_near_frac >= 0.3 and frac >= whole_fraction:
+            why.append("a building stands here on both dates: re-roofed or replaced cannot be told apart")
+        if gap_frac > 0:
+            why.append("touches the image edge or invalid pixels")
+        return "; ".join(why)
+
+    # after-date objects: new (whole) or expanded (changed part)
+    counts_a, (chg_a, old_a, gap_a) = _object_fractions(lab_a, changed, near_b, touches_gap)
+    for i in range(1, counts_a.size):
+        if chg_a[i] < min_fraction:
+            continue
+        if old_a[i] < 0.3 or chg_a[i] >= whole_fraction:  # nothing there before, or all of it changed
+            parts["new"][lab_a == i] = i
+            r = reason_for(gap_a[i], old_a[i], chg_a[i])
+            if r:
+                low["new"][i] = r
+        else:
+            part = (lab_a == i) & changed & ~near_b
+            if part.sum() >= min_px:
+                parts["expanded"][part] = i
+                if gap_a[i] > 0:
+                    low["expanded"][i] = "touches the image edge or invalid pixels"
+    # before-date objects: demolished (whole), shrunk (changed part) or unchanged
+    counts_b, (chg_b, new_b, gap_b) = _object_fractions(lab_b, changed, near_a, touches_gap)
+    for i in range(1, counts_b.size):
+        if chg_b[i] < min_fraction:
+            parts["unchanged"][lab_b == i] = i
+            continue
+        if (new_b[i] < 0.3 and chg_b[i] >= lost_fraction) or chg_b[i] >= whole_fraction:
+            parts["demolished"][lab_b == i] = i
+            r = reason_for(gap_b[i], new_b[i], chg_b[i])
+            if r:
+                low["demolished"][i] = r
+        elif new_b[i] < 0.3:
+            parts["unchanged"][lab_b == i] = i
+            low["unchanged"][i] = "not found on the second date, but its colour barely changed"
+        else:
+            part = (lab_b == i) & changed & ~near_a
+            if part.sum() >= min_px:
+                parts["shrunk"][part] = i
+                if gap_b[i] > 0:
+                    low["shrunk"][i] = "touches the image edge or invalid pixels"
+            else:
+                parts["unchanged"][lab_b == i] = i
+
+    return parts, low, near_a, touches_gap
+
+
+def drop_same_structure(parts: dict[str, np.ndarray], low: dict[str, dict[int, str]], lab_b: np.ndarray,
+                        before: np.ndarray, after: np.ndarray, *, pixel_size_m: float, max_similarity: float,
+                        grey: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    """Drop, in place, each new, demolished, expanded or shrunk building (or part) whose grey
+    levels over it and a 2 m rim correlate with the other date's at ``max_similarity`` or more
+    (:func:`structure_similarity`): the same structure on both dates, its outline, ridge and
+    shadow in place, whatever the colour balance.  A dropped before-date building is unchanged."""
+    px, xb, xa_n = pixel_size_m, before, after
+    for k in ("new", "demolished", "expanded", "shrunk"):
+        if not parts[k].any():
+            continue
+        same = structure_similarity(parts[k], xb, xa_n, pixel_size_m=px, grey=grey) >= max_similarity
+        same[0] = False
+        if not same.any():
+            continue
+        drop = same[parts[k]]
+        if k in ("demolished", "shrunk"):  # a before-date building still standing
+            for i in np.unique(parts[k][drop]):
+                parts["unchanged"][lab_b == i] = i
+                low["unchanged"].pop(int(i), None)
+        parts[k][drop] = 0
+        for j in np.flatnonzero(same):
+            low[k].pop(int(j), None)
+
+
+def add_rubble(parts: dict[str, np.ndarray], low: dict[str, dict[int, str]], lab_b: np.ndarray, lab_d: np.ndarray,
+               touches_gap: np.ndarray, *, pixel_size_m: float, min_area_m2: float) -> None:
+    """Add, in place, the rubble test's segments (``lab_d`` from :func:`debris_objects`) to the
+    demolished class, where no demolished or shrunk building already covers half of one.
+    Segments less than about 1 m apart are one demolition (one ``object_id``, one count); each
+    is low-confidence, with a reason saying it is a segment and not a detected building."""
+    px = pixel_size_m
+    min_px = min_area_m2 / px**2
+    taken = (parts["demolished"] > 0) | (parts["shrunk"] > 0)
+    counts_d, (taken_d, gap_d) = _object_fractions(lab_d, taken, touches_gap)
+    rubble = np.zeros(lab_d.shape, np.int32)
+    small = counts_d < min_px  # from the small-object test
+    for i in range(1, counts_d.size):
+        if counts_d[i] == 0 or taken_d[i] >= 0.5:
+            continue
+        part = (lab_d == i) & ~taken
+        if part.sum() >= (SMALL_DEMOLITION_M2 / px**2 if small[i] else min_px):
+            rubble[part] = i
+    # segments less than about 1 m apart are one demolition: a roof cut by its ridge shadow,
+    # a tree or a strip of lawn is one building (one object_id, one count, a MultiPolygon)
+    where = rubble > 0
+    comp = ndimage.label(ndimage.binary_dilation(where, iterations=to_px(0.5, px)))[0][where]
+    segs = rubble[where]
+    offset = int(lab_b.max())
+    parts["demolished"][where] = offset + comp
+    nc = int(comp.max()) + 1 if comp.size else 1
+    regular = np.bincount(comp, weights=~small[segs], minlength=nc) > 0
+    gap = np.bincount(comp, weights=gap_d[segs] > 0, minlength=nc) > 0
+    n_segs = np.bincount(np.unique(np.stack([comp, segs]), axis=1)[0], minlength=nc)
+    for c in np.unique(comp):
+        if regular[c]:
+            why = "roof-like before, rubble-like texture after"
+        else:
+            why = "small compact object before, its outline and cast shadow gone after"
+        what = "segment" if n_segs[c] == 1 else f"{n_segs[c]} segments"
+        why += f" ({what}, not a detected building"
+        why += ")" if regular[c] else "; under the building size, may be a car or clutter)"
+        if gap[c]:
+            why += "; touches the image edge or invalid pixels"
+        low["demolished"][offset + int(c)] = why
+
 
 
 def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, tolerance_m: float = 0.5,
@@ -267,120 +417,18 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
         flags.append(f"shadows differ on {shadow_change:.0%} of the scene (sun angle or season); "
                      "changes next to tall objects are less certain")
 
-    near = to_px(tolerance_m, px, minimum=1)
-    near_b = ndimage.binary_dilation(lab_b > 0, iterations=near)
-    near_a = ndimage.binary_dilation(lab_a > 0, iterations=near)
-    edge = np.zeros(valid.shape, bool)
-    edge[:near, :], edge[-near:, :], edge[:, :near], edge[:, -near:] = True, True, True, True
-    touches_gap = ndimage.binary_dilation(~valid | edge, iterations=near)
-
-    empty = np.zeros(valid.shape, np.int32)
-    parts: dict[str, np.ndarray] = {k: empty.copy() for k in GROWTH_CLASSES}
-    low: dict[str, dict[int, str]] = {k: {} for k in GROWTH_CLASSES}
-    min_px = min_area_m2 / px**2
-
-    def reason_for(gap_frac: float, other_near_frac: float, frac: float) -> str:
-        why = []
-        if other_near_frac >= 0.3 and frac >= whole_fraction:
-            why.append("a building stands here on both dates: re-roofed or replaced cannot be told apart")
-        if gap_frac > 0:
-            why.append("touches the image edge or invalid pixels")
-        return "; ".join(why)
-
-    # after-date objects: new (whole) or expanded (changed part)
-    counts_a, (chg_a, old_a, gap_a) = _object_fractions(lab_a, changed, near_b, touches_gap)
-    for i in range(1, counts_a.size):
-        if chg_a[i] < min_fraction:
-            continue
-        if old_a[i] < 0.3 or chg_a[i] >= whole_fraction:  # nothing there before, or all of it changed
-            parts["new"][lab_a == i] = i
-            r = reason_for(gap_a[i], old_a[i], chg_a[i])
-            if r:
-                low["new"][i] = r
-        else:
-            part = (lab_a == i) & changed & ~near_b
-            if part.sum() >= min_px:
-                parts["expanded"][part] = i
-                if gap_a[i] > 0:
-                    low["expanded"][i] = "touches the image edge or invalid pixels"
-    # before-date objects: demolished (whole), shrunk (changed part) or unchanged
-    counts_b, (chg_b, new_b, gap_b) = _object_fractions(lab_b, changed, near_a, touches_gap)
-    for i in range(1, counts_b.size):
-        if chg_b[i] < min_fraction:
-            parts["unchanged"][lab_b == i] = i
-            continue
-        if (new_b[i] < 0.3 and chg_b[i] >= lost_fraction) or chg_b[i] >= whole_fraction:
-            parts["demolished"][lab_b == i] = i
-            r = reason_for(gap_b[i], new_b[i], chg_b[i])
-            if r:
-                low["demolished"][i] = r
-        elif new_b[i] < 0.3:
-            parts["unchanged"][lab_b == i] = i
-            low["unchanged"][i] = "not found on the second date, but its colour barely changed"
-        else:
-            part = (lab_b == i) & changed & ~near_a
-            if part.sum() >= min_px:
-                parts["shrunk"][part] = i
-                if gap_b[i] > 0:
-                    low["shrunk"][i] = "touches the image edge or invalid pixels"
-            else:
-                parts["unchanged"][lab_b == i] = i
-
+    parts, low, near_a, touches_gap = classify_buildings(
+        lab_b, lab_a, changed, valid, pixel_size_m=px, tolerance_m=tolerance_m, min_fraction=min_fraction,
+        whole_fraction=whole_fraction, lost_fraction=lost_fraction, min_area_m2=min_area_m2)
     # both dates' smoothed grey levels, made once for every similarity test below
     grey = smoothed_grey(xb, xa_n, pixel_size_m=px) if max_similarity < 1.0 or debris else None
     if max_similarity < 1.0:
-        # the same structure on both dates (outline, ridge, shadow in place; colour balance aside)
-        # is not new, demolished, expanded or shrunk, whatever the per-date detector says
-        for k in ("new", "demolished", "expanded", "shrunk"):
-            if not parts[k].any():
-                continue
-            same = structure_similarity(parts[k], xb, xa_n, pixel_size_m=px, grey=grey) >= max_similarity
-            same[0] = False
-            if not same.any():
-                continue
-            drop = same[parts[k]]
-            if k in ("demolished", "shrunk"):  # a before-date building still standing
-                for i in np.unique(parts[k][drop]):
-                    parts["unchanged"][lab_b == i] = i
-                    low["unchanged"].pop(int(i), None)
-            parts[k][drop] = 0
-            for j in np.flatnonzero(same):
-                low[k].pop(int(j), None)
+        drop_same_structure(parts, low, lab_b, xb, xa_n, pixel_size_m=px, max_similarity=max_similarity, grey=grey)
     if debris:
         # roof-like segments of any colour that became rubble, where no building stands after
         lab_d = debris_objects(xb, xa_n, valid, pixel_size_m=px, exclude=near_a, min_area_m2=min_area_m2, grey=grey)
-        taken = (parts["demolished"] > 0) | (parts["shrunk"] > 0)
-        counts_d, (taken_d, gap_d) = _object_fractions(lab_d, taken, touches_gap)
-        rubble = np.zeros(valid.shape, np.int32)
-        small = counts_d < min_px  # from the small-object test
-        for i in range(1, counts_d.size):
-            if counts_d[i] == 0 or taken_d[i] >= 0.5:
-                continue
-            part = (lab_d == i) & ~taken
-            if part.sum() >= (SMALL_DEMOLITION_M2 / px**2 if small[i] else min_px):
-                rubble[part] = i
-        # segments less than about 1 m apart are one demolition: a roof cut by its ridge shadow,
-        # a tree or a strip of lawn is one building (one object_id, one count, a MultiPolygon)
-        where = rubble > 0
-        comp = ndimage.label(ndimage.binary_dilation(where, iterations=to_px(0.5, px)))[0][where]
-        segs = rubble[where]
-        offset = int(lab_b.max())
-        parts["demolished"][where] = offset + comp
-        nc = int(comp.max()) + 1 if comp.size else 1
-        regular = np.bincount(comp, weights=~small[segs], minlength=nc) > 0
-        gap = np.bincount(comp, weights=gap_d[segs] > 0, minlength=nc) > 0
-        n_segs = np.bincount(np.unique(np.stack([comp, segs]), axis=1)[0], minlength=nc)
-        for c in np.unique(comp):
-            if regular[c]:
-                why = "roof-like before, rubble-like texture after"
-            else:
-                why = "small compact object before, its outline and cast shadow gone after"
-            what = "segment" if n_segs[c] == 1 else f"{n_segs[c]} segments"
-            why += f" ({what}, not a detected building"
-            why += ")" if regular[c] else "; under the building size, may be a car or clutter)"
-            if gap[c]:
-                why += "; touches the image edge or invalid pixels"
-            low["demolished"][offset + int(c)] = why
+        add_rubble(parts, low, lab_b, lab_d, touches_gap, pixel_size_m=px, min_area_m2=min_area_m2)
+    empty = np.zeros(valid.shape, np.int32)
     frames = [_polygons(parts[k], before.grid, k, changed, low[k]) for k in GROWTH_CLASSES]
     frames = [f for f in frames if len(f)]
     if frames:
