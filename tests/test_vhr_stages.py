@@ -54,7 +54,7 @@ def test_common_units_and_otsu() -> None:
 def test_normalise_stage_scales_and_fits_a_real_pair(levir) -> None:
     a, b = levir
     xb, xa = rgb_stack(a), rgb_stack(b)
-    assert xb.shape == (3, *a.grid.shape) and 0.0 <= xb.min() and xb.max() <= 1.0
+    assert xb.shape == (3, *a.grid.shape) and xb.min() >= 0.0 and xb.max() <= 1.0
     assert np.allclose(np.percentile(xb.reshape(3, -1), 99, axis=1), 1.0, atol=0.02)   # white patch per band
     valid = a.valid & b.valid
     same, fit = normalise_to(xb, xb, valid)
