@@ -261,31 +261,11 @@ def test_rerun_of_compare_is_byte_identical_apart_from_nothing(tmp_path):
 
 # ---- the doubt compare measured travels into the report (issue 20, confidence first) -------------------
 @pytest.mark.shared
-@pytest.mark.filterwarnings("ignore::campwatch.errors.CampwatchWarning")
-def test_a_low_confidence_vhr_pair_is_badged_and_keeps_its_reasons(shared_data, tmp_path):
+def test_a_low_confidence_vhr_pair_is_badged_and_keeps_its_reasons(low_confidence_report):
     import sqlite3
 
-    import rasterio
-    from rasterio.transform import Affine
-
-    img = shared_data / "vhr-xbd-joplin" / "images"
-    # the after image's georeference off by 40 px (18 m) east: more than VHR mode corrects (22 px),
-    # so no shift model fits and the pair is low-confidence ("misregistration")
-    post = tmp_path / "joplin-tornado_00000000_post_disaster.tif"
-    with rasterio.open(img / post.name) as src:
-        prof, data, tags = src.profile, src.read(), src.tags()
-        prof["transform"] = src.transform * Affine.translation(40, 0)
-    with rasterio.open(post, "w", **prof) as dst:
-        dst.write(data)
-        dst.update_tags(**tags)
-    cfg = tmp_path / "jop.toml"
-    cfg.write_text(f"""[[site]]
-name = "Joplin tile 0"
-scenes = [{{ path = "{img}/joplin-tornado_00000000_pre_disaster.tif" }},
-          {{ path = "{post}" }}]
-""")
-    out = tmp_path / "r"
-    assert main(["report", str(cfg), "-o", str(out), "--scheduler", "sync", "--quiet"]) == 0
+    # the after image's georeference off by 40 px (18 m) east (conftest.low_confidence_report)
+    out = low_confidence_report
     (row,) = json.loads((out / "summary.json").read_text())["rows"]
     assert row["status"] == "ok" and row["confidence"] == "low" and "misregistration" in row["confidence_reasons"]
     assert row["growth_significant"] is None and row["net_growth_m2"] is None  # not computed: empty, not False
@@ -301,9 +281,8 @@ scenes = [{{ path = "{img}/joplin-tornado_00000000_pre_disaster.tif" }},
     assert n_low > 0 and n_reason == n_low
 
 
-def test_every_footprint_figure_carries_its_uncertainty(tmp_path):
-    out = tmp_path / "r"
-    assert main(["report", "examples/demo.toml", "-o", str(out), "--scheduler", "sync", "--quiet"]) == 0
+def test_every_footprint_figure_carries_its_uncertainty(demo_report):
+    out = demo_report
     rows = json.loads((out / "summary.json").read_text())["rows"]
     for r in rows:
         assert r["net_growth_uncertainty_m2"] > 0 and r["footprint_before_uncertainty_m2"] > 0

@@ -8,7 +8,9 @@ WKB, PNG bytes), so the same code runs anywhere; only the submitting process wri
 
 Outputs (built in a temporary directory and renamed into place):
 
-- ``index.html``: self-contained (images inlined), one section per site;
+- ``index.html``: one section per site, its figures inlined; per pair an interactive map
+  (Leaflet, copied to ``assets/leaflet/``, no network) of the two dates, whose images are
+  ``map-<site>-<pair>-before.png`` / ``-after.png`` beside it (EPSG:3857 for display only);
 - ``summary.json`` / ``summary.csv``: one row per site and date pair; no times, so
   rerunning a config gives a byte-identical ``summary.json``;
 - ``changes.gpkg``: every change and structure polygon with site, dates and class;
@@ -491,6 +493,7 @@ def _run_pair(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
             polygons.append({**{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()},
                              "wkb": geom.wkb})
     rb, ra = rgb_composite(before), rgb_composite(after)
+    map_layers = _map_layers(before, after, (rb, ra), result, aoi)
     figures = [
         {"caption": f"Before, {row['date_before']} (true colour)", "png": png_bytes(rb)},
         {"caption": f"After, {row['date_after']} (true colour)", "png": png_bytes(ra)},
@@ -513,7 +516,38 @@ def _run_pair(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
     detail = {"compare": s, "structures": g, "notes": notes,
               "limitations": list(dict.fromkeys([*(s.get("limitations") or []), *([g["limits"]] if g.get("limits") else [])]))}
     return {"row": row, "polygons": polygons, "figures": figures, "aoi": aoi_facts, "inputs": inputs, "detail": detail,
-            "structures_drawn": _draws_structures(growth)}
+            "structures_drawn": _draws_structures(growth), "map": map_layers}
+
+
+def _map_layers(before: Any, after: Any, rgbs: tuple[np.ndarray, np.ndarray], result: Any, aoi: Any) -> dict[str, Any]:
+    """The interactive map's layers of one pair: each date as an RGBA PNG reprojected to EPSG:3857
+    for display (:mod:`campwatch.webmap`), its Leaflet bounds, the AOI outline, and the raster
+    classes drawn (no data, cloud, outside the AOI) so that the legend names only those."""
+    from campwatch import webmap
+    from campwatch.io import png_bytes
+    from campwatch.masks import aoi_mask, cloud_flags
+
+    geom = getattr(aoi, "geometry", aoi)
+    inside = aoi_mask(geom, result.grid) if geom is not None else None
+    shown = inside if inside is not None else np.ones(result.grid.shape, bool)
+    clouds_on = bool((result.params.get("clouds") or {}).get("masked"))
+    out: dict[str, Any] = {"aoi": None if geom is None else webmap.outline_feature(geom), "rasters": []}
+    drawn: set[str] = set()
+    for label, scene, rgb in (("before", before, rgbs[0]), ("after", after, rgbs[1])):
+        nodata = ~scene.valid
+        cloud = cloud_flags(scene) if clouds_on else None  # the test compare ran, on the scene as read
+        drawn |= {"no data"} if (nodata & shown).any() else set()
+        drawn |= {"cloud"} if cloud is not None and (cloud & shown & ~nodata).any() else set()
+        img, out["bounds"] = webmap.to_web_mercator(webmap.display_image(rgb, nodata=nodata, cloud=cloud, inside=inside),
+                                                    result.grid)
+        out[f"{label}_png"] = png_bytes(img, level=6, up_filter=True)
+        out[f"{label}_shape"] = list(img.shape[:2])
+    if inside is not None and not inside.all():
+        drawn.add(webmap.OUTSIDE_LABEL)
+    out["rasters"] = sorted(drawn)
+    out["source_shape"] = list(result.grid.shape)
+    out["source_crs"] = result.grid.crs.to_string()
+    return out
 
 
 def confidence_reasons(row: Mapping[str, Any], growth: Mapping[str, Any], notes: Sequence[str]) -> list[str]:
@@ -877,6 +911,50 @@ def _site_caveats(site: SiteSpec, pairs: Sequence[dict[str, Any]],
     return list(dict.fromkeys(out))
 
 
+def copy_leaflet(dest: Path) -> None:
+    """Copy the vendored Leaflet (``templates/vendor/leaflet``: JS, CSS, images, LICENSE) to ``dest``."""
+    from importlib.resources import files
+
+    def copy(src: Any, to: Path) -> None:
+        to.mkdir(parents=True, exist_ok=True)
+        for entry in src.iterdir():
+            if entry.is_dir():
+                copy(entry, to / entry.name)
+            else:
+                (to / entry.name).write_bytes(entry.read_bytes())
+
+    copy(files("campwatch").joinpath("templates", "vendor", "leaflet"), dest)
+
+
+def _map_context(result: Mapping[str, Any], map_id: str, outdir: Path) -> dict[str, Any] | None:
+    """Write a pair's two map images beside index.html and return what the template needs (None: no map).
+
+    The map draws the pair's polygons from the same records as changes.gpkg: one path per row."""
+    from campwatch import webmap
+
+    layers = result.get("map")
+    if not layers:
+        return None
+    names = {}
+    for label in ("before", "after"):
+        names[label] = f"{map_id}-{label}.png"
+        (outdir / names[label]).write_bytes(layers[f"{label}_png"])
+    row = result["row"]
+    features = webmap.polygon_features(result["polygons"])
+    classes = [f["properties"]["class"] for f in features["features"]]
+    return {
+        "id": map_id,
+        "legend": webmap.legend(classes, rasters=layers["rasters"]),  # drawn by the template, checked by the tests
+        "has_low": any(f["properties"]["low_confidence"] for f in features["features"]),
+        "has_aoi": layers["aoi"] is not None,
+        "shape": layers["before_shape"], "source_shape": layers["source_shape"], "source_crs": layers["source_crs"],
+        "data": {"before": names["before"], "after": names["after"], "bounds": layers["bounds"], "aoi": layers["aoi"],
+                 "polygons": features, "date_before": row["date_before"], "date_after": row["date_after"],
+                 "pair_confidence": row.get("confidence"), "source_shape": layers["source_shape"],
+                 "legend": webmap.legend(classes, rasters=layers["rasters"])},
+    }
+
+
 def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, overwrite: bool = False,
                  repo_root: str | os.PathLike[str] | None = None) -> dict[str, Path]:
     """Write index.html, summary.json, summary.csv, changes.gpkg and manifest.json, atomically."""
@@ -918,7 +996,8 @@ def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, over
         # html
         anchors = site_anchors(config.sites)
         sites_ctx = []
-        for site in config.sites:
+        has_maps = False
+        for i, site in enumerate(config.sites, start=1):
             pairs = by_site.get(site.name, [])
             aoi = next((p["aoi"] for p in pairs if p["aoi"]), None)
             ok = [p["row"] for p in pairs if p["row"]["status"] == "ok" and p["row"]["footprint_before_m2"] is not None]
@@ -931,10 +1010,13 @@ def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, over
                     png = _chart_png(dates, values, errors, f"{site.name}: built-up footprint in the AOI")
                     chart = base64.b64encode(png).decode() if png else None
             pair_ctx = []
-            for p in pairs:
+            for k, p in enumerate(pairs, start=1):
                 r = p["row"]
                 table = _pair_table(r) if r["status"] == "ok" else []
+                map_ctx = _map_context(p, f"map-{i}-{k}", tmp)  # ASCII file names
+                has_maps = has_maps or map_ctx is not None
                 pair_ctx.append({
+                    "map": map_ctx,
                     "date_before": r["date_before"], "date_after": r["date_after"], "status": r["status"],
                     "error": r["error"], "table": table, "confidence": r.get("confidence"),
                     "confidence_reasons": r.get("confidence_reasons"),
@@ -943,11 +1025,13 @@ def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, over
                 })
             sites_ctx.append({"name": site.name, "anchor": anchors[site.name], "aoi": aoi, "pairs": pair_ctx, "chart_b64": chart,
                               "caveats": _site_caveats(site, pairs, (run.get("skipped") or {}).get(site.name, ()))})
+        if has_maps:
+            copy_leaflet(tmp / "assets" / "leaflet")
         env = jinja2.Environment(loader=jinja2.PackageLoader("campwatch", "templates"),
                                  autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
                                  undefined=jinja2.StrictUndefined)
         page = env.get_template("report.html.j2").render(
-            title=Path(config.path).stem, sites=sites_ctx, rows=[{**r, "anchor": anchors.get(r["site"], "")} for r in rows],
+            title=Path(config.path).stem, sites=sites_ctx, has_maps=has_maps, rows=[{**r, "anchor": anchors.get(r["site"], "")} for r in rows],
             n_pairs=len(rows), n_failed=sum(1 for r in rows if r["status"] == "failed"),
             n_insufficient=sum(1 for r in rows if r["status"] == "insufficient-data"), flag_coverage=FLAG_COVERAGE, config_name=Path(config.path).name,
             version=__version__)
