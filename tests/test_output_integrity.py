@@ -145,6 +145,11 @@ scenes = [{{ path = "{ts}/slovenia_2015-07-11.tif" }}, {{ path = "{ts}/slovenia_
     assert [g["date"] for g in doc["skipped_dates"]["Camp [/bold] 15"]] == ["2015-07-31"]
     page = (out / "index.html").read_text()
     assert "2015-07-31" in page and "was skipped: cloud fraction 1.00" in page
+    # the site header brackets the change by the usable dates, and says the skipped one does not narrow it
+    camp = page[:page.index('id="cloudy-pair"')]
+    assert ("after <b>2015-07-11</b> (last image before) and by <b>2015-08-30</b> (first image after): a 50-day "
+            "window; 2015-07-31 skipped in between") in camp
+    assert "centre of the scenes&#39; overlap (no AOI)" in camp
     cloudy = page[page.index('id="cloudy-pair"'):]
     assert "insufficient-data" in cloudy and "fewer than two usable dates" in cloudy
     assert "NOT significant" not in cloudy and "m²" not in cloudy.split("Caveats")[0]

@@ -321,3 +321,40 @@ def test_map_draws_no_data_violet_where_a_date_has_no_pixels(low_confidence_repo
         assert v.min() == opaque.min() and v.max() - v.min() + 1 == len(v)  # one run, on the western edge
         assert abs(len(v) - 40 * len(opaque) / 1024) <= 2, (r, len(v), len(opaque))
     assert "no data" in {label for _, label in m["legend"]} and m["aoi"] is None
+
+
+# ---- the site header (issue 20): where, how big, how sure the outline is, which images, which dates ---------
+def _header(page: str, anchor: str) -> str:
+    section = page[page.index(f'id="{anchor}"'):]
+    return section[:section.index("</table>")]
+
+
+def test_site_header_states_place_area_imagery_and_the_change_window(demo_report):
+    import datetime as dt
+    import re
+
+    import geopandas as gpd
+    from pyproj import Geod
+
+    page = (demo_report / "index.html").read_text()
+    aoi = gpd.read_file(ROOT / "aois" / "samples" / "sample-rennes.geojson")
+    head = _header(page, "rennes-sample")
+    # coordinates: the AOI's centroid, computed here independently (in its UTM zone, EPSG:32630)
+    c = aoi.to_crs(32630).centroid.to_crs(4326).iloc[0]
+    lat, lon = (float(v) for v in re.search(r"([\d.]+)° N, ([\d.]+)° W", head).groups())
+    assert lat == pytest.approx(c.y, abs=2e-5) and -lon == pytest.approx(c.x, abs=2e-5)
+    # area: geodesic on WGS84, to the m²
+    area = abs(Geod(ellps="WGS84").geometry_area_perimeter(aoi.geometry.iloc[0])[0])
+    km2, m2 = re.search(r"([\d.]+) km² \(([\d,]+) m²\)", head).groups()
+    assert float(km2) == pytest.approx(area / 1e6, abs=5e-4) and int(m2.replace(",", "")) == pytest.approx(area, abs=1)
+    # the AOI's geometry quality and every source it cites
+    assert '<b class="cw-geometry-quality">sample</b>' in head
+    for title in aoi["sources"].iloc[0]:
+        assert title["title"].replace("&", "&amp;") in head
+    # imagery: both dates, the sensor and the pixel size; the change window between them
+    imagery = head[head.index('class="cw-imagery"'):head.index('class="cw-brackets"')]
+    assert imagery.count("<li>") == 2 and imagery.count("sentinel2-l1c (Sentinel-2 MSI Level-1C") == 2
+    assert "<b>2015-08-21</b>" in imagery and "<b>2017-06-21</b>" in imagery and " m pixels" in imagery
+    days = (dt.date(2017, 6, 21) - dt.date(2015, 8, 21)).days
+    assert (f"after <b>2015-08-21</b> (last image before) and by <b>2017-06-21</b> (first image after): "
+            f"a {days}-day window") in head

@@ -516,7 +516,35 @@ def _run_pair(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
     detail = {"compare": s, "structures": g, "notes": notes,
               "limitations": list(dict.fromkeys([*(s.get("limitations") or []), *([g["limits"]] if g.get("limits") else [])]))}
     return {"row": row, "polygons": polygons, "figures": figures, "aoi": aoi_facts, "inputs": inputs, "detail": detail,
-            "structures_drawn": _draws_structures(growth), "map": map_layers}
+            "structures_drawn": _draws_structures(growth), "map": map_layers, "place": place_facts(aoi, result.grid),
+            "scenes": [_scene_facts(spec, scene, row[f"date_{label}"])
+                       for label, spec, scene in (("before", task.before, before), ("after", task.after, after))]}
+
+
+def place_facts(aoi: Any, grid: Any) -> dict[str, Any]:
+    """Where a pair is measured, for the site header: the centroid (lat, lon) and geodesic area of
+    the AOI, or without one of the analysed grid's footprint (the scenes' overlap)."""
+    from shapely.geometry import Polygon
+
+    from campwatch.aoi import AOI
+
+    what = "AOI"
+    if aoi is None:
+        h, w = grid.shape
+        lons, lats = grid.lonlat(np.array([0, 0, h, h]), np.array([0, w, w, 0]))
+        aoi, what = AOI("overlap", "scene overlap", Polygon(zip(lons, lats, strict=True))), "scene overlap"
+    lon, lat = aoi.centroid_lonlat()
+    return {"what": what, "lat": round(lat, 6), "lon": round(lon, 6), "area_m2": round(aoi.area_m2(), 1)}
+
+
+def _scene_facts(spec: SceneSpec, scene: Any, date: str | None) -> dict[str, Any]:
+    """One date's imagery for the site header: date, sensor (profile and what it is), pixel size, source."""
+    from campwatch.profiles import PROFILES
+
+    prof = PROFILES.get(scene.profile)
+    what = re.split(r",| \(", prof.description)[0] if prof is not None else None
+    return {"date": date, "path": spec.path, "sensor": scene.profile, "sensor_description": what,
+            "pixel_size_m": round(scene.grid.pixel_size_m(), 2)}
 
 
 def _map_layers(before: Any, after: Any, rgbs: tuple[np.ndarray, np.ndarray], result: Any, aoi: Any) -> dict[str, Any]:
@@ -819,6 +847,52 @@ def _chart_png(dates: Sequence[str], values: Sequence[float], errors: Sequence[f
     return buf.getvalue()
 
 
+def latlon_text(lat: float, lon: float) -> str:
+    """Degrees with hemisphere letters, to 5 decimals (about 1 m).
+
+    Examples
+    --------
+    >>> latlon_text(39.605, -1.64614)
+    '39.60500° N, 1.64614° W'
+    """
+    return f"{abs(lat):.5f}° {'N' if lat >= 0 else 'S'}, {abs(lon):.5f}° {'E' if lon >= 0 else 'W'}"
+
+
+def area_text(m2: float) -> str:
+    """An area in km² with m² beside it (m² first below 1 km²).
+
+    Examples
+    --------
+    >>> area_text(2104321.4), area_text(45300.0)
+    ('2.104 km² (2,104,321 m²)', '45,300 m² (0.045 km²)')
+    """
+    return f"{m2 / 1e6:,.3f} km² ({m2:,.0f} m²)" if m2 >= 1e6 else f"{m2:,.0f} m² ({m2 / 1e6:.3f} km²)"
+
+
+def site_header(pairs: Sequence[Mapping[str, Any]], skipped: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any] | None:
+    """The facts at the top of a site's section, as camp reports open: where (centroid, area), the
+    imagery (date, sensor, pixel size, source of every date used) and, per measured pair, the
+    dates its change is bracketed between (the last image before, the first image after, and any
+    date skipped in between, which does not narrow the bracket).  None when no pair was measured."""
+    measured = [p for p in pairs if p.get("place")]
+    if not measured:
+        return None
+    place = measured[0]["place"]
+    imagery: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for p in measured:
+        for sc in p["scenes"]:
+            imagery.setdefault((sc["date"], sc["path"]), dict(sc))
+    brackets = []
+    for p in measured:
+        b, a = p["row"]["date_before"], p["row"]["date_after"]
+        days = (dt.date.fromisoformat(a) - dt.date.fromisoformat(b)).days if a and b else None
+        brackets.append({"before": b, "after": a, "days": days,
+                         "skipped": [g for g in skipped if b and a and b < g["date"] < a]})
+    return {"coordinates": latlon_text(place["lat"], place["lon"]), "what": place["what"],
+            "area": area_text(place["area_m2"]), "lat": place["lat"], "lon": place["lon"], "area_m2": place["area_m2"],
+            "imagery": sorted(imagery.values(), key=lambda sc: (sc["date"] or "", sc["path"])), "brackets": brackets}
+
+
 def _m2(v: Any, sign: str = "") -> str:
     return "n/a" if v is None else f"{v:{sign},.0f} m²"
 
@@ -1023,7 +1097,12 @@ def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, over
                     "legend": [item for item in LEGEND if p.get("structures_drawn") or "structure" not in item[1]],
                     "figures": [{"caption": f["caption"], "png_b64": base64.b64encode(f["png"]).decode()} for f in p["figures"]],
                 })
+            header = site_header(pairs, (run.get("skipped") or {}).get(site.name, ()))
+            for sc in (header or {}).get("imagery", []):  # a fetched date names its STAC items
+                sc["items"] = [i for rec in fetch_records([sc["path"]]) for i in rec.get("items") or []]
+                sc["shown_path"] = os.path.relpath(sc["path"], Path(config.path).parent)
             sites_ctx.append({"name": site.name, "anchor": anchors[site.name], "aoi": aoi, "pairs": pair_ctx, "chart_b64": chart,
+                              "header": header,
                               "caveats": _site_caveats(site, pairs, (run.get("skipped") or {}).get(site.name, ()))})
         if has_maps:
             copy_leaflet(tmp / "assets" / "leaflet")
