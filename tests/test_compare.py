@@ -6,10 +6,13 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+from PIL import Image
 from shapely.geometry import box
 
-from campwatch.compare import OUTPUTS, compare_scenes, read_pair, write_compare_outputs
+from campwatch.compare import OUTPUTS, compare_scenes, quicklook_titles, read_pair, write_compare_outputs
+from campwatch.detect import QUICKLOOK_LEGEND
 from campwatch.errors import OutputExistsError
+from campwatch.plot import QUICKLOOK_PANEL_PX
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +41,9 @@ def test_outputs_and_areas(bercy, tmp_path):
     assert {"area_m2", "mean_score", "centroid_lon", "centroid_lat"} <= set(gdf.columns)
     # polygon areas (geodesic) equal the sum of pixel areas
     assert gdf["area_m2"].sum() == pytest.approx(s["changed_area_m2"], rel=1e-3)
-    with rasterio.open(paths["quicklook.png"]) as ds:
-        assert ds.count == 3 and ds.width == 3 * b.grid.width
+    with Image.open(paths["quicklook.png"]) as im:  # three titled panels, each every k-th pixel
+        k = -(-max(b.grid.shape) // QUICKLOOK_PANEL_PX)
+        assert im.format == "PNG" and im.width > 3 * (b.grid.width // k) and im.height > b.grid.height // k
     with pytest.raises(OutputExistsError):
         write_compare_outputs(r, tmp_path / "out", before=b, after=a)
 
@@ -93,3 +97,33 @@ def test_vhr_pairs_compare_in_vhr_mode_without_flags(shared_data, tmp_path):
     r = compare_scenes(b, a)
     assert r.method == "vhr" and set(np.unique(r.mask)) <= {0, 1, 255}
     assert r.structures.summary()["counts"]["demolished"] >= 1
+
+
+@pytest.mark.shared
+def test_quicklook_of_a_1024px_pair_is_titled_has_a_legend_and_stays_under_1_mb(shared_data, tmp_path):
+    """quicklook.png of the xBD Joplin 1024² pair: under 1 MB, its panels shown every 2nd pixel,
+    the titles above them, the legend's swatches below, and the change panel red where the mask is."""
+    img = shared_data / "vhr-xbd-joplin" / "images"
+    b, a, _ = read_pair(img / "joplin-tornado_00000000_pre_disaster.tif", img / "joplin-tornado_00000000_post_disaster.tif")
+    r = compare_scenes(b, a)
+    paths = write_compare_outputs(r, tmp_path / "out", before=b, after=a)
+    png = paths["quicklook.png"]
+    assert png.stat().st_size < 1_000_000, png.stat().st_size
+    with Image.open(png) as im:
+        q = np.asarray(im.convert("RGB"))
+    k = 2  # 1024 px panels, at most QUICKLOOK_PANEL_PX = 512 shown
+    assert k == -(-1024 // QUICKLOOK_PANEL_PX)
+    red = (q == QUICKLOOK_LEGEND[0][0]).all(-1)
+    rows = np.nonzero(red)[0]
+    # the change panel is the right third; its red share equals the mask's changed share, every 2nd pixel
+    panel = red[:, 2 * q.shape[1] // 3:]
+    shown = r.mask[::k, ::k]
+    assert panel.sum() == pytest.approx((shown == 1).sum(), rel=0.02)
+    assert red[:, :2 * q.shape[1] // 3 - 10].sum() < 200  # before and after panels: no overlay (a swatch at most)
+    # the title band above the panels and the legend band below carry dark text pixels
+    top = rows.min()
+    assert (q[:top - 2].min(-1) < 100).sum() > 200
+    legend_band = q[top + 1024 // k:]
+    for rgb, _label in QUICKLOOK_LEGEND:  # each swatch, to within the palette's rounding
+        assert (np.abs(legend_band.astype(int) - rgb).max(-1) <= 12).sum() > 20, rgb
+    assert quicklook_titles(b.date, a.date)[2] == f"CHANGE {b.date} → {a.date}\nover AFTER"

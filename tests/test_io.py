@@ -179,12 +179,17 @@ def test_png_bytes_read_back_by_gdal(samples):
     from campwatch.io import png_bytes
 
     rgb = rgb_composite(read_scene(samples / "rennes" / "imgs_1", bands=["red", "green", "blue"]))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with MemoryFile(png_bytes(rgb)) as mem, mem.open() as ds:
-            assert ds.driver == "PNG" and ds.count == 3
-            back = ds.read().transpose(1, 2, 0)
-    assert np.array_equal(back, rgb) and rgb.std() > 10  # real imagery, not a flat image
+    # RGBA too (the report's map images), with the 'up' row filter and a partly transparent alpha
+    rgba = np.dstack([rgb, np.where(rgb[..., 0] > 100, 0, 255).astype(np.uint8)])
+    for image, kw in ((rgb, {}), (rgba, {"level": 6, "up_filter": True}), (rgb, {"up_filter": True})):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with MemoryFile(png_bytes(image, **kw)) as mem, mem.open() as ds:
+                assert ds.driver == "PNG" and ds.count == image.shape[2]
+                back = ds.read().transpose(1, 2, 0)
+        assert np.array_equal(back, image), kw
+    assert rgb.std() > 10 and 0 < (rgba[..., 3] == 0).mean() < 1  # real imagery, not a flat image
+    assert len(png_bytes(rgb, level=6, up_filter=True)) < len(png_bytes(rgb, level=6))
 
 
 @pytest.mark.parametrize("which", ["one read", "band by band"])

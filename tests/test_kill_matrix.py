@@ -64,7 +64,8 @@ EXPECTED = {
                  "structures.gpkg", "structures.geojson"}, "changes.gpkg", "summary.json"),
     "track": ({"timeline.csv", "timeline.json", "footprint.png", "growth_2015-08-21_2017-06-21.gpkg",
                "growth_2015-08-21_2017-06-21.geojson"}, "timeline.csv", "footprint.png"),
-    "report": ({"index.html", "summary.json", "summary.csv", "changes.gpkg", "manifest.json"}, "summary.csv",
+    "report": ({"index.html", "summary.json", "summary.csv", "changes.gpkg", "manifest.json", "assets",  # assets/leaflet
+                "map-1-1-before.png", "map-1-1-after.png", "map-2-1-before.png", "map-2-1-after.png"}, "summary.csv",
                "index.html"),
 }
 

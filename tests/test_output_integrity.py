@@ -145,6 +145,11 @@ scenes = [{{ path = "{ts}/slovenia_2015-07-11.tif" }}, {{ path = "{ts}/slovenia_
     assert [g["date"] for g in doc["skipped_dates"]["Camp [/bold] 15"]] == ["2015-07-31"]
     page = (out / "index.html").read_text()
     assert "2015-07-31" in page and "was skipped: cloud fraction 1.00" in page
+    # the site header brackets the change by the usable dates, and says the skipped one does not narrow it
+    camp = page[:page.index('id="cloudy-pair"')]
+    assert ("after <b>2015-07-11</b> (last image before) and by <b>2015-08-30</b> (first image after): a 50-day "
+            "window; 2015-07-31 skipped in between") in camp
+    assert "centre of the scenes&#39; overlap (no AOI)" in camp
     cloudy = page[page.index('id="cloudy-pair"'):]
     assert "insufficient-data" in cloudy and "fewer than two usable dates" in cloudy
     assert "NOT significant" not in cloudy and "m²" not in cloudy.split("Caveats")[0]
@@ -261,31 +266,11 @@ def test_rerun_of_compare_is_byte_identical_apart_from_nothing(tmp_path):
 
 # ---- the doubt compare measured travels into the report (issue 20, confidence first) -------------------
 @pytest.mark.shared
-@pytest.mark.filterwarnings("ignore::campwatch.errors.CampwatchWarning")
-def test_a_low_confidence_vhr_pair_is_badged_and_keeps_its_reasons(shared_data, tmp_path):
+def test_a_low_confidence_vhr_pair_is_badged_and_keeps_its_reasons(low_confidence_report):
     import sqlite3
 
-    import rasterio
-    from rasterio.transform import Affine
-
-    img = shared_data / "vhr-xbd-joplin" / "images"
-    # the after image's georeference off by 40 px (18 m) east: more than VHR mode corrects (22 px),
-    # so no shift model fits and the pair is low-confidence ("misregistration")
-    post = tmp_path / "joplin-tornado_00000000_post_disaster.tif"
-    with rasterio.open(img / post.name) as src:
-        prof, data, tags = src.profile, src.read(), src.tags()
-        prof["transform"] = src.transform * Affine.translation(40, 0)
-    with rasterio.open(post, "w", **prof) as dst:
-        dst.write(data)
-        dst.update_tags(**tags)
-    cfg = tmp_path / "jop.toml"
-    cfg.write_text(f"""[[site]]
-name = "Joplin tile 0"
-scenes = [{{ path = "{img}/joplin-tornado_00000000_pre_disaster.tif" }},
-          {{ path = "{post}" }}]
-""")
-    out = tmp_path / "r"
-    assert main(["report", str(cfg), "-o", str(out), "--scheduler", "sync", "--quiet"]) == 0
+    # the after image's georeference off by 40 px (18 m) east (conftest.low_confidence_report)
+    out = low_confidence_report
     (row,) = json.loads((out / "summary.json").read_text())["rows"]
     assert row["status"] == "ok" and row["confidence"] == "low" and "misregistration" in row["confidence_reasons"]
     assert row["growth_significant"] is None and row["net_growth_m2"] is None  # not computed: empty, not False
@@ -301,9 +286,8 @@ scenes = [{{ path = "{img}/joplin-tornado_00000000_pre_disaster.tif" }},
     assert n_low > 0 and n_reason == n_low
 
 
-def test_every_footprint_figure_carries_its_uncertainty(tmp_path):
-    out = tmp_path / "r"
-    assert main(["report", "examples/demo.toml", "-o", str(out), "--scheduler", "sync", "--quiet"]) == 0
+def test_every_footprint_figure_carries_its_uncertainty(demo_report):
+    out = demo_report
     rows = json.loads((out / "summary.json").read_text())["rows"]
     for r in rows:
         assert r["net_growth_uncertainty_m2"] > 0 and r["footprint_before_uncertainty_m2"] > 0

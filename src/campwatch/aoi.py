@@ -151,6 +151,22 @@ class AOI:
         """Area on the WGS84 ellipsoid in m² (pyproj.Geod), independent of any projection."""
         return abs(_GEOD.geometry_area_perimeter(self.geometry)[0])
 
+    def centroid_lonlat(self) -> tuple[float, float]:
+        """``(lon, lat)`` of the centroid, taken in the AOI's UTM zone (a centroid of raw degrees is
+        pulled poleward, since a degree of longitude shrinks with latitude).
+
+        Examples
+        --------
+        >>> from shapely.geometry import box
+        >>> lon, lat = AOI("d", "D", box(126.8, 39.6, 126.81, 39.61)).centroid_lonlat()
+        >>> round(lon, 4), round(lat, 4)
+        (126.805, 39.605)
+        """
+        utm = _to_pyproj(self.utm_crs())
+        c = self.to_crs(utm).centroid
+        lon, lat = Transformer.from_crs(utm, _WGS84, always_xy=True).transform(c.x, c.y)
+        return float(lon), float(lat)
+
     def to_crs(self, crs: Any) -> Polygon | MultiPolygon:
         """The geometry in ``crs`` (anything pyproj or rasterio accepts: ``"EPSG:32652"``, a CRS ...).
 

@@ -23,7 +23,17 @@ from typing import Any, Literal
 import numpy as np
 
 from campwatch._version import __version__
-from campwatch.detect import METHOD_BANDS, NODATA, ChangeResult, Method, detect_change, rgb_composite, to_mask
+from campwatch.detect import (
+    METHOD_BANDS,
+    NODATA,
+    QUICKLOOK_LEGEND,
+    ChangeResult,
+    Method,
+    change_overlay,
+    detect_change,
+    rgb_composite,
+    to_mask,
+)
 from campwatch.errors import DateOrderError
 from campwatch.masks import MIN_OBSERVED_FRACTION, aoi_mask, coverage, require_coverage
 from campwatch.params import check_all
@@ -39,6 +49,7 @@ __all__ = [
     "compare_scenes",
     "oscd_cities",
     "quicklook",
+    "quicklook_png",
     "read_pair",
     "write_compare_outputs",
 ]
@@ -326,10 +337,23 @@ def limitations(grid: Any) -> list[str]:
 def quicklook(before: Scene, after: Scene, result: ChangeResult) -> np.ndarray:
     """(M, 3N, 3) uint8: before, after, and after with change in red (no data grey)."""
     rb, ra = rgb_composite(before), rgb_composite(after)
-    ov = (ra.astype(np.float32) * 0.6).astype(np.uint8)
-    ov[result.mask == 1] = (255, 0, 0)
-    ov[result.mask == NODATA] = (60, 60, 60)
-    return np.concatenate([rb, ra, ov], axis=1)
+    return np.concatenate([rb, ra, change_overlay(ra, result.mask == 1, result.mask == NODATA)], axis=1)
+
+
+def quicklook_titles(before_date: Any, after_date: Any) -> list[str]:
+    """The three panel titles of ``quicklook.png``, with the dates (``undated`` when unknown)."""
+    b, a = (d.isoformat() if d else "undated" for d in (before_date, after_date))
+    return [f"BEFORE\n{b} (true colour)", f"AFTER\n{a} (true colour)", f"CHANGE {b} → {a}\nover AFTER"]
+
+
+def quicklook_png(before: Scene, after: Scene, result: ChangeResult) -> bytes:
+    """``quicklook.png``: :func:`quicklook`'s panels titled with the dates, with a legend
+    (:func:`campwatch.plot.quicklook_png`; shown at most 512 px a panel, which it states)."""
+    from campwatch.plot import quicklook_png as render
+
+    panels = np.split(quicklook(before, after, result), 3, axis=1)
+    return render(panels, titles=quicklook_titles(before.date, after.date), legend=QUICKLOOK_LEGEND,
+                  note=f"campwatch {__version__}, method {result.method}")
 
 
 def write_compare_outputs(result: ChangeResult, outdir: str | os.PathLike[str], *, before: Scene, after: Scene,
@@ -340,7 +364,7 @@ def write_compare_outputs(result: ChangeResult, outdir: str | os.PathLike[str], 
     (:func:`campwatch.io.atomic_dir`): it is either the previous complete run or this one.
     An existing folder is replaced only with ``overwrite``, and only if campwatch wrote it.
     """
-    from campwatch.io import atomic_dir, vector_stamp, write_json, write_png, write_raster, write_vector
+    from campwatch.io import atomic_dir, atomic_path, vector_stamp, write_json, write_raster, write_vector
     from campwatch.vectorize import mask_to_polygons
 
     names = OUTPUTS + (STRUCTURE_OUTPUTS if result.structures is not None else ())
@@ -371,7 +395,8 @@ def write_compare_outputs(result: ChangeResult, outdir: str | os.PathLike[str], 
             summary.update(extra_summary)
         summary["outputs"] = sorted(names)
         write_json(paths["summary.json"], summary)
-        write_png(paths["quicklook.png"], quicklook(before, after, result))
+        with atomic_path(paths["quicklook.png"]) as tmp:
+            tmp.write_bytes(quicklook_png(before, after, result))
     return {name: Path(outdir) / name for name in names}
 
 

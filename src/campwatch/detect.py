@@ -85,7 +85,8 @@ from campwatch.scene import Scene
 from campwatch.threshold import Histogram, ThresholdChoice, ThresholdMethod, chi2_threshold, select_threshold
 
 __all__ = ["ChangeResult", "detect_change", "Method", "METHODS", "METHOD_BANDS", "clean_mask",
-           "rgb_composite", "NODATA", "Components", "fit_windows", "threshold_open"]
+           "rgb_composite", "NODATA", "Components", "fit_windows", "threshold_open", "change_overlay",
+           "QUICKLOOK_LEGEND"]
 
 Method = Literal["default", "naive-cva", "cva", "irmad", "diff", "ratio", "pca-diff", "pca-kmeans",
                  "ndvi", "ndbi", "bui"]
@@ -895,3 +896,23 @@ def rgb_composite(scene: Scene, *, percentiles: tuple[float, float] = (2.0, 98.0
     out = (np.nan_to_num(y) * 255).astype(np.uint8)
     out[~v] = 0
     return out
+
+
+#: The quicklook overlay's colours: (RGB, label) of every class :func:`change_overlay` draws.
+QUICKLOOK_LEGEND: tuple[tuple[tuple[int, int, int], str], ...] = (
+    ((255, 0, 0), "change"), ((60, 60, 60), "no data (either date, clouds, outside the AOI)"))
+
+
+def change_overlay(after_rgb: np.ndarray, change: np.ndarray, nodata: np.ndarray) -> np.ndarray:
+    """(M, N, 3) uint8: AFTER dimmed to 60 %, change in red, no data dark grey (:data:`QUICKLOOK_LEGEND`).
+
+    Examples
+    --------
+    >>> ov = change_overlay(np.full((1, 3, 3), 100, np.uint8), np.array([[1, 0, 0]], bool), np.array([[0, 0, 1]], bool))
+    >>> ov[0].tolist()
+    [[255, 0, 0], [60, 60, 60], [60, 60, 60]]
+    """
+    ov = (after_rgb.astype(np.float32) * 0.6).astype(np.uint8)
+    ov[change] = QUICKLOOK_LEGEND[0][0]
+    ov[nodata] = QUICKLOOK_LEGEND[1][0]
+    return ov

@@ -65,9 +65,11 @@ from campwatch.detect import (
     METHOD_BANDS,
     METHODS,
     NODATA,
+    QUICKLOOK_LEGEND,
     Components,
     _Ctx,
     _slices,
+    change_overlay,
     changed_area_m2,
     choose_threshold,
     detection_bands,
@@ -758,7 +760,7 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
         t, c = time.perf_counter(), time.process_time()
         comps = Components(state.hit, grid.pixel_area_m2(), min_area_m2=max(min_area_m2, 0.0), workers=workers)
         row_counts = np.zeros(grid.height, dtype=np.int64)
-        from campwatch.io import atomic_path, raster_writer, vector_stamp, write_png, write_vector
+        from campwatch.io import atomic_path, raster_writer, vector_stamp, write_vector
 
         pieces = []
         th = state.thumb
@@ -797,7 +799,8 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
         # polygons and the quicklook together (the PNG's zlib stream releases the GIL)
         t, c = time.perf_counter(), time.process_time()
         with ThreadPoolExecutor(1, thread_name_prefix="campwatch-png") as png:
-            png_done = png.submit(write_png, paths["quicklook.png"], state.quicklook(final, tvalid))
+            png_done = png.submit(_write_quicklook, paths["quicklook.png"], state.quicklook(final, tvalid),
+                                  src_b.date, src_a.date, state.thumb)
             gdf = _merge_polygons(pieces, grid)
             with atomic_path(paths["changes.gpkg"]) as tmp:
                 write_vector(gdf, tmp, layer="changes", stamp=vector_stamp(src_b.date, src_a.date))
@@ -973,10 +976,20 @@ class _Collect:
         bands = ("red", "green", "blue")
         rb = rgb_composite(Scene(self.tb, bands, g, self.vb))
         ra = rgb_composite(Scene(self.ta, bands, g, self.va))
-        ov = (ra.astype(np.float32) * 0.6).astype(np.uint8)
-        ov[final[:valid.shape[0], :valid.shape[1]]] = (255, 0, 0)
-        ov[~valid] = (60, 60, 60)
-        return np.concatenate([rb, ra, ov], axis=1)
+        return np.concatenate([rb, ra, change_overlay(ra, final[:valid.shape[0], :valid.shape[1]], ~valid)], axis=1)
+
+
+def _write_quicklook(path: Path, strip: np.ndarray, before_date: Any, after_date: Any, thumb: int) -> None:
+    """The streaming engine's ``quicklook.png``: its decimated panels, titled and with a legend
+    (:func:`campwatch.compare.quicklook_titles`, :func:`campwatch.plot.quicklook_png`)."""
+    from campwatch.compare import quicklook_titles
+    from campwatch.io import atomic_path
+    from campwatch.plot import quicklook_png
+
+    png = quicklook_png(np.split(strip, 3, axis=1), titles=quicklook_titles(before_date, after_date),
+                        legend=QUICKLOOK_LEGEND, note=f"campwatch {__version__}, streamed", pixel_step=thumb)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(png)
 
 
 def _strip_polygons(lab: np.ndarray, grid: Grid, r0: int, r1: int, scores: np.ndarray) -> Any:

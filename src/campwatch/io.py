@@ -1294,12 +1294,14 @@ def raster_writer(path: str | os.PathLike[str], grid: Grid, *, dtype: str, nodat
         _finish(dst, tags, band_names)
 
 
-def png_bytes(rgb: np.ndarray) -> bytes:
-    """Encode an (M, N, 3) uint8 image as PNG bytes (8-bit RGB, no filter, zlib level 1).
+def png_bytes(rgb: np.ndarray, *, level: int = 1, up_filter: bool = False) -> bytes:
+    """Encode an (M, N, 3) RGB or (M, N, 4) RGBA uint8 image as PNG bytes (8-bit, zlib ``level``).
 
     The PNG container is a signature and three chunks around one zlib stream; ``zlib.compress`` releases the
     GIL, so the streaming engine's 1098 x 3294 px quicklook is written while the polygons
-    are (GDAL's PNG driver held the GIL and took twice as long for the same size).
+    are (GDAL's PNG driver held the GIL and took twice as long for the same size).  Rows are
+    unfiltered by default; ``up_filter`` stores each row as its difference from the row above
+    (PNG filter 2), which makes photographic images about 20 % smaller at level 6.
 
     Examples
     --------
@@ -1310,17 +1312,20 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     import zlib
 
     rgb = np.asarray(rgb, dtype=np.uint8)
-    if rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"png_bytes needs an (M, N, 3) uint8 image, got shape {rgb.shape}")
-    h, w = rgb.shape[:2]
-    rows = np.zeros((h, 3 * w + 1), np.uint8)  # each row: filter type 0, then its pixels
-    rows[:, 1:] = rgb.reshape(h, 3 * w)
+    if rgb.ndim != 3 or rgb.shape[2] not in (3, 4):
+        raise ValueError(f"png_bytes needs an (M, N, 3) or (M, N, 4) uint8 image, got shape {rgb.shape}")
+    h, w, c = rgb.shape
+    rows = np.zeros((h, c * w + 1), np.uint8)  # each row: its filter type (0 none, 2 up), then its pixels
+    rows[:, 1:] = rgb.reshape(h, c * w)
+    if up_filter:
+        rows[1:, 1:] -= rows[:-1, 1:].copy()  # uint8 arithmetic wraps modulo 256, as PNG's filter does
+        rows[:, 0] = 2
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)  # 8-bit truecolour, no interlace
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows.tobytes(), 1))
+    header = struct.pack(">IIBBBBB", w, h, 8, 2 if c == 3 else 6, 0, 0, 0)  # 8-bit truecolour (+ alpha), no interlace
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows.tobytes(), level))
             + chunk(b"IEND", b""))
 
 

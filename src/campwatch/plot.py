@@ -33,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import html
+import io
 import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -55,6 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 __all__ = [
     "pyplot",
+    "quicklook_png",
     "GROWTH_COLOURS",
     "composite",
     "confusion_rgb",
@@ -835,3 +837,84 @@ def timeline_html(timeline: Timeline) -> str:
     table = html_records(timeline.rows(), columns=_TIMELINE_COLUMNS, caption=caption)
     notes = [("significance rule", d.get("significance_rule")), ("limits", d.get("limits"))]
     return table + html_table([(k, v) for k, v in notes if v])
+
+
+#: Longest edge, in pixels, of each panel of ``quicklook.png`` (a 1024² pair is shown every 2nd pixel).
+QUICKLOOK_PANEL_PX = 512
+
+
+def quicklook_png(panels: Sequence[np.ndarray], *, titles: Sequence[str],
+                  legend: Sequence[tuple[tuple[int, int, int], str]], note: str = "", pixel_step: int = 1) -> bytes:
+    """``quicklook.png``: panels side by side, each titled, with a legend and a note, as PNG bytes.
+
+    Parameters
+    ----------
+    panels : sequence of (M, N, 3) uint8 ndarray
+        Same shape (before, after, change overlay).  Each is shown every ``k``-th pixel so that its
+        longest edge is at most :data:`QUICKLOOK_PANEL_PX` (display only; the figures are measured
+        on every pixel), and the figure says so.
+    titles : sequence of str
+        One per panel (a newline splits a long title).
+    legend : sequence of ((r, g, b), label)
+        The colours the panels draw.
+    note : str
+        A line under the legend.
+    pixel_step : int
+        The panels are already every ``pixel_step``-th pixel (the streaming engine's thumbnails);
+        the note then counts both steps.
+
+    Without matplotlib the panels are written side by side with no text (:func:`campwatch.io.png_bytes`).
+
+    Examples
+    --------
+    >>> png = quicklook_png([np.zeros((20, 30, 3), np.uint8)] * 3, titles=["a", "b", "c"], legend=[((255, 0, 0), "change")])
+    >>> png[:4]
+    b'\x89PNG'
+    """
+    from campwatch.io import png_bytes
+
+    h, w = panels[0].shape[:2]
+    k = max(1, math.ceil(max(h, w) / QUICKLOOK_PANEL_PX))
+    shown = [np.ascontiguousarray(p[::k, ::k]) for p in panels]
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        pyplot()  # the Hangul fallback font
+    except (ImportError, MissingDependencyError):
+        return png_bytes(np.concatenate(shown, axis=1))
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    step = k * pixel_step
+    scale = ("every pixel shown" if step == 1 else f"1 pixel in {step} shown each way") + \
+        " in a 256-colour palette (display only; every figure is measured on every pixel)"
+    text = "; ".join(t for t in (note, scale) if t)
+    ph, pw = shown[0].shape[:2]
+    dpi, gap, top, bottom = 100, 12, 44, 58
+    fw = max(len(shown) * (pw + gap) + gap, 480)
+    fh = ph + top + bottom
+    fig = Figure(figsize=(fw / dpi, fh / dpi), dpi=dpi)  # no pyplot state: the streaming engine draws it on a thread
+    x0 = (fw - len(shown) * (pw + gap) + gap) / 2
+    for i, (img, title) in enumerate(zip(shown, titles, strict=True)):
+        ax = fig.add_axes(((x0 + i * (pw + gap)) / fw, bottom / fh, pw / fw, ph / fh))
+        ax.imshow(img, interpolation="nearest", aspect="auto")
+        ax.set_axis_off()
+        ax.set_title(title, fontsize=9, pad=3)
+    handles = [Patch(facecolor="#{:02x}{:02x}{:02x}".format(*rgb), edgecolor="#555", label=label) for rgb, label in legend]
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 16 / fh), ncol=len(handles), fontsize=8,
+               frameon=False, handlelength=1.2)
+    fig.text(0.5, 4 / fh, text, ha="center", va="bottom", fontsize=7, color="#444")
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())
+    # a 256-colour palette (Pillow's fast octree, no dithering) keeps a 1024² pair's quicklook near
+    # 0.6 MB instead of 2 MB; a colour covering many pixels (the change red) keeps its own entry,
+    # a small legend swatch may move by a few levels
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(rgba[..., :3]).quantize(256, method=Image.Quantize.FASTOCTREE,
+                                            dither=Image.Dither.NONE).save(out, format="PNG")
+    return out.getvalue()

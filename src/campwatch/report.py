@@ -8,7 +8,9 @@ WKB, PNG bytes), so the same code runs anywhere; only the submitting process wri
 
 Outputs (built in a temporary directory and renamed into place):
 
-- ``index.html``: self-contained (images inlined), one section per site;
+- ``index.html``: one section per site, its figures inlined; per pair an interactive map
+  (Leaflet, copied to ``assets/leaflet/``, no network) of the two dates, whose images are
+  ``map-<site>-<pair>-before.png`` / ``-after.png`` beside it (EPSG:3857 for display only);
 - ``summary.json`` / ``summary.csv``: one row per site and date pair; no times, so
   rerunning a config gives a byte-identical ``summary.json``;
 - ``changes.gpkg``: every change and structure polygon with site, dates and class;
@@ -491,6 +493,7 @@ def _run_pair(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
             polygons.append({**{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()},
                              "wkb": geom.wkb})
     rb, ra = rgb_composite(before), rgb_composite(after)
+    map_layers = _map_layers(before, after, (rb, ra), result, aoi)
     figures = [
         {"caption": f"Before, {row['date_before']} (true colour)", "png": png_bytes(rb)},
         {"caption": f"After, {row['date_after']} (true colour)", "png": png_bytes(ra)},
@@ -513,7 +516,66 @@ def _run_pair(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
     detail = {"compare": s, "structures": g, "notes": notes,
               "limitations": list(dict.fromkeys([*(s.get("limitations") or []), *([g["limits"]] if g.get("limits") else [])]))}
     return {"row": row, "polygons": polygons, "figures": figures, "aoi": aoi_facts, "inputs": inputs, "detail": detail,
-            "structures_drawn": _draws_structures(growth)}
+            "structures_drawn": _draws_structures(growth), "map": map_layers, "place": place_facts(aoi, result.grid),
+            "scenes": [_scene_facts(spec, scene, row[f"date_{label}"])
+                       for label, spec, scene in (("before", task.before, before), ("after", task.after, after))]}
+
+
+def place_facts(aoi: Any, grid: Any) -> dict[str, Any]:
+    """Where a pair is measured, for the site header: the centroid (lat, lon) and geodesic area of
+    the AOI, or without one of the analysed grid's footprint (the scenes' overlap)."""
+    from shapely.geometry import Polygon
+
+    from campwatch.aoi import AOI
+
+    what = "AOI"
+    if aoi is None:
+        h, w = grid.shape
+        lons, lats = grid.lonlat(np.array([0, 0, h, h]), np.array([0, w, w, 0]))
+        aoi, what = AOI("overlap", "scene overlap", Polygon(zip(lons, lats, strict=True))), "scene overlap"
+    lon, lat = aoi.centroid_lonlat()
+    return {"what": what, "lat": round(lat, 6), "lon": round(lon, 6), "area_m2": round(aoi.area_m2(), 1)}
+
+
+def _scene_facts(spec: SceneSpec, scene: Any, date: str | None) -> dict[str, Any]:
+    """One date's imagery for the site header: date, sensor (profile and what it is), pixel size, source."""
+    from campwatch.profiles import PROFILES
+
+    prof = PROFILES.get(scene.profile)
+    what = re.split(r",| \(", prof.description)[0] if prof is not None else None
+    return {"date": date, "path": spec.path, "sensor": scene.profile, "sensor_description": what,
+            "pixel_size_m": round(scene.grid.pixel_size_m(), 2)}
+
+
+def _map_layers(before: Any, after: Any, rgbs: tuple[np.ndarray, np.ndarray], result: Any, aoi: Any) -> dict[str, Any]:
+    """The interactive map's layers of one pair: each date as an RGBA PNG reprojected to EPSG:3857
+    for display (:mod:`campwatch.webmap`), its Leaflet bounds, the AOI outline, and the raster
+    classes drawn (no data, cloud, outside the AOI) so that the legend names only those."""
+    from campwatch import webmap
+    from campwatch.io import png_bytes
+    from campwatch.masks import aoi_mask, cloud_flags
+
+    geom = getattr(aoi, "geometry", aoi)
+    inside = aoi_mask(geom, result.grid) if geom is not None else None
+    shown = inside if inside is not None else np.ones(result.grid.shape, bool)
+    clouds_on = bool((result.params.get("clouds") or {}).get("masked"))
+    out: dict[str, Any] = {"aoi": None if geom is None else webmap.outline_feature(geom), "rasters": []}
+    drawn: set[str] = set()
+    for label, scene, rgb in (("before", before, rgbs[0]), ("after", after, rgbs[1])):
+        nodata = ~scene.valid
+        cloud = cloud_flags(scene) if clouds_on else None  # the test compare ran, on the scene as read
+        drawn |= {"no data"} if (nodata & shown).any() else set()
+        drawn |= {"cloud"} if cloud is not None and (cloud & shown & ~nodata).any() else set()
+        img, out["bounds"] = webmap.to_web_mercator(webmap.display_image(rgb, nodata=nodata, cloud=cloud, inside=inside),
+                                                    result.grid)
+        out[f"{label}_png"] = png_bytes(img, level=6, up_filter=True)
+        out[f"{label}_shape"] = list(img.shape[:2])
+    if inside is not None and not inside.all():
+        drawn.add(webmap.OUTSIDE_LABEL)
+    out["rasters"] = sorted(drawn)
+    out["source_shape"] = list(result.grid.shape)
+    out["source_crs"] = result.grid.crs.to_string()
+    return out
 
 
 def confidence_reasons(row: Mapping[str, Any], growth: Mapping[str, Any], notes: Sequence[str]) -> list[str]:
@@ -785,6 +847,52 @@ def _chart_png(dates: Sequence[str], values: Sequence[float], errors: Sequence[f
     return buf.getvalue()
 
 
+def latlon_text(lat: float, lon: float) -> str:
+    """Degrees with hemisphere letters, to 5 decimals (about 1 m).
+
+    Examples
+    --------
+    >>> latlon_text(39.605, -1.64614)
+    '39.60500° N, 1.64614° W'
+    """
+    return f"{abs(lat):.5f}° {'N' if lat >= 0 else 'S'}, {abs(lon):.5f}° {'E' if lon >= 0 else 'W'}"
+
+
+def area_text(m2: float) -> str:
+    """An area in km² with m² beside it (m² first below 1 km²).
+
+    Examples
+    --------
+    >>> area_text(2104321.4), area_text(45300.0)
+    ('2.104 km² (2,104,321 m²)', '45,300 m² (0.045 km²)')
+    """
+    return f"{m2 / 1e6:,.3f} km² ({m2:,.0f} m²)" if m2 >= 1e6 else f"{m2:,.0f} m² ({m2 / 1e6:.3f} km²)"
+
+
+def site_header(pairs: Sequence[Mapping[str, Any]], skipped: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any] | None:
+    """The facts at the top of a site's section, as camp reports open: where (centroid, area), the
+    imagery (date, sensor, pixel size, source of every date used) and, per measured pair, the
+    dates its change is bracketed between (the last image before, the first image after, and any
+    date skipped in between, which does not narrow the bracket).  None when no pair was measured."""
+    measured = [p for p in pairs if p.get("place")]
+    if not measured:
+        return None
+    place = measured[0]["place"]
+    imagery: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for p in measured:
+        for sc in p["scenes"]:
+            imagery.setdefault((sc["date"], sc["path"]), dict(sc))
+    brackets = []
+    for p in measured:
+        b, a = p["row"]["date_before"], p["row"]["date_after"]
+        days = (dt.date.fromisoformat(a) - dt.date.fromisoformat(b)).days if a and b else None
+        brackets.append({"before": b, "after": a, "days": days,
+                         "skipped": [g for g in skipped if b and a and b < g["date"] < a]})
+    return {"coordinates": latlon_text(place["lat"], place["lon"]), "what": place["what"],
+            "area": area_text(place["area_m2"]), "lat": place["lat"], "lon": place["lon"], "area_m2": place["area_m2"],
+            "imagery": sorted(imagery.values(), key=lambda sc: (sc["date"] or "", sc["path"])), "brackets": brackets}
+
+
 def _m2(v: Any, sign: str = "") -> str:
     return "n/a" if v is None else f"{v:{sign},.0f} m²"
 
@@ -877,6 +985,50 @@ def _site_caveats(site: SiteSpec, pairs: Sequence[dict[str, Any]],
     return list(dict.fromkeys(out))
 
 
+def copy_leaflet(dest: Path) -> None:
+    """Copy the vendored Leaflet (``templates/vendor/leaflet``: JS, CSS, images, LICENSE) to ``dest``."""
+    from importlib.resources import files
+
+    def copy(src: Any, to: Path) -> None:
+        to.mkdir(parents=True, exist_ok=True)
+        for entry in src.iterdir():
+            if entry.is_dir():
+                copy(entry, to / entry.name)
+            else:
+                (to / entry.name).write_bytes(entry.read_bytes())
+
+    copy(files("campwatch").joinpath("templates", "vendor", "leaflet"), dest)
+
+
+def _map_context(result: Mapping[str, Any], map_id: str, outdir: Path) -> dict[str, Any] | None:
+    """Write a pair's two map images beside index.html and return what the template needs (None: no map).
+
+    The map draws the pair's polygons from the same records as changes.gpkg: one path per row."""
+    from campwatch import webmap
+
+    layers = result.get("map")
+    if not layers:
+        return None
+    names = {}
+    for label in ("before", "after"):
+        names[label] = f"{map_id}-{label}.png"
+        (outdir / names[label]).write_bytes(layers[f"{label}_png"])
+    row = result["row"]
+    features = webmap.polygon_features(result["polygons"])
+    classes = [f["properties"]["class"] for f in features["features"]]
+    return {
+        "id": map_id,
+        "legend": webmap.legend(classes, rasters=layers["rasters"]),  # drawn by the template, checked by the tests
+        "has_low": any(f["properties"]["low_confidence"] for f in features["features"]),
+        "has_aoi": layers["aoi"] is not None,
+        "shape": layers["before_shape"], "source_shape": layers["source_shape"], "source_crs": layers["source_crs"],
+        "data": {"before": names["before"], "after": names["after"], "bounds": layers["bounds"], "aoi": layers["aoi"],
+                 "polygons": features, "date_before": row["date_before"], "date_after": row["date_after"],
+                 "pair_confidence": row.get("confidence"), "source_shape": layers["source_shape"],
+                 "legend": webmap.legend(classes, rasters=layers["rasters"])},
+    }
+
+
 def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, overwrite: bool = False,
                  repo_root: str | os.PathLike[str] | None = None) -> dict[str, Path]:
     """Write index.html, summary.json, summary.csv, changes.gpkg and manifest.json, atomically."""
@@ -918,7 +1070,8 @@ def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, over
         # html
         anchors = site_anchors(config.sites)
         sites_ctx = []
-        for site in config.sites:
+        has_maps = False
+        for i, site in enumerate(config.sites, start=1):
             pairs = by_site.get(site.name, [])
             aoi = next((p["aoi"] for p in pairs if p["aoi"]), None)
             ok = [p["row"] for p in pairs if p["row"]["status"] == "ok" and p["row"]["footprint_before_m2"] is not None]
@@ -931,23 +1084,33 @@ def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, over
                     png = _chart_png(dates, values, errors, f"{site.name}: built-up footprint in the AOI")
                     chart = base64.b64encode(png).decode() if png else None
             pair_ctx = []
-            for p in pairs:
+            for k, p in enumerate(pairs, start=1):
                 r = p["row"]
                 table = _pair_table(r) if r["status"] == "ok" else []
+                map_ctx = _map_context(p, f"map-{i}-{k}", tmp)  # ASCII file names
+                has_maps = has_maps or map_ctx is not None
                 pair_ctx.append({
+                    "map": map_ctx,
                     "date_before": r["date_before"], "date_after": r["date_after"], "status": r["status"],
                     "error": r["error"], "table": table, "confidence": r.get("confidence"),
                     "confidence_reasons": r.get("confidence_reasons"),
                     "legend": [item for item in LEGEND if p.get("structures_drawn") or "structure" not in item[1]],
                     "figures": [{"caption": f["caption"], "png_b64": base64.b64encode(f["png"]).decode()} for f in p["figures"]],
                 })
+            header = site_header(pairs, (run.get("skipped") or {}).get(site.name, ()))
+            for sc in (header or {}).get("imagery", []):  # a fetched date names its STAC items
+                sc["items"] = [i for rec in fetch_records([sc["path"]]) for i in rec.get("items") or []]
+                sc["shown_path"] = os.path.relpath(sc["path"], Path(config.path).parent)
             sites_ctx.append({"name": site.name, "anchor": anchors[site.name], "aoi": aoi, "pairs": pair_ctx, "chart_b64": chart,
+                              "header": header,
                               "caveats": _site_caveats(site, pairs, (run.get("skipped") or {}).get(site.name, ()))})
+        if has_maps:
+            copy_leaflet(tmp / "assets" / "leaflet")
         env = jinja2.Environment(loader=jinja2.PackageLoader("campwatch", "templates"),
                                  autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
                                  undefined=jinja2.StrictUndefined)
         page = env.get_template("report.html.j2").render(
-            title=Path(config.path).stem, sites=sites_ctx, rows=[{**r, "anchor": anchors.get(r["site"], "")} for r in rows],
+            title=Path(config.path).stem, sites=sites_ctx, has_maps=has_maps, rows=[{**r, "anchor": anchors.get(r["site"], "")} for r in rows],
             n_pairs=len(rows), n_failed=sum(1 for r in rows if r["status"] == "failed"),
             n_insufficient=sum(1 for r in rows if r["status"] == "insufficient-data"), flag_coverage=FLAG_COVERAGE, config_name=Path(config.path).name,
             version=__version__)
