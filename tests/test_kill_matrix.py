@@ -85,7 +85,9 @@ def _run_variant(tool: str, folder: Path) -> str:
 
 
 def _hashes(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+    """Every file in the folder and its subfolders (the report's assets/), by path inside it."""
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def _check_complete(tool: str, folder: Path) -> str:
