@@ -7,7 +7,9 @@ Run from the repository root::
 * OSCD (7 labelled cities, Sentinel-2 L1C): the growth groups classed ``new`` are scored against
   the change labels.  A ``new`` object is a hit when it overlaps a labelled change pixel
   (object precision); a labelled change region (8-connected component of label 2) is found when
-  a ``new`` object overlaps it (object recall).  The same is printed for ``new`` + ``expanded``.
+  a ``new`` object overlaps it (object recall).  The same is printed for ``new`` + ``expanded``,
+  and for the ``new`` objects that ``campwatch compare`` reports as significant, i.e. confirmed by
+  the change detector (``compare_files(..., structures=True)``: clouds, co-registration, defaults).
 * Landsat Taizhou (30 m): pixel accuracy on the sampled pixels, where a pixel is predicted as
   change when it is built-up on exactly one date (inside the accounted objects).
 * The accounting identity and the polygon-area check are printed for every pair.
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from campwatch.compare import compare_files
 from campwatch.io import read_raster, read_scene
 from campwatch.structures import footprint_growth
 
@@ -29,7 +32,8 @@ BANDS = ["blue", "green", "red", "nir", "swir16"]
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def object_scores(result, label: np.ndarray, classes: tuple[str, ...]) -> tuple[int, int, int, int]:
+def object_scores(result, label: np.ndarray, classes: tuple[str, ...], *,
+                  significant_only: bool = False) -> tuple[int, int, int, int]:
     """(hits, predicted objects, found change regions, change regions)."""
     grid = result.grid
     from rasterio.features import geometry_mask
@@ -37,6 +41,8 @@ def object_scores(result, label: np.ndarray, classes: tuple[str, ...]) -> tuple[
     change = label == 2
     regions, n_regions = ndimage.label(change, structure=np.ones((3, 3), bool))
     pred = result.polygons[result.polygons["class"].isin(classes)]
+    if significant_only:
+        pred = pred[pred["significant"]]
     hits = 0
     found: set[int] = set()
     for geom in pred.geometry:
@@ -64,7 +70,7 @@ def oscd(shared: Path, texture_threshold: float) -> None:
     print("\n== OSCD: objects classed new vs change labels ==")
     print(f"{'city':10} {'before m2':>11} {'after m2':>11} {'net m2':>10} {'sig':>16} {'new':>5} "
           f"{'P(new)':>7} {'R(new)':>7} {'P(n+e)':>7} {'R(n+e)':>7} {'resid':>7} {'polyerr':>8} {'s':>5}")
-    tot = {"new": np.zeros(4, int), "new+expanded": np.zeros(4, int)}
+    tot = {"new": np.zeros(4, int), "new+expanded": np.zeros(4, int), "new confirmed": np.zeros(4, int)}
     for city in sorted(p.name for p in (shared / "oscd").iterdir() if (p / "cm").is_dir()):
         t0 = time.perf_counter()
         d = shared / "oscd" / city
@@ -77,6 +83,8 @@ def oscd(shared: Path, texture_threshold: float) -> None:
         n2 = np.array(object_scores(r, label, ("new", "expanded")))
         tot["new"] += n1
         tot["new+expanded"] += n2
+        confirmed = compare_files(d / "imgs_1", d / "imgs_2", structures=True).structures
+        tot["new confirmed"] += np.array(object_scores(confirmed, label, ("new",), significant_only=True))
         resid, perr = check_accounting(r)
         f = lambda a, b: f"{a / b:.2f}" if b else "  n/a"  # noqa: E731
         print(f"{city:10} {s['footprint_before_m2']:11.0f} {s['footprint_after_m2']:11.0f} {s['net_m2']:10.0f} "

@@ -130,13 +130,14 @@ plt.show()
 # ## Tune the threshold and the minimum mapping unit
 # The default's threshold is a significance test (`alpha`), not a fitted number. To see what a
 # different cut would do, we re-threshold the **same scores** with the same clean-up the detector
-# uses (`campwatch.detect.clean_mask`), which reproduces its mask exactly at the chosen threshold.
+# uses (`campwatch.detect.clean_mask`, with its region peak: a region is kept only if its strongest
+# pixel exceeds `params["region_peak_sigma"]`), which reproduces its mask exactly at the chosen threshold.
 
 # %%
 for city in CITIES:
     r = results["default", city]
     again = clean_mask(r.score, r.threshold.value, r.grid, valid=r.mask != NODATA,
-                       min_area_m2=r.params["min_area_m2"])
+                       min_area_m2=r.params["min_area_m2"], peak=r.params["region_peak_sigma"])
     assert np.array_equal(again, r.mask), city
 print("clean_mask reproduces the detector's masks on all three tiles")
 
@@ -147,7 +148,8 @@ for min_area in (0.0, 200.0, 500.0):
         pooled = cw.Confusion(0, 0, 0, 0)
         for city in CITIES:
             r = results["default", city]
-            m = clean_mask(r.score, float(t), r.grid, valid=r.mask != NODATA, min_area_m2=min_area)
+            m = clean_mask(r.score, float(t), r.grid, valid=r.mask != NODATA, min_area_m2=min_area,
+                           peak=r.params["region_peak_sigma"])
             pooled = pooled + cw.confusion(m == 1, data[city][3], valid=data[city][4])
         sweep.append({"min_area_m2": min_area, "threshold": t, "F1": pooled.f1,
                       "precision": pooled.precision, "recall": pooled.recall})

@@ -35,7 +35,7 @@ def test_bench_oscd_shared(shared_data, capsys):
     assert rc == 0
     d = json.loads(capsys.readouterr().out)
     assert len(d["cities"]) == 7
-    assert d["pooled"]["default"]["f1"] >= 0.25
+    assert d["pooled"]["default"]["f1"] >= 0.32  # 0.326 with the region peak (issue 18); 0.289 before
 
 
 def test_evaluate_refuses_a_label_with_none_of_the_label_values(samples, tmp_path):

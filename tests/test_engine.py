@@ -12,7 +12,7 @@ from scipy import ndimage
 
 from campwatch.compare import compare_scenes, read_pair
 from campwatch.coregister import _shift_ndimage, apply_shift
-from campwatch.detect import Components, fit_windows
+from campwatch.detect import REGION_PEAK_SIGMA, Components, fit_windows
 from campwatch.engine import compare_streaming, should_stream
 from campwatch.masks import mask_clouds
 from campwatch.vectorize import mask_to_polygons
@@ -170,3 +170,21 @@ def test_bit_rows_match_a_bool_mask():
             ref[r0:r1, c0:c1] = v
             bits.put((slice(r0, r1), slice(c0, c1)), v)
             assert np.array_equal(bits[0:shape[0]], ref), (shape, r0, r1, c0, c1)
+
+
+def test_strip_components_region_peak_equal_whole_mask(paths):
+    """With seeds (the region peak), a region that crosses strips is kept when any strip holds
+    its seed: the same regions as the whole-mask rule, and the peak drops some regions here."""
+    before, after = paths
+    b, a, _ = read_pair(before, after)
+    r = compare_scenes(b, a, min_area_m2=0, coregister=False)
+    with np.errstate(invalid="ignore"):
+        hit = r.score > r.threshold.value
+    seed = hit & np.nan_to_num(r.score > REGION_PEAK_SIGMA)
+    lab, n = ndimage.label(hit, structure=np.ones((3, 3), bool))
+    peak = ndimage.maximum(np.nan_to_num(r.score), lab, np.arange(1, n + 1))
+    comps = Components(hit, b.grid.pixel_area_m2(), seed=seed, strip=16)
+    assert comps.count == n and comps.kept_count == int((peak > REGION_PEAK_SIGMA).sum()) < n
+    kept = np.concatenate([comps.labels(k) for k in range(len(comps.bounds))]) > 0
+    assert np.array_equal(kept, np.concatenate([[False], peak > REGION_PEAK_SIGMA])[lab])
+    assert np.array_equal(kept, r.mask == 1)

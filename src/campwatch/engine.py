@@ -78,6 +78,7 @@ from campwatch.detect import (
     fit_windows,
     increase_mask,
     new_histogram,
+    region_peak,
     resolve_threshold,
     score_halo,
     threshold_open,
@@ -758,7 +759,8 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
             runner.close()
         # ---- 3: minimum mapping unit, mask, polygons ----------------------------------
         t, c = time.perf_counter(), time.process_time()
-        comps = Components(state.hit, grid.pixel_area_m2(), min_area_m2=max(min_area_m2, 0.0), workers=workers)
+        comps = Components(state.hit, grid.pixel_area_m2(), min_area_m2=max(min_area_m2, 0.0), seed=state.strong,
+                           workers=workers)
         row_counts = np.zeros(grid.height, dtype=np.int64)
         from campwatch.io import atomic_path, raster_writer, vector_stamp, write_vector
 
@@ -914,6 +916,9 @@ class _Collect:
         self.grid = grid
         self.hit = BitRows(grid.shape)
         self.valid = BitRows(grid.shape)
+        #: hits above the region peak (:func:`campwatch.detect.region_peak`): a region needs one
+        self.peak = region_peak(method)
+        self.strong = BitRows(grid.shape) if self.peak is not None else None
         self.valid_rows = np.zeros(grid.height, np.int64)
         self.hist = new_histogram(method)
         self.clouds = np.zeros(4, dtype=np.int64)
@@ -949,6 +954,9 @@ class _Collect:
     def add_hits(self, w: _WindowOut) -> None:
         assert w.hit is not None
         self.hit.put(_slices(w.core), w.hit)
+        if self.strong is not None and self.peak is not None:
+            with np.errstate(invalid="ignore"):
+                self.strong.put(_slices(w.core), w.hit & np.greater(w.score, self.peak))
         idx = np.flatnonzero(w.hit).astype(np.int64)
         self._scores.append((w.core, idx, w.score.ravel()[idx]))
 
