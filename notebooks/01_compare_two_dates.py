@@ -211,6 +211,7 @@ print(f"after-date footprint: as read {s['footprint_after_m2']:,.0f} m², "
 # ```sh
 # campwatch compare data/sample_tiles/rennes/imgs_1 data/sample_tiles/rennes/imgs_2 --aoi sample-rennes -o out/rennes-compare
 # ```
-# It writes `change_mask.tif`, `change_score.tif`, `changes.gpkg` (the polygons of step 5),
-# `structures.gpkg`/`.geojson` (the growth groups of step 6), `summary.json` (every figure above, with
+# It writes `change_mask.tif`, `change_score.tif`, `changes.gpkg` (layer `changes`: the polygons of step 5;
+# layer `structures`: the growth groups of step 6; each coloured by class when QGIS opens it),
+# `structures.geojson`, `summary.json` (every figure above, with
 # the threshold, co-registration, clouds, AOI and limitations) and `quicklook.png`.

@@ -157,4 +157,5 @@ for w in caught:
 # campwatch track data/sample_tiles/bercy/imgs_1 data/sample_tiles/bercy/imgs_2 --aoi sample-bercy --max-cloud 0.1 -o out/bercy-strict
 # ```
 # It writes `timeline.csv` and `timeline.json` (the rows and caveats above), `footprint.png` (the chart)
-# and, for each pair, `growth_<date1>_<date2>.gpkg` / `.geojson` (the growth groups).
+# and, for each pair, `growth_<date1>_<date2>.gpkg` (layers `structures`, `objects_before`, `objects_after`)
+# and `.geojson` (the growth groups).

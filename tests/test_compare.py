@@ -37,7 +37,7 @@ def test_outputs_and_areas(bercy, tmp_path):
     for k in ("changed_area_m2", "changed_fraction", "method", "threshold", "valid_fraction", "coregistration"):
         assert k in s
     assert s["coregistration"] is not None and "dx_px" in s["coregistration"]
-    gdf = gpd.read_file(paths["changes.gpkg"])
+    gdf = gpd.read_file(paths["changes.gpkg"], layer="changes")
     assert {"area_m2", "mean_score", "centroid_lon", "centroid_lat"} <= set(gdf.columns)
     # polygon areas (geodesic) equal the sum of pixel areas
     assert gdf["area_m2"].sum() == pytest.approx(s["changed_area_m2"], rel=1e-3)
@@ -68,7 +68,7 @@ def test_compare_writes_structures_block_consistent_with_growth(samples, tmp_pat
     identity = areas["new"] - areas["demolished"] + areas["expanded"] - areas["shrunk"]
     assert identity == pytest.approx(s["net_m2"], abs=0.5)
     assert s["aoi_id"] == "sample-paris" and s["geometry_quality"] == "sample"
-    growth = gpd.read_file(paths["structures.gpkg"], layer="growth")
+    growth = gpd.read_file(paths["changes.gpkg"], layer="structures")
     assert len(growth) == sum(s["counts"].values())
     assert set(growth["class"]) <= {"new", "demolished", "expanded", "shrunk", "unchanged"}
 
@@ -86,8 +86,8 @@ def test_vhr_pairs_compare_in_vhr_mode_without_flags(shared_data, tmp_path):
     f1 = confusion(result.mask == 1, label == 255).f1
     assert f1 > 0.5, f1  # the naive RGB CVA gets 0.26 on this crop
     paths = write_compare_outputs(result, tmp_path / "levir", before=b, after=a)
-    growth = gpd.read_file(paths["structures.gpkg"])
-    assert {"growth_class", "area_m2"} <= set(growth.columns) and (growth["growth_class"] == "new").any()
+    growth = gpd.read_file(paths["changes.gpkg"], layer="structures")
+    assert {"class", "area_m2", "low_confidence", "reason"} <= set(growth.columns) and (growth["class"] == "new").any()
     summary = json.loads(paths["summary.json"].read_text())
     assert "built" in summary["structures"]["sentence"]
 

@@ -8,6 +8,7 @@ import json
 import shutil
 
 import numpy as np
+import pyogrio
 import pytest
 from shapely.geometry import box, mapping
 
@@ -180,9 +181,11 @@ def _compare(out, *extra):
 def test_overwrite_with_fewer_outputs_leaves_no_old_file(tmp_path):
     out = tmp_path / "out"
     assert _compare(out) == 0
-    assert (out / "structures.gpkg").exists() and (out / OUTPUT_MARKER).is_file()
+    assert (out / "structures.geojson").exists() and (out / OUTPUT_MARKER).is_file()
+    assert "structures" in {name for name, _ in pyogrio.list_layers(out / "changes.gpkg")}
     assert _compare(out, "--overwrite", "--no-structures") == 0
-    assert not (out / "structures.gpkg").exists() and not (out / "structures.geojson").exists()
+    assert {name for name, _ in pyogrio.list_layers(out / "changes.gpkg")} == {"changes", "layer_styles"}
+    assert not (out / "structures.geojson").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no .part, .old or .lock left
 
 
@@ -280,9 +283,9 @@ def test_a_low_confidence_vhr_pair_is_badged_and_keeps_its_reasons(low_confidenc
     assert "16 × 7 m hut" not in page and "within the measurement uncertainty" not in page
     assert "new structure" not in page.split("Overlay:")[1].split("</p>")[0]  # VHR overlay draws change only
     con = sqlite3.connect(out / "changes.gpkg")
-    types = {r[1]: r[2] for r in con.execute("pragma table_info(changes)")}
+    types = {r[1]: r[2] for r in con.execute("pragma table_info(structures)")}
     assert types["significant"] == types["low_confidence"] == "BOOLEAN" and types["area_before_m2"] == "REAL"
-    n_low, n_reason = con.execute("select sum(low_confidence), count(reason) from changes").fetchone()
+    n_low, n_reason = con.execute("select sum(low_confidence), count(reason) from structures").fetchone()
     assert n_low > 0 and n_reason == n_low
 
 

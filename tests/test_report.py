@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from campwatch import ConfigError, OutputExistsError
@@ -71,8 +72,9 @@ def test_report_outputs_rows_and_escaping(local_run):
     assert manifest["versions"]["campwatch"] and manifest["started"] <= manifest["finished"]
     import geopandas as gpd
 
-    polys = gpd.read_file(out / "changes.gpkg")
-    assert set(polys["class"]) >= {"change"} and (polys["site"] == "Rennes <b>&</b>").all()
+    for layer, classes in (("changes", {"change"}), ("structures", {"new", "demolished"})):
+        polys = gpd.read_file(out / "changes.gpkg", layer=layer)
+        assert set(polys["class"]) >= classes and (polys["site"] == "Rennes <b>&</b>").all()
 
 
 def test_rerun_gives_byte_identical_summary(local_run, tmp_path):
@@ -243,7 +245,7 @@ def test_map_is_offline_and_draws_every_geopackage_row(demo_report):
     assert not re.search(r'<(?:script|link|img)[^>]*(?:src|href)="(?:https?:)?//', page)  # no CDN, no tiles
     assert "fetch(" not in page  # fetch() fails on file://: the data is embedded
     maps = _map_data(page)
-    polys = gpd.read_file(out / "changes.gpkg")
+    polys = pd.concat([gpd.read_file(out / "changes.gpkg", layer=k) for k in ("changes", "structures")])
     assert len(maps) == 3 and sum(len(m["polygons"]["features"]) for m in maps) == len(polys) > 0
     for m in maps:
         rows = polys[(polys["date_before"] == m["date_before"]) & (polys["date_after"] == m["date_after"])]

@@ -72,8 +72,10 @@ def opened(browser, report):
 
 def _geopackage_rows(report: Path):
     import geopandas as gpd
+    import pandas as pd
 
-    return gpd.read_file(report / "changes.gpkg", layer="changes")
+    return pd.concat([gpd.read_file(report / "changes.gpkg", layer=k) for k in ("changes", "structures")],
+                     ignore_index=True)
 
 
 def test_no_console_errors_and_both_dates_render(opened):

@@ -123,8 +123,9 @@ def test_track_sample_aoi_and_cloud_mask_option(samples, tmp_path):
     assert a["new"] - a["demolished"] + a["expanded"] - a["shrunk"] + a["unchanged_net"] == pytest.approx(
         pair["net_m2"], abs=0.5)
     gpkg = out / f"growth_{pair['date_before']}_{pair['date_after']}.gpkg"
-    assert {name for name, _ in pyogrio.list_layers(gpkg)} == {"growth", "objects_before", "objects_after"}
-    growth = gpd.read_file(gpkg, layer="growth")
+    assert {name for name, _ in pyogrio.list_layers(gpkg)} == {"structures", "objects_before", "objects_after",
+                                                               "layer_styles"}
+    growth = gpd.read_file(gpkg, layer="structures")
     assert {"class", "area_before_m2", "area_after_m2", "delta_m2", "significant", "area_m2"} <= set(growth.columns)
     assert len(growth) == sum(pair["counts"].values())
     gj = gpd.read_file(gpkg.with_suffix(".geojson"))

@@ -7,8 +7,11 @@
 - :func:`build_summary` makes the ``summary.json`` dict in one place, so later blocks
   (structures, provenance) are added there.
 - :func:`write_compare_outputs` writes ``change_mask.tif`` (uint8: 1 change, 0 no
-  change, 255 no data), ``change_score.tif`` (float32), ``changes.gpkg``,
-  ``summary.json`` and ``quicklook.png``, each atomically, refusing existing files
+  change, 255 no data), ``change_score.tif`` (float32), ``changes.gpkg`` (layer
+  ``changes``; with structures also ``structures`` and, at 10 m, ``objects_before`` and
+  ``objects_after``, in the schema of :mod:`campwatch.layers`, with their QGIS styles),
+  ``structures.geojson`` (the ``structures`` rows in EPSG:4326), ``summary.json`` and
+  ``quicklook.png``, in one folder swapped in atomically, refusing existing outputs
   unless ``overwrite``.
 """
 
@@ -56,7 +59,7 @@ __all__ = [
 
 OUTPUTS = ("change_mask.tif", "change_score.tif", "changes.gpkg", "summary.json", "quicklook.png")
 #: Written beside them when ``result.structures`` is set.
-STRUCTURE_OUTPUTS = ("structures.gpkg", "structures.geojson")
+STRUCTURE_OUTPUTS = ("structures.geojson",)
 
 
 def _is_sentinel2(scene: Scene) -> bool:
@@ -364,7 +367,8 @@ def write_compare_outputs(result: ChangeResult, outdir: str | os.PathLike[str], 
     (:func:`campwatch.io.atomic_dir`): it is either the previous complete run or this one.
     An existing folder is replaced only with ``overwrite``, and only if campwatch wrote it.
     """
-    from campwatch.io import atomic_dir, atomic_path, vector_stamp, write_json, write_raster, write_vector
+    from campwatch.io import atomic_dir, atomic_path, vector_stamp, write_json, write_layers, write_raster, write_vector
+    from campwatch.layers import structure_layers, to_layer
     from campwatch.vectorize import mask_to_polygons
 
     names = OUTPUTS + (STRUCTURE_OUTPUTS if result.structures is not None else ())
@@ -376,20 +380,17 @@ def write_compare_outputs(result: ChangeResult, outdir: str | os.PathLike[str], 
                      tags={**tags, "values": "1 change, 0 no change, 255 no data"}, band_names=["change"])
         write_raster(paths["change_score.tif"], result.score.astype(np.float32), result.grid, nodata=float("nan"),
                      tags=tags, band_names=["change_score"])
-        gdf = mask_to_polygons(result.mask == 1, result.grid, values={"score": result.score})
-        stamp = vector_stamp(before.date, after.date)
-        write_vector(gdf, paths["changes.gpkg"], layer="changes", stamp=stamp)
-        summary = build_summary(result, before=before, after=after, polygons=len(gdf))
+        kw: dict[str, Any] = {"site": (result.params.get("aoi") or {}).get("id"), "date_before": before.date,
+              "date_after": after.date}
+        layers = {"changes": to_layer(mask_to_polygons(result.mask == 1, result.grid, values={"score": result.score}),
+                                      "changes", **kw)}
         if result.structures is not None:
-            from campwatch.track import write_structures
-            from campwatch.vhr import VHRChangeResult
-
-            if isinstance(result.structures, VHRChangeResult):
-                growth = result.structures.growth
-                write_vector(growth, paths["structures.gpkg"], layer="growth", stamp=stamp)
-                write_vector(growth.to_crs(4326), paths["structures.geojson"], layer="structures", driver="GeoJSON")
-            else:
-                write_structures(result.structures, paths["structures.gpkg"], paths["structures.geojson"])
+            layers.update(structure_layers(result.structures, **kw))
+            write_vector(layers["structures"].to_crs(4326), paths["structures.geojson"], layer="structures",
+                         driver="GeoJSON")
+        write_layers(paths["changes.gpkg"], layers, stamp=vector_stamp(before.date, after.date))
+        summary = build_summary(result, before=before, after=after, polygons=len(layers["changes"]))
+        if result.structures is not None:
             summary["structures"] = result.structures.summary()
         if extra_summary:
             summary.update(extra_summary)

@@ -762,7 +762,8 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
         comps = Components(state.hit, grid.pixel_area_m2(), min_area_m2=max(min_area_m2, 0.0), seed=state.strong,
                            workers=workers)
         row_counts = np.zeros(grid.height, dtype=np.int64)
-        from campwatch.io import atomic_path, raster_writer, vector_stamp, write_vector
+        from campwatch.io import atomic_path, raster_writer, vector_stamp, write_layers
+        from campwatch.layers import to_layer
 
         pieces = []
         th = state.thumb
@@ -803,9 +804,9 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
         with ThreadPoolExecutor(1, thread_name_prefix="campwatch-png") as png:
             png_done = png.submit(_write_quicklook, paths["quicklook.png"], state.quicklook(final, tvalid),
                                   src_b.date, src_a.date, state.thumb)
-            gdf = _merge_polygons(pieces, grid)
+            gdf = to_layer(_merge_polygons(pieces, grid), "changes", date_before=src_b.date, date_after=src_a.date)
             with atomic_path(paths["changes.gpkg"]) as tmp:
-                write_vector(gdf, tmp, layer="changes", stamp=vector_stamp(src_b.date, src_a.date))
+                write_layers(tmp, {"changes": gdf}, stamp=vector_stamp(src_b.date, src_a.date))
             png_done.result()
         timings["polygons_quicklook_s"] = time.perf_counter() - t
         cpu["polygons_quicklook_s"] = time.process_time() - c
@@ -858,7 +859,7 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
                 f"{state.thumb}th pixel), not full resolution"]
     if structures:
         not_done.append("built-up footprint growth (structures) is not computed when streaming; run compare "
-                        "with --aoi on the area of interest for structures.gpkg")
+                        "with --aoi on the area of interest for the structures layer")
     summary["processing"] = {
         "mode": "streaming", "executor": "dask.distributed" if client is not None else f"threads ({workers})",
         "strip_rows": strip if client is None else None, "window_px": chunk, "halo_px": plan.halo,

@@ -87,6 +87,7 @@ __all__ = [
     "scene_grid",
     "utm_crs_for",
     "vector_stamp",
+    "write_layers",
     "write_vector",
     "write_raster",
     "raster_writer",
@@ -1363,6 +1364,47 @@ def write_vector(gdf: Any, path: str | os.PathLike[str], *, layer: str, driver: 
             gdf.to_file(path, layer=layer, driver=driver, engine="pyogrio")
         finally:
             pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": before})
+    return Path(path)
+
+
+#: The ``layer_styles`` table QGIS reads a layer's default style from (the columns QGIS itself creates).
+_LAYER_STYLES_SQL = """CREATE TABLE layer_styles (id INTEGER PRIMARY KEY AUTOINCREMENT, f_table_catalog TEXT(256),
+f_table_schema TEXT(256), f_table_name TEXT(256), f_geometry_column TEXT(256), styleName TEXT(30), styleQML TEXT,
+styleSLD TEXT, useAsDefault BOOLEAN, description TEXT, owner TEXT(30), ui TEXT(30), update_time DATETIME)"""
+
+
+def write_layers(path: str | os.PathLike[str], layers: Mapping[str, Any], *, stamp: str | None = None) -> Path:
+    """Write each GeoDataFrame of ``layers`` (name -> frame, see :func:`campwatch.layers.to_layer`) as a
+    layer of the GeoPackage ``path``, then a ``layer_styles`` table with each layer's default QGIS style
+    (:func:`campwatch.layers.style_rows`), registered in ``gpkg_contents`` as an attributes table.
+
+    ``path`` is the temporary path of an atomic write (:func:`atomic_path`, :func:`atomic_dir`):
+    the styles are part of the file that is renamed into place.
+    """
+    import sqlite3
+
+    from campwatch.layers import style_rows
+
+    stamp = stamp or vector_stamp()
+    for name, gdf in layers.items():
+        write_vector(gdf, path, layer=name, stamp=stamp)
+    con = sqlite3.connect(path)
+    try:
+        with con:
+            geom = dict(con.execute("SELECT table_name, column_name FROM gpkg_geometry_columns").fetchall())
+            con.execute(_LAYER_STYLES_SQL)
+            con.execute("INSERT INTO gpkg_contents (table_name, data_type, identifier, last_change) "
+                        "VALUES ('layer_styles', 'attributes', 'layer_styles', ?)", (stamp,))
+            for name in layers:
+                con.executemany("INSERT INTO layer_styles (f_table_catalog, f_table_schema, f_table_name, "
+                                "f_geometry_column, styleName, styleQML, styleSLD, useAsDefault, description, owner, "
+                                "ui, update_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                style_rows({name: layers[name]}, geometry_column=geom.get(name, "geom"), stamp=stamp))
+    except sqlite3.Error as exc:
+        raise OutputWriteError(f"{path}: could not write the layer_styles table ({exc}); check the disk and "
+                               "rerun") from None
+    finally:
+        con.close()
     return Path(path)
 
 

@@ -43,6 +43,7 @@ import numpy as np
 
 from campwatch.errors import LowValidDataWarning, MissingDependencyError
 from campwatch.grid import Grid
+from campwatch.layers import CLASS_COLOURS
 from campwatch.scene import Scene
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -77,14 +78,9 @@ __all__ = [
     "true_colour",
 ]
 
-#: Outline colour of each growth class (:data:`campwatch.structures.GROWTH_CLASSES`).
-GROWTH_COLOURS: dict[str, str] = {
-    "new": "#e41a1c",
-    "expanded": "#ff7f00",
-    "unchanged": "#bbbbbb",
-    "shrunk": "#00bcd4",
-    "demolished": "#377eb8",
-}
+#: Outline colour of each growth class (:data:`campwatch.structures.GROWTH_CLASSES`): the report's
+#: and the GeoPackage styles' colours (:data:`campwatch.layers.CLASS_COLOURS`).
+GROWTH_COLOURS: dict[str, str] = {k: v for k, v in CLASS_COLOURS.items() if k != "change"}
 _NODATA_RGB = (0.55, 0.55, 0.55)
 _TRUE = ("red", "green", "blue")
 _FALSE = ("nir", "red", "green")

@@ -13,7 +13,8 @@ Outputs (built in a temporary directory and renamed into place):
   ``map-<site>-<pair>-before.png`` / ``-after.png`` beside it (EPSG:3857 for display only);
 - ``summary.json`` / ``summary.csv``: one row per site and date pair; no times, so
   rerunning a config gives a byte-identical ``summary.json``;
-- ``changes.gpkg``: every change and structure polygon with site, dates and class;
+- ``changes.gpkg``: layers ``changes`` and ``structures`` (:mod:`campwatch.layers`), every polygon with
+  site, dates and class, and their QGIS styles;
 - ``manifest.json``: inputs (path, size, SHA-256), dates, parameters, versions, times.
 
 Config form::
@@ -54,6 +55,7 @@ import numpy as np
 
 from campwatch._version import __version__
 from campwatch.errors import CampwatchError, ConfigError, DateOrderError, InsufficientDataError
+from campwatch.layers import CLASS_COLOURS, to_rgb
 
 __all__ = [
     "SUMMARY_FIELDS",
@@ -344,13 +346,13 @@ def _overlay(after_rgb: np.ndarray, change: np.ndarray, growth: Any) -> np.ndarr
     from campwatch.detect import NODATA
 
     ov = (after_rgb.astype(np.float32) * 0.55).astype(np.uint8)
-    ov[change == 1] = (255, 45, 45)
+    ov[change == 1] = to_rgb(CLASS_COLOURS["change"])
     if _draws_structures(growth):
         new = growth.after_mask & ~growth.before_mask
         gone = growth.before_mask & ~growth.after_mask
-        ov[new] = (0, 229, 255)
-        ov[gone] = (255, 212, 0)
-    ov[change == NODATA] = (138, 138, 138)
+        ov[new] = to_rgb(CLASS_COLOURS["new"])
+        ov[gone] = to_rgb(CLASS_COLOURS["demolished"])
+    ov[change == NODATA] = to_rgb(OVERLAY_NODATA)
     return ov
 
 
@@ -360,8 +362,10 @@ def _draws_structures(growth: Any) -> bool:
 
 
 #: The overlay legend: (colour, label) for every class :func:`_overlay` draws.
-LEGEND = (("#ff2d2d", "change"), ("#00e5ff", "new structure"), ("#ffd400", "demolished structure"),
-          ("#8a8a8a", "no data"))
+#: The class colours are :data:`campwatch.layers.CLASS_COLOURS` (the map's and the GeoPackage styles').
+OVERLAY_NODATA = "#8a8a8a"
+LEGEND = ((CLASS_COLOURS["change"], "change"), (CLASS_COLOURS["new"], "new structure"),
+          (CLASS_COLOURS["demolished"], "demolished structure"), (OVERLAY_NODATA, "no data"))
 
 
 def _f(x: Any, nd: int = 1) -> float | None:
@@ -391,8 +395,6 @@ def run_pair(task: PairTask) -> dict[str, Any]:
 
 def _run_pair(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
     import warnings
-
-    import geopandas as gpd
 
     from campwatch.compare import compare_scenes, read_pair
     from campwatch.detect import rgb_composite
@@ -461,37 +463,16 @@ def _run_pair(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
             row[f"{cls}_significant"] = int(((gg["growth_class"] == cls) & ~gg["low_confidence"].astype(bool)).sum())
     reasons = confidence_reasons(row, g, notes)
     row.update(confidence="low" if reasons else "ok", confidence_reasons="; ".join(reasons) or None)
-    # polygons, in EPSG:4326 for one GeoPackage across sites
+    # polygons, in EPSG:4326 for one GeoPackage across sites, in the layer schema compare and track write
+    from campwatch.layers import structure_frame, to_layer, to_records
     from campwatch.vectorize import mask_to_polygons
 
-    frames = []
-    ch = mask_to_polygons(result.mask == 1, result.grid, values={"score": result.score})
-    if len(ch):
-        frames.append(gpd.GeoDataFrame({"class": "change", "area_m2": ch["area_m2"], "mean_score": ch["mean_score"]},
-                                       geometry=ch.geometry, crs=ch.crs))
-    if growth is not None and hasattr(growth, "polygons") and len(growth.polygons):
-        gp = growth.polygons
-        frames.append(gpd.GeoDataFrame({"class": gp["class"], "area_m2": gp["area_m2"],
-                                        "area_before_m2": gp["area_before_m2"], "area_after_m2": gp["area_after_m2"],
-                                        "delta_m2": gp["delta_m2"], "uncertainty_m2": gp["uncertainty_m2"],
-                                        "significant": gp["significant"].astype(bool),
-                                        "low_confidence": ~gp["significant"].astype(bool),
-                                        "reason": [None if s else "change within its outline uncertainty, or not "
-                                                   "confirmed by the change detector" for s in gp["significant"]]},
-                                       geometry=gp.geometry, crs=gp.crs))
-    elif growth is not None and hasattr(growth, "growth") and len(growth.growth):  # VHR mode: buildings
-        gp = growth.growth
-        frames.append(gpd.GeoDataFrame({"class": gp["growth_class"], "area_m2": gp["area_m2"],
-                                        "significant": ~gp["low_confidence"].astype(bool),
-                                        "low_confidence": gp["low_confidence"].astype(bool),
-                                        "reason": [r or None for r in gp["reason"]]},
-                                       geometry=gp.geometry, crs=gp.crs))
-    polygons: list[dict[str, Any]] = []
-    for frame in frames:
-        ll = frame.to_crs(4326)
-        for rec, geom in zip(ll.drop(columns="geometry").to_dict("records"), ll.geometry, strict=True):
-            polygons.append({**{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()},
-                             "wkb": geom.wkb})
+    kw = {"site": row["site"], "date_before": row["date_before"], "date_after": row["date_after"]}
+    frames = {"changes": to_layer(mask_to_polygons(result.mask == 1, result.grid, values={"score": result.score}),
+                                  "changes", **kw)}
+    if growth is not None:
+        frames["structures"] = to_layer(structure_frame(growth), "structures", **kw)
+    polygons = [{"layer": layer, **rec} for layer, frame in frames.items() for rec in to_records(frame.to_crs(4326))]
     rb, ra = rgb_composite(before), rgb_composite(after)
     map_layers = _map_layers(before, after, (rb, ra), result, aoi)
     figures = [
@@ -1036,7 +1017,8 @@ def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, over
     import jinja2
     import shapely
 
-    from campwatch.io import atomic_dir, to_json, vector_stamp, write_vector
+    from campwatch.io import atomic_dir, to_json, vector_stamp, write_layers
+    from campwatch.layers import to_layer
     from campwatch.provenance import fetch_records, input_records, now_utc
     from campwatch.versions import versions
 
@@ -1053,20 +1035,15 @@ def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, over
             w.writeheader()
             for r in rows:
                 w.writerow({k: csv_cell(r.get(k)) for k in SUMMARY_FIELDS})
-        # polygons
-        recs = [{"site": r["row"]["site"], "date_before": r["row"]["date_before"], "date_after": r["row"]["date_after"],
-                 **{k: v for k, v in p.items() if k != "wkb"}, "geometry": shapely.from_wkb(p["wkb"])}
-                for r in results for p in r["polygons"]]
-        cols = ["site", "date_before", "date_after", "class", "area_m2", "mean_score", "area_before_m2",
-                "area_after_m2", "delta_m2", "uncertainty_m2", "significant", "low_confidence", "reason"]
-        gdf = gpd.GeoDataFrame({c: [rec.get(c) for rec in recs] for c in cols},
-                               geometry=[rec["geometry"] for rec in recs], crs="EPSG:4326")
-        for c in ("significant", "low_confidence"):  # booleans as booleans (empty where not assessed)
-            gdf[c] = gdf[c].astype("boolean")
-        for c in ("area_m2", "mean_score", "area_before_m2", "area_after_m2", "delta_m2", "uncertainty_m2"):
-            gdf[c] = gdf[c].astype("float64").round(1)  # numbers (empty where not measured), to 0.1 m²
+        # polygons: one layer per kind, the same schema as compare's and track's (campwatch.layers)
+        layers = {}
+        for kind in ("changes", "structures"):
+            recs = [p for r in results for p in r["polygons"] if p["layer"] == kind]
+            frame = gpd.GeoDataFrame([{k: v for k, v in p.items() if k not in ("layer", "wkb")} for p in recs],
+                                     geometry=[shapely.from_wkb(p["wkb"]) for p in recs], crs="EPSG:4326")
+            layers[kind] = to_layer(frame, kind)  # type: ignore[arg-type]
         stamp = vector_stamp(*(sc.date for site in config.sites for sc in site.scenes))
-        write_vector(gdf, tmp / "changes.gpkg", layer="changes", stamp=stamp)
+        write_layers(tmp / "changes.gpkg", layers, stamp=stamp)
         # html
         anchors = site_anchors(config.sites)
         sites_ctx = []

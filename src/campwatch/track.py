@@ -6,7 +6,7 @@ built-up mask of each usable date (:mod:`campwatch.structures`), and measures fo
 between consecutive usable dates.  :func:`write_timeline` writes ``timeline.csv``,
 ``timeline.json``, a footprint-over-time chart and the growth polygons of each pair;
 :func:`write_structures` writes one :class:`~campwatch.structures.GrowthResult` as GeoPackage and
-GeoJSON (``campwatch compare`` uses it for ``structures.gpkg``).
+GeoJSON, in the layer schema of :mod:`campwatch.layers` that ``compare`` and ``report`` share.
 
 Clouds, per date, first match wins (the source is recorded):
 
@@ -49,8 +49,10 @@ from campwatch.io import (
     read_scene,
     to_json,
     vector_stamp,
+    write_layers,
     write_vector,
 )
+from campwatch.layers import structure_layers
 from campwatch.masks import mask_clouds, user_mask_valid
 from campwatch.params import check_all
 from campwatch.scene import Scene
@@ -414,24 +416,22 @@ def track(scenes: Sequence[str | os.PathLike[str] | TrackInput], *, aoi: Any = N
 # writing
 # --------------------------------------------------------------------------------------------------
 def write_structures(result: GrowthResult, path_gpkg: str | os.PathLike[str], path_geojson: str | os.PathLike[str],
-                     *, overwrite: bool = False) -> tuple[Path, Path]:
-    """Write growth polygons as GeoPackage (grid CRS; layers ``growth``, ``objects_before``,
-    ``objects_after``) and GeoJSON (growth polygons, EPSG:4326 per RFC 7946), each atomically.
+                     *, overwrite: bool = False, site: str | None = None) -> tuple[Path, Path]:
+    """Write growth polygons as GeoPackage (grid CRS; layers ``structures``, ``objects_before``,
+    ``objects_after`` and their QGIS styles) and GeoJSON (the ``structures`` rows, EPSG:4326 per
+    RFC 7946), each atomically.
 
-    Every polygon carries ``class``, ``area_before_m2``, ``area_after_m2``, ``delta_m2``,
-    ``uncertainty_m2``, ``significant`` and its geodesic ``area_m2``; the GeoPackage's layers also
-    carry the pair's dates.
+    The columns are :data:`campwatch.layers.SCHEMA`'s (``class``, ``area_m2`` and the before/after
+    areas, ``delta_m2``, ``uncertainty_m2``, ``significant``, ``low_confidence``, ``reason``, ...),
+    with ``site`` (the AOI id) and the pair's dates in every row.
     """
     gpkg, gj = check_writable(path_gpkg, overwrite=overwrite), check_writable(path_geojson, overwrite=overwrite)
     dates = {"date_before": result.info.get("date_before"), "date_after": result.info.get("date_after")}
-    layers = {"growth": result.polygons, "objects_before": result.objects_before,
-              "objects_after": result.objects_after}
-    stamp = vector_stamp(dates["date_before"], dates["date_after"])
+    layers = structure_layers(result, site=site, **dates)
     with atomic_path(gpkg, overwrite=overwrite) as tmp:
-        for name, gdf in layers.items():
-            write_vector(gdf.assign(**dates), tmp, layer=name, stamp=stamp)
+        write_layers(tmp, layers, stamp=vector_stamp(*dates.values()))
     with atomic_path(gj, overwrite=overwrite) as tmp:
-        write_vector(result.polygons.assign(**dates).to_crs(4326), tmp, layer=gj.stem, driver="GeoJSON")
+        write_vector(layers["structures"].to_crs(4326), tmp, layer=gj.stem, driver="GeoJSON")
     return Path(path_gpkg), Path(path_geojson)
 
 
@@ -473,7 +473,7 @@ def write_timeline(timeline: Timeline, outdir: str | os.PathLike[str], *, overwr
         growth_files = []
         for p in timeline.pairs:
             stem = f"growth_{p.info['date_before']}_{p.info['date_after']}"
-            write_structures(p, tmp / f"{stem}.gpkg", tmp / f"{stem}.geojson")
+            write_structures(p, tmp / f"{stem}.gpkg", tmp / f"{stem}.geojson", site=timeline.aoi_id)
             growth_files += [f"{stem}.gpkg", f"{stem}.geojson"]
         chart_note = _chart(timeline, tmp / "footprint.png")
         doc = timeline.to_dict()

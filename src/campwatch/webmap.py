@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from campwatch.grid import Grid
+from campwatch.layers import CLASS_COLOURS, OTHER_COLOUR, to_rgb
 
 __all__ = [
     "CLASS_COLOURS",
@@ -37,24 +38,6 @@ RASTER_COLOURS: dict[str, str] = {
 #: Outside the AOI: the image's luminance at this weight, blended into this grey (R = G = B).
 OUTSIDE_GREY, OUTSIDE_WEIGHT = 170, 0.35
 OUTSIDE_LABEL = "outside the AOI (grey mask)"
-
-#: The map's colour of each polygon class (changes.gpkg's ``class`` column).
-CLASS_COLOURS: dict[str, str] = {
-    "change": "#ff2d2d",
-    "new": "#00e5ff",
-    "demolished": "#ffd400",
-    "expanded": "#2ecc40",
-    "shrunk": "#ff851b",
-    "unchanged": "#bdbdbd",
-}
-#: A class outside :data:`CLASS_COLOURS` (none today) is drawn in this colour and named in the legend.
-OTHER_COLOUR = "#ff00ff"
-
-
-def _rgb(hex_colour: str) -> tuple[int, int, int]:
-    h = hex_colour.lstrip("#")
-    return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
-
 
 def display_image(rgb: np.ndarray, *, nodata: np.ndarray, cloud: np.ndarray | None = None,
                   inside: np.ndarray | None = None) -> np.ndarray:
@@ -81,9 +64,9 @@ def display_image(rgb: np.ndarray, *, nodata: np.ndarray, cloud: np.ndarray | No
     out = np.empty((*rgb.shape[:2], 4), np.uint8)
     out[..., :3] = rgb
     out[..., 3] = 255
-    out[nodata, :3] = _rgb(RASTER_COLOURS["no data"])
+    out[nodata, :3] = to_rgb(RASTER_COLOURS["no data"])
     if cloud is not None:
-        out[cloud & ~nodata, :3] = _rgb(RASTER_COLOURS["cloud"])
+        out[cloud & ~nodata, :3] = to_rgb(RASTER_COLOURS["cloud"])
     if inside is not None:
         lum = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
         grey = np.round(OUTSIDE_WEIGHT * lum + (1 - OUTSIDE_WEIGHT) * OUTSIDE_GREY).astype(np.uint8)

@@ -27,7 +27,7 @@ from campwatch.detect import METHODS
 @click.option("--no-coregister", is_flag=True, help="Do not estimate or correct a shift between the dates.")
 @click.option("--clouds/--no-clouds", default=None, help="Mask clouds (default: on for Sentinel-2 without SCL).")
 @click.option("--structures/--no-structures", default=True, show_default=True,
-              help="Also measure built-up footprint growth (structures.gpkg/.geojson, summary 'structures').")
+              help="Also measure built-up footprint growth (layer 'structures' of changes.gpkg, structures.geojson, summary 'structures').")
 @click.option("--stream/--in-memory", "stream", default=None,
               help="Process window by window at bounded memory (default: without --aoi, when BEFORE has more "
                    "than 4096 x 4096 pixels of 5 m or more).")
