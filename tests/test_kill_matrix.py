@@ -61,7 +61,7 @@ def _args(tool: str, out: Path, variant: str, tmp: Path) -> list[str]:
 #: temporary folder) marks the kill points "mid" and "late".
 EXPECTED = {
     "compare": ({"change_mask.tif", "change_score.tif", "changes.gpkg", "summary.json", "quicklook.png",
-                 "structures.gpkg", "structures.geojson"}, "changes.gpkg", "summary.json"),
+                 "structures.geojson"}, "changes.gpkg", "summary.json"),
     "track": ({"timeline.csv", "timeline.json", "footprint.png", "growth_2015-08-21_2017-06-21.gpkg",
                "growth_2015-08-21_2017-06-21.geojson"}, "timeline.csv", "footprint.png"),
     "report": ({"index.html", "summary.json", "summary.csv", "changes.gpkg", "manifest.json", "assets",  # assets/leaflet
