@@ -16,6 +16,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from campwatch.cli.console import progress_bar, result
 from campwatch.detect import METHODS
 
 #: Modules (in ``campwatch.cli``) defining extra ``bench`` subcommands as ``command``.
@@ -48,14 +49,20 @@ def oscd(root: str, method: str, baseline: bool, as_json: bool) -> None:
         runs["naive-cva"] = {"method": "naive-cva", "min_area_m2": 0.0, "coregister": False, "clouds": False}
     rows: dict[str, dict[str, dict]] = {}
     pooled = {k: Confusion(0, 0, 0, 0) for k in runs}
-    for city in oscd_cities(root):
-        rows[city.name] = {}
-        for name, opts in runs.items():
-            t0 = time.perf_counter()
-            conf, result = bench_oscd_city(city, **opts)
-            pooled[name] = pooled[name] + conf
-            rows[city.name][name] = {**conf.to_dict(), "changed_fraction": round(result.changed_fraction, 6),
-                                     "threshold": round(result.threshold.value, 4), "seconds": round(time.perf_counter() - t0, 2)}
+    cities = oscd_cities(root)
+    with progress_bar() as bar:
+        step = bar.add_task("OSCD cities", total=len(cities) * len(runs))
+        for city in cities:
+            rows[city.name] = {}
+            for name, opts in runs.items():
+                bar.update(step, description=f"{city.name}: {name}")
+                t0 = time.perf_counter()
+                conf, res = bench_oscd_city(city, **opts)
+                pooled[name] = pooled[name] + conf
+                rows[city.name][name] = {**conf.to_dict(), "changed_fraction": round(res.changed_fraction, 6),
+                                         "threshold": round(res.threshold.value, 4),
+                                         "seconds": round(time.perf_counter() - t0, 2)}
+                bar.advance(step)
     out = {"root": root, "runs": runs, "cities": rows, "pooled": {k: v.to_dict() for k, v in pooled.items()}}
     if as_json:
         click.echo(json.dumps(out, indent=2))
@@ -72,7 +79,7 @@ def oscd(root: str, method: str, baseline: bool, as_json: bool) -> None:
                                                          f"{pooled[n].recall:.3f}", "")], style="bold")
     Console(width=max(120, Console().width)).print(table)
     for n in runs:
-        click.echo(f"pooled F1 {n}: {pooled[n].f1:.4f}")
+        result(f"pooled F1 {n}: {pooled[n].f1:.4f}")
 
 
 for _name in SUBCOMMANDS:

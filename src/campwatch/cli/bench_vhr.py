@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from campwatch.cli.console import progress_bar
+
 
 @click.command("vhr")
 @click.option("--data", "data", type=click.Path(file_okay=False, path_type=Path), default=Path("../shared/data"),
@@ -36,15 +38,21 @@ def command(data: Path, levir: Path | None, xbd: Path | None, only: str | None, 
     )
 
     if protocol:
-        res = run_protocol(data)
+        with progress_bar() as bar:
+            bar.add_task(f"validation protocol on every vhr-* folder of {data} (several minutes)", total=None)
+            res = run_protocol(data)
         click.echo(json.dumps(res, indent=2, default=str) if as_json else format_protocol(res))
         return
-    result = {}
-    if only in (None, "levir"):
-        result["levir"] = run_levir(levir or data / "vhr-levircd")
-    if only in (None, "xbd"):
-        result["xbd"] = run_xbd(xbd or data / "vhr-xbd-joplin")
-    click.echo(json.dumps(result, indent=2, default=str) if as_json else format_report(result))
+    with progress_bar() as bar:
+        sets = [s for s in ("levir", "xbd") if only in (None, s)]
+        step = bar.add_task("VHR sets", total=len(sets))
+        out = {}
+        for s in sets:
+            bar.update(step, description=f"{'LEVIR-CD' if s == 'levir' else 'xBD'} pairs, VHR mode and naive")
+            out[s] = (run_levir(levir or data / "vhr-levircd") if s == "levir"
+                      else run_xbd(xbd or data / "vhr-xbd-joplin"))
+            bar.advance(step)
+    click.echo(json.dumps(out, indent=2, default=str) if as_json else format_report(out))
 
 
 if __name__ == "__main__":  # pragma: no cover

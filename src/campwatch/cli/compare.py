@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from campwatch.cli.console import detail, progress_bar, result, say
 from campwatch.cli.options import Number, aoi_option, band_options, overwrite_option, threshold_callback
 from campwatch.detect import METHODS
 
@@ -67,44 +68,65 @@ def command(before: str, after: str, outdir: str, aoi: str | None, method: str, 
                                      param_hint="--stream")
         from campwatch.engine import compare_streaming
 
-        r = compare_streaming(before, after, outdir, method=method, threshold=t, value=value, alpha=alpha,
-                              min_area_m2=min_area_m2, opening_radius=opening_radius, increase_only=increase_only,
-                              coregister=not no_coregister, clouds=clouds, profile=profile, band_map=band_map,
-                              workers=workers, client=dask_address, overwrite=overwrite, structures=structures,
-                              min_observed_fraction=min_observed)
+        with progress_bar() as bar:
+            bar.add_task(f"streaming {before} -> {after} (window by window)", total=None)
+            r = compare_streaming(before, after, outdir, method=method, threshold=t, value=value, alpha=alpha,
+                                  min_area_m2=min_area_m2, opening_radius=opening_radius, increase_only=increase_only,
+                                  coregister=not no_coregister, clouds=clouds, profile=profile, band_map=band_map,
+                                  workers=workers, client=dask_address, overwrite=overwrite, structures=structures,
+                                  min_observed_fraction=min_observed)
         s = r.summary
-        click.echo(f"{r.method} (streamed, {s['processing']['executor']}): changed {r.changed_area_m2:,.0f} m² "
-                   f"({s['changed_fraction']:.3%} of valid), threshold {r.threshold.value:.4g} "
-                   f"({r.threshold.method}), observed {_observed(s['coverage'])}, {s['processing']['wall_s']:.1f} s")
+        result(f"{r.method} (streamed, {s['processing']['executor']}): changed {r.changed_area_m2:,.0f} m² "
+               f"({s['changed_fraction']:.3%} of valid), threshold {r.threshold.value:.4g} "
+               f"({r.threshold.method}), observed {_observed(s['coverage'])}, {s['processing']['wall_s']:.1f} s")
         if r.threshold.note:
-            click.echo(f"note: {r.threshold.note}")
+            say(f"note: {r.threshold.note}")
         for note in s["processing"]["not_done"]:
-            click.echo(f"note: {note}")
-        click.echo(f"outputs in {outdir}: {', '.join(p.name for p in r.paths.values())}")
+            say(f"note: {note}")
+        detail(f"timings (s): {', '.join(f'{k} {v}' for k, v in s['processing']['timings_s'].items())}")
+        _details(s.get("coregistration"), s.get("clouds"))
+        result(f"outputs in {outdir}: {', '.join(p.name for p in r.paths.values())}")
         return
-    b, a, aoi_obj = read_pair(before, after, aoi=aoi, method=method, profile=profile, band_map=band_map)
-    result = compare_scenes(b, a, method=method, threshold=t, value=value, alpha=alpha,  # type: ignore[arg-type]
-                            min_area_m2=min_area_m2, opening_radius=opening_radius, increase_only=increase_only,
-                            coregister=not no_coregister, clouds=clouds, aoi=aoi_obj, structures=structures,
-                            min_observed_fraction=min_observed)
-    paths = write_compare_outputs(result, outdir, before=b, after=a, overwrite=overwrite)
-    click.echo(f"{result.method}: changed {result.changed_area_m2:,.0f} m² ({result.changed_fraction:.3%} of valid), "
-               f"threshold {result.threshold.value:.4g} ({result.threshold.method}), "
-               f"observed {_observed(result.params['coverage'])}")
-    if result.threshold.note:
-        click.echo(f"note: {result.threshold.note}")
-    if result.structures is not None and "sentence" in (s := result.structures.summary()):
-        click.echo(f"VHR mode (buildings): {s['sentence']}"
-                   + (f"; LOW CONFIDENCE: {'; '.join(s['flags'])}" if s["flags"] else ""))
-    elif result.structures is not None:
+    with progress_bar() as bar:
+        step = bar.add_task("reading BEFORE and AFTER", total=3)
+        b, a, aoi_obj = read_pair(before, after, aoi=aoi, method=method, profile=profile, band_map=band_map)
+        bar.update(step, advance=1, description="detecting change" + (" and structures" if structures else ""))
+        res = compare_scenes(b, a, method=method, threshold=t, value=value, alpha=alpha,  # type: ignore[arg-type]
+                             min_area_m2=min_area_m2, opening_radius=opening_radius, increase_only=increase_only,
+                             coregister=not no_coregister, clouds=clouds, aoi=aoi_obj, structures=structures,
+                             min_observed_fraction=min_observed)
+        bar.update(step, advance=1, description=f"writing {outdir}")
+        paths = write_compare_outputs(res, outdir, before=b, after=a, overwrite=overwrite)
+        bar.update(step, advance=1)
+    result(f"{res.method}: changed {res.changed_area_m2:,.0f} m² ({res.changed_fraction:.3%} of valid), "
+           f"threshold {res.threshold.value:.4g} ({res.threshold.method}), "
+           f"observed {_observed(res.params['coverage'])}")
+    if res.threshold.note:
+        say(f"note: {res.threshold.note}")
+    if res.structures is not None and "sentence" in (s := res.structures.summary()):
+        result(f"VHR mode (buildings): {s['sentence']}"
+               + (f"; LOW CONFIDENCE: {'; '.join(s['flags'])}" if s["flags"] else ""))
+    elif res.structures is not None:
         c, sig = s["counts"], s["significant_counts"]
-        click.echo(f"built-up footprint {s['footprint_before_m2']:,.0f} -> {s['footprint_after_m2']:,.0f} m² "
-                   f"(net {s['net_m2']:+,.0f} ± {s['net_uncertainty_m2']:,.0f} m², {s['significance']})")
-        click.echo(f"built-up objects (significant and confirmed by the change detector / all that changed "
-                   f"class): new {sig['new']}/{c['new']}, demolished {sig['demolished']}/{c['demolished']}, "
-                   f"expanded {sig['expanded']}/{c['expanded']}, shrunk {sig['shrunk']}/{c['shrunk']}; at "
-                   f"{s['pixel_size_m']:.0f} m these are built-up patches, not buildings")
-    click.echo(f"outputs in {outdir}: {', '.join(p.name for p in paths.values())}")
+        result(f"built-up footprint {s['footprint_before_m2']:,.0f} -> {s['footprint_after_m2']:,.0f} m² "
+               f"(net {s['net_m2']:+,.0f} ± {s['net_uncertainty_m2']:,.0f} m², {s['significance']})")
+        result(f"built-up objects (significant and confirmed by the change detector / all that changed "
+               f"class): new {sig['new']}/{c['new']}, demolished {sig['demolished']}/{c['demolished']}, "
+               f"expanded {sig['expanded']}/{c['expanded']}, shrunk {sig['shrunk']}/{c['shrunk']}; at "
+               f"{s['pixel_size_m']:.0f} m these are built-up patches, not buildings")
+    _details(res.coregistration, res.params.get("clouds"))
+    result(f"outputs in {outdir}: {', '.join(p.name for p in paths.values())}")
+
+
+def _details(shift: dict | None, clouds: dict | None) -> None:  # type: ignore[type-arg]
+    """The -v lines: the shift estimated between the dates and the cloud fractions masked."""
+    if shift:
+        detail(f"co-registration: dx {shift.get('dx_px', float('nan')):+.2f} px, dy {shift.get('dy_px', float('nan')):+.2f} px, "
+               f"{'applied' if shift.get('applied') else 'not applied'}")
+    if clouds:
+        detail(f"clouds: {'masked' if clouds.get('masked') else 'not masked'}"
+               + (f", BEFORE {clouds['before_fraction']:.1%}, AFTER {clouds['after_fraction']:.1%}"
+                  if clouds.get("before_fraction") is not None and clouds.get("after_fraction") is not None else ""))
 
 
 def _observed(cov: dict) -> str:  # type: ignore[type-arg]

@@ -6,6 +6,7 @@ import logging
 
 import click
 
+from campwatch.cli.console import progress_bar, result, say
 from campwatch.fetch import COLLECTIONS, DEFAULT_STAC_URL
 
 
@@ -47,8 +48,7 @@ def command(aoi: str, start: str, end: str, collection: str, stac_url: str, max_
     period, and writes each as DIR/<date>_<item-id>/ (one GeoTIFF per band on the item's own
     grid, the SCL band, the item JSON), with a fetch.json manifest. Needs network access.
     """
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+    from rich.progress import TaskID
 
     from campwatch.fetch import fetch
 
@@ -56,9 +56,7 @@ def command(aoi: str, start: str, end: str, collection: str, stac_url: str, max_
         logging.getLogger("urllib3").setLevel(logging.ERROR)
     if outdir is None and not dry_run:
         raise click.UsageError("give -o DIR (or --dry-run to only list the candidates)")
-    err = Console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, transient=True, disable=not err.is_terminal) as bar:
+    with progress_bar() as bar:
         tasks: dict[str, TaskID] = {}
 
         def progress(stage: str, i: int, n: int) -> None:
@@ -67,26 +65,26 @@ def command(aoi: str, start: str, end: str, collection: str, stac_url: str, max_
                                             else "downloading dates", total=n)
             bar.update(tasks[stage], completed=i)
 
-        result = fetch(aoi, start=start, end=end, outdir=outdir, collection=collection, stac_url=stac_url,
-                       max_cloud_pct=max_cloud_pct, max_tile_cloud_pct=max_tile_cloud_pct,
-                       per=per,  # type: ignore[arg-type]
-                       months=months, bands=[b.strip() for b in bands.split(",")] if bands else None,
-                       margin_m=margin_m, dry_run=dry_run, progress=progress)
-    q = result.manifest["query"]
-    click.echo(f"{q['items_returned']} items from {stac_url} ({collection}, {start}..{end}); "
-               f"{len(result.candidates)} acquisitions over AOI {q['aoi']['id']}")
-    for c in result.candidates:
+        got = fetch(aoi, start=start, end=end, outdir=outdir, collection=collection, stac_url=stac_url,
+                    max_cloud_pct=max_cloud_pct, max_tile_cloud_pct=max_tile_cloud_pct,
+                    per=per,  # type: ignore[arg-type]
+                    months=months, bands=[b.strip() for b in bands.split(",")] if bands else None,
+                    margin_m=margin_m, dry_run=dry_run, progress=progress)
+    q = got.manifest["query"]
+    say(f"{q['items_returned']} items from {stac_url} ({collection}, {start}..{end}); "
+        f"{len(got.candidates)} acquisitions over AOI {q['aoi']['id']}")
+    for c in got.candidates:  # a dry run's result; otherwise detail
         cloud = "   ?" if c.aoi_cloud is None else f"{c.aoi_cloud:4.0%}"
-        click.echo(f"{c.date}  {c.status:7}  AOI cloud {cloud}  {' + '.join(it['id'] for it in c.items)}  ({c.reason})")
+        (result if dry_run else say)(f"{c.date}  {c.status:7}  AOI cloud {cloud}  {' + '.join(it['id'] for it in c.items)}  ({c.reason})")
     if dry_run:
-        click.echo("dry run: nothing written")
+        result("dry run: nothing written")
         return
-    for r in result.records:
+    for r in got.records:
         what = "already there (resumed)" if r.get("resumed") else (
             f"{r['bytes_fetched'] / 1e6:.2f} MB fetched in {r['seconds']:.1f} s")
-        click.echo(f"{r['folder']}: {what}")
-    t = result.manifest["totals"]
+        say(f"{r['folder']}: {what}")
+    t = got.manifest["totals"]
     frac = t["fraction_of_asset_bytes"]
-    click.echo(f"{t['dates']} dates in {result.outdir}; {t['bytes_fetched_this_run'] / 1e6:.2f} MB fetched this run"
-               + (f" ({frac:.1%} of the assets' {t['asset_bytes_touched_this_run'] / 1e6:.1f} MB)" if frac else "")
-               + f"; manifest {result.outdir}/fetch.json")
+    result(f"{t['dates']} dates in {got.outdir}; {t['bytes_fetched_this_run'] / 1e6:.2f} MB fetched this run"
+           + (f" ({frac:.1%} of the assets' {t['asset_bytes_touched_this_run'] / 1e6:.1f} MB)" if frac else "")
+           + f"; manifest {got.outdir}/fetch.json")

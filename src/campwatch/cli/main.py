@@ -14,6 +14,7 @@ import warnings
 import click
 
 from campwatch._version import __version__
+from campwatch.cli.console import is_quiet, set_verbosity
 from campwatch.errors import CampwatchError
 
 # One module per command in campwatch.cli; each defines ``command`` (a click command or group).
@@ -25,10 +26,19 @@ _state = {"debug": False}
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="campwatch")
 @click.option("--debug", is_flag=True, help="Show full tracebacks and debug logging.")
-def cli(debug: bool) -> None:
+@click.option("-v", "--verbose", count=True, help="More detail: -v adds detail lines and info logging, -vv debug logging.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Only errors and the result lines (no notes, warnings, progress or logging below errors).")
+def cli(debug: bool, verbose: int, quiet: bool) -> None:
     """campwatch: measure change at detention camps between satellite acquisitions."""
+    if verbose and quiet:
+        raise click.UsageError("-v and -q contradict each other; give one of them", ctx=click.get_current_context())
     _state["debug"] = debug
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    set_verbosity(-1 if quiet else verbose)
+    level = (logging.DEBUG if debug or verbose > 1 else logging.INFO if verbose else logging.ERROR if quiet
+             else logging.WARNING)
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")  # a no-op where handlers exist (pytest)
+    logging.getLogger().setLevel(level)
 
 
 for _name in COMMANDS:
@@ -36,7 +46,8 @@ for _name in COMMANDS:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
-    click.echo(f"warning: {message}", err=True)
+    if not is_quiet():
+        click.echo(f"warning: {message}", err=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     3 insufficient data: too little of the AOI observed on both dates to state any figure)."""
     args = sys.argv[1:] if argv is None else argv
     _state["debug"] = "--debug" in args
+    set_verbosity(0)  # until the group's options are parsed (a previous call in this process may have set it)
     if not _state["debug"]:
         warnings.showwarning = _show_warning
         # Library deprecations (rasterio on affine 3, ...) are for developers, not analysts.

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from campwatch.cli.console import progress_bar, result
 from campwatch.cli.options import overwrite_option
 
 
@@ -18,7 +19,7 @@ from campwatch.cli.options import overwrite_option
               help="A dask.distributed scheduler address (tcp://HOST:PORT), or 'sync' to run in this process. "
                    "Default: a LocalCluster sized to this machine.")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first failing site.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress bar (as the global campwatch -q, which also drops notes).")
 @overwrite_option
 def command(config: str, outdir: str, scheduler: str | None, fail_fast: bool, quiet: bool, overwrite: bool) -> None:
     """Run every site and date pair of CONFIG and write a self-contained report to OUTDIR.
@@ -31,7 +32,6 @@ def command(config: str, outdir: str, scheduler: str | None, fail_fast: bool, qu
     """
     from rich.console import Console
     from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from campwatch.io import check_output_dir
     from campwatch.report import fetch_sites, pair_tasks, read_config, run_report, write_report
@@ -42,15 +42,13 @@ def command(config: str, outdir: str, scheduler: str | None, fail_fast: bool, qu
     cfg = fetch_sites(cfg, out.parent / f"{out.name}-fetch-cache")  # sites with `fetch = {...}`; reused on reruns
     n = len(pair_tasks(cfg))  # before the cloudy dates are screened out: an upper bound
     err = Console(stderr=True)
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=err, disable=quiet, transient=False)
-    with progress:
+    with progress_bar(transient=False, hidden=quiet) as progress:
         bar = progress.add_task(f"{len(cfg.sites)} site(s), {n} pair(s)", total=n)
 
         def advance(task: Any, res: dict[str, Any]) -> None:
             row = res["row"]
             progress.advance(bar)
-            if row["status"] != "ok" and not quiet:
+            if row["status"] != "ok":  # an error: printed under -q too
                 err.print(f"[red]{row['status']}[/red] {escape(task.site)} {row['date_before']} → {row['date_after']}: "
                           f"{escape(str(row['error']))}")
 
@@ -65,8 +63,8 @@ def command(config: str, outdir: str, scheduler: str | None, fail_fast: bool, qu
     failed = sum(1 for r in rows if r["status"] == "failed")
     short = sum(1 for r in rows if r["status"] == "insufficient-data")
     skipped = sum(len(v) for v in run["skipped"].values())
-    click.echo(f"report: {paths['index.html']}")
-    click.echo(f"{len(rows)} pair(s), {failed} failed, {short} with insufficient data, {skipped} date(s) skipped; "
+    result(f"report: {paths['index.html']}")
+    result(f"{len(rows)} pair(s), {failed} failed, {short} with insufficient data, {skipped} date(s) skipped; "
                f"summary: {paths['summary.json']}, manifest: {paths['manifest.json']}")
     if failed or len(rows) - run["unpaired"] < len(run["tasks"]):  # a failure, or --fail-fast stopped early
         click.get_current_context().exit(1)

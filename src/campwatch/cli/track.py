@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from campwatch.cli.console import detail, progress_bar, result, say
 from campwatch.cli.options import Number, aoi_option, band_options, overwrite_option
 from campwatch.errors import InvalidSceneError
 
@@ -50,23 +51,32 @@ def command(scenes: tuple[str, ...], aoi: str | None, outdir: str, cloud_masks: 
     from campwatch.track import track, write_timeline
 
     check_output_dir(outdir, overwrite=overwrite)  # fail before the slow part
-    timeline = track(list(scenes), aoi=aoi, cloud_masks=_parse_masks(cloud_masks), max_cloud_fraction=max_cloud,
-                     min_valid_fraction=min_valid, method=method,  # type: ignore[arg-type]
-                     min_object_m2=min_object_m2, misregistration_px=misregistration_px, profile=profile,
-                     band_map=band_map)
-    written = write_timeline(timeline, outdir, overwrite=overwrite)
+    with progress_bar() as bar:
+        step = bar.add_task(f"reading {len(scenes)} scene(s), built-up per date and growth", total=2)
+        timeline = track(list(scenes), aoi=aoi, cloud_masks=_parse_masks(cloud_masks), max_cloud_fraction=max_cloud,
+                         min_valid_fraction=min_valid, method=method,  # type: ignore[arg-type]
+                         min_object_m2=min_object_m2, misregistration_px=misregistration_px, profile=profile,
+                         band_map=band_map)
+        bar.update(step, advance=1, description=f"writing {outdir}")
+        written = write_timeline(timeline, outdir, overwrite=overwrite)
+        bar.update(step, advance=1)
     for d in timeline.dates:
         fp = d.footprint
         what = (f"footprint {fp['footprint_m2']:,.0f} ± {fp['footprint_uncertainty_m2']:,.0f} m², "
                 f"{fp['n_objects']} objects" if d.status == "used" else "")
-        click.echo(f"{d.date}  {d.status:7}  {what}  ({d.reason})")
+        say(f"{d.date}  {d.status:7}  {what}  ({d.reason})")
+        detail(f"            {d.path}: cloud {_pct(d.cloud_fraction)} ({d.cloud_source}), valid {_pct(d.valid_fraction)}")
     for p in timeline.pairs:
         s = p.summary()
         pct = f" ({s['net_pct']:+.1f}%)" if s["net_pct"] is not None else ""
-        click.echo(f"{s['date_before']} -> {s['date_after']}: net {s['net_m2']:+,.0f} ± {s['net_uncertainty_m2']:,.0f} m²"
-                   f"{pct}, {s['significance']}; new {s['counts']['new']}, demolished {s['counts']['demolished']}, "
-                   f"expanded {s['counts']['expanded']}, shrunk {s['counts']['shrunk']}")
-    click.echo(f"pixel {timeline.grid.pixel_size_m():.1f} m, AOI geometry_quality {timeline.geometry_quality}; "
-               f"wrote {', '.join(str(v) for v in written.values())}")
+        result(f"{s['date_before']} -> {s['date_after']}: net {s['net_m2']:+,.0f} ± {s['net_uncertainty_m2']:,.0f} m²"
+               f"{pct}, {s['significance']}; new {s['counts']['new']}, demolished {s['counts']['demolished']}, "
+               f"expanded {s['counts']['expanded']}, shrunk {s['counts']['shrunk']}")
+    result(f"pixel {timeline.grid.pixel_size_m():.1f} m, AOI geometry_quality {timeline.geometry_quality}; "
+           f"wrote {', '.join(str(v) for v in written.values())}")
     if "chart" not in written:
-        click.echo("note: footprint.png not written (matplotlib is not installed: pip install campwatch[plot])")
+        say("note: footprint.png not written (matplotlib is not installed: pip install campwatch[plot])")
+
+
+def _pct(x: float | None) -> str:
+    return "not assessed" if x is None else f"{x:.1%}"
