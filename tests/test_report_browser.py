@@ -177,6 +177,7 @@ def test_low_confidence_pairs_are_badged(opened, report):
         h3 = page.locator("h3", has_text=f"{r['date_before']} → {r['date_after']}")
         assert h3.locator(".low-confidence").first.is_visible()
         assert "LOW CONFIDENCE" in h3.first.inner_text()
+        assert "[ok]" not in h3.first.inner_text()  # one badge: low confidence, not "ok" beside it
     overview = page.locator("table").first.locator("span.low-confidence")
     assert overview.count() == len(low)
 
