@@ -25,6 +25,19 @@ def test_info_table(samples):
         assert name in r.stdout
 
 
+def test_info_piped_keeps_long_paths_whole(samples, tmp_path):
+    """Not on a terminal, a narrow COLUMNS must not break a path mid-name (issue 20)."""
+    import os
+    import shutil
+
+    deep = tmp_path / ("a-long-folder-name-for-a-camp-acquisition-" * 2) / "imgs_1"
+    shutil.copytree(samples / "rennes" / "imgs_1", deep)
+    r = subprocess.run([sys.executable, "-m", "campwatch", "info", str(deep)], capture_output=True, text=True,
+                       env={**os.environ, "COLUMNS": "40"})
+    assert r.returncode == 0, r.stderr
+    assert str(deep) in r.stdout.splitlines()[0]
+
+
 @pytest.mark.parametrize("kind", ["missing", "not-raster", "empty-folder", "mixed-folder"])
 def test_bad_input_one_line_exit_2(tmp_path, kind):
     path = tmp_path / kind

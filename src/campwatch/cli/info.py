@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import click
@@ -24,7 +25,7 @@ def command(path: str, as_json: bool, profile: str | None, band_map: dict[str, i
     if as_json:
         click.echo(json.dumps(desc, indent=2))
         return
-    con = Console()
+    con = Console(soft_wrap=not sys.stdout.isatty())  # piped: whole lines, paths never broken mid-name
     desc = _escaped(desc)  # paths, tags and notes are user text: never rich markup
     con.print(f"[bold]{desc['path']}[/bold]  ({desc['layout']}, profile [cyan]{desc['profile']}[/cyan])")
     con.print(f"  {desc['profile_description']}")
