@@ -252,6 +252,19 @@ def test_round_trip_through_ogr_formats(tmp_path, fmt):
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"aois.{fmt}"]     # no temporary left behind
 
 
+def test_a_geopackage_with_a_style_table_reads(tmp_path):
+    """QGIS (and campwatch's outputs) add a ``layer_styles`` attribute table: not an AOI, not an error."""
+    import sqlite3
+
+    out = write_aois(tmp_path / "aois.gpkg", [resolve_aoi("kwanliso-15")], format="gpkg")
+    with sqlite3.connect(out) as db:
+        db.execute("CREATE TABLE layer_styles (id INTEGER PRIMARY KEY, f_table_name TEXT, styleQML TEXT)")
+        db.execute("INSERT INTO gpkg_contents (table_name, data_type, identifier) "
+                   "VALUES ('layer_styles', 'attributes', 'layer_styles')")
+    assert validate_aoi_file(out) == []
+    assert [a.id for a in read_aoi_file(out)] == ["kwanliso-15"]
+
+
 def test_shapefile_without_crs_is_reported(tmp_path):
     import geopandas as gpd
 

@@ -483,6 +483,8 @@ def _read_ogr(p: Path) -> tuple[list[AOI], list[AOIProblem]]:
         layers = pyogrio.list_layers(p)
     except Exception as exc:
         return [], [AOIProblem(src, "-", f"cannot be opened as a vector file ({exc})")]
+    # attribute tables without geometry (QGIS's layer_styles, campwatch's own outputs) are not AOIs
+    layers = [row for row in layers if row[1] is not None]
     if len(layers) == 0:
         return [], [AOIProblem(src, "-", "holds no vector layer")]
     aois: list[AOI] = []
