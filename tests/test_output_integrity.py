@@ -287,6 +287,34 @@ def test_a_low_confidence_vhr_pair_is_badged_and_keeps_its_reasons(low_confidenc
     assert types["significant"] == types["low_confidence"] == "BOOLEAN" and types["area_before_m2"] == "REAL"
     n_low, n_reason = con.execute("select sum(low_confidence), count(reason) from structures").fetchone()
     assert n_low > 0 and n_reason == n_low
+    # the change polygons carry the pair's doubt too: every one low confidence, with the badge's reasons
+    n, n_low, reasons = con.execute("select count(*), sum(low_confidence), group_concat(distinct reason) "
+                                    "from changes").fetchone()
+    assert n > 0 and n_low == n and reasons == row["confidence_reasons"]
+
+
+@pytest.mark.filterwarnings("ignore::campwatch.errors.LowValidDataWarning")
+def test_compare_puts_the_pairs_confidence_on_every_change_polygon(tmp_path, capsys):
+    import sqlite3
+
+    # partial coverage (about 20% of the AOI observed) makes the pair low confidence
+    out = tmp_path / "edge"
+    assert main(["compare", f"{RENNES}/imgs_1", f"{RENNES}/imgs_2", "--aoi", str(_edge_aoi(tmp_path)),
+                 "--min-observed", "0", "-o", str(out)]) == 0
+    assert "LOW CONFIDENCE: only 2" in capsys.readouterr().out
+    s = json.loads((out / "summary.json").read_text())
+    assert s["confidence"] == "low" and s["confidence_reasons"][0].endswith("of the area observed on both dates")
+    with sqlite3.connect(out / "changes.gpkg") as con:
+        n, n_low, reasons = con.execute("select count(*), sum(low_confidence), group_concat(distinct reason) "
+                                        "from changes").fetchone()
+    assert n > 0 and n_low == n and reasons == "; ".join(s["confidence_reasons"])
+    # the whole tile, fully observed and well registered: ok, and no polygon says otherwise
+    ok = tmp_path / "whole"
+    assert main(["compare", f"{RENNES}/imgs_1", f"{RENNES}/imgs_2", "-o", str(ok)]) == 0
+    assert "LOW CONFIDENCE" not in capsys.readouterr().out
+    assert json.loads((ok / "summary.json").read_text())["confidence"] == "ok"
+    with sqlite3.connect(ok / "changes.gpkg") as con:
+        assert con.execute("select count(*), sum(low_confidence), count(reason) from changes").fetchone()[1:] == (0, 0)
 
 
 def test_every_footprint_figure_carries_its_uncertainty(demo_report):

@@ -44,13 +44,17 @@ from campwatch.scene import Scene
 from campwatch.threshold import ThresholdMethod
 
 __all__ = [
+    "FLAG_COVERAGE",
     "OUTPUTS",
     "aoi_mask",
     "bench_oscd_city",
     "build_summary",
     "compare_files",
     "compare_scenes",
+    "confidence_columns",
     "oscd_cities",
+    "pair_flags",
+    "result_flags",
     "quicklook",
     "quicklook_png",
     "read_pair",
@@ -60,6 +64,51 @@ __all__ = [
 OUTPUTS = ("change_mask.tif", "change_score.tif", "changes.gpkg", "summary.json", "quicklook.png")
 #: Written beside them when ``result.structures`` is set.
 STRUCTURE_OUTPUTS = ("structures.geojson",)
+
+#: A pair whose observed share of the AOI is below this is low confidence (partial coverage: its
+#: figures describe only the observed part); below ``min_observed_fraction`` it has no figures.
+FLAG_COVERAGE = 0.9
+
+
+def pair_flags(summary: dict[str, Any]) -> list[str]:
+    """Why a compared pair is LOW CONFIDENCE (empty: ok), from its summary (``build_summary``,
+    ``compare_streaming``'s, or ``ChangeResult.summary()`` with ``params``).
+
+    - VHR mode's own flags (``summary["structures"]["flags"]``);
+    - a shift estimate that was not trusted (``coregistration.flagged``: unreliable, too
+      large to correct, or no local model fits), so the dates may be misregistered;
+    - an observed share of the AOI below :data:`FLAG_COVERAGE`.
+
+    The same reasons go into the report's badge and into every ``changes`` polygon's
+    ``reason`` and ``low_confidence`` columns.
+
+    Examples
+    --------
+    >>> pair_flags({"coverage": {"observed_fraction": 0.5}})
+    ['only 50% of the area observed on both dates']
+    >>> pair_flags({"coregistration": {"flagged": False}, "coverage": {"observed_fraction": 1.0}})
+    []
+    """
+    out = [str(f) for f in (summary.get("structures") or {}).get("flags") or []]
+    shift = summary.get("coregistration") or {}
+    if shift.get("flagged") and not any(str(shift.get("reason")) in f for f in out):
+        out.append(f"misregistration: {shift.get('reason')}")
+    cov = summary.get("coverage") or (summary.get("params") or {}).get("coverage") or {}
+    if cov.get("observed_fraction") is not None and cov["observed_fraction"] < FLAG_COVERAGE:
+        out.append(f"only {cov['observed_fraction']:.0%} of the area observed on both dates")
+    return list(dict.fromkeys(out))
+
+
+def result_flags(result: ChangeResult) -> list[str]:
+    """:func:`pair_flags` of a :class:`~campwatch.detect.ChangeResult` (before its summary is built)."""
+    g = result.structures.summary() if result.structures is not None else None
+    return pair_flags({"structures": g, "coregistration": result.coregistration, "params": result.params})
+
+
+def confidence_columns(reasons: list[str]) -> dict[str, Any]:
+    """The ``low_confidence`` and ``reason`` columns every ``changes`` polygon of a pair carries,
+    from its :func:`pair_flags` (joined by "; "; None when ok)."""
+    return {"low_confidence": bool(reasons), "reason": "; ".join(reasons) or None}
 
 
 def _is_sentinel2(scene: Scene) -> bool:
@@ -382,16 +431,19 @@ def write_compare_outputs(result: ChangeResult, outdir: str | os.PathLike[str], 
                      tags=tags, band_names=["change_score"])
         kw: dict[str, Any] = {"site": (result.params.get("aoi") or {}).get("id"), "date_before": before.date,
               "date_after": after.date}
-        layers = {"changes": to_layer(mask_to_polygons(result.mask == 1, result.grid, values={"score": result.score}),
-                                      "changes", **kw)}
+        summary = build_summary(result, before=before, after=after)
+        if result.structures is not None:
+            summary["structures"] = result.structures.summary()
+        polygons = mask_to_polygons(result.mask == 1, result.grid, values={"score": result.score})
+        reasons = pair_flags(summary)
+        layers = {"changes": to_layer(polygons.assign(**confidence_columns(reasons)), "changes", **kw)}
+        summary.update(polygons=len(layers["changes"]), confidence="low" if reasons else "ok",
+                       confidence_reasons=reasons)
         if result.structures is not None:
             layers.update(structure_layers(result.structures, **kw))
             write_vector(layers["structures"].to_crs(4326), paths["structures.geojson"], layer="structures",
                          driver="GeoJSON")
         write_layers(paths["changes.gpkg"], layers, stamp=vector_stamp(before.date, after.date))
-        summary = build_summary(result, before=before, after=after, polygons=len(layers["changes"]))
-        if result.structures is not None:
-            summary["structures"] = result.structures.summary()
         if extra_summary:
             summary.update(extra_summary)
         summary["outputs"] = sorted(names)

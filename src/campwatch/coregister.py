@@ -66,6 +66,10 @@ class Shift:
         Shift length re-estimated after the correction (None when not applied).
     reason : str
         Why the shift was, or was not, applied.
+    flagged : bool
+        The estimate was not trusted (unreliable, too large to correct, or no local model
+        fits): a :class:`~campwatch.errors.MisregistrationWarning` was raised with ``reason``,
+        and the pair is low confidence (:func:`campwatch.compare.pair_flags`).
     band : str or None
         The band the estimate was made on.
     model, windows, inliers, matrix
@@ -80,6 +84,7 @@ class Shift:
     applied: bool = False
     residual_px: float | None = None
     reason: str = ""
+    flagged: bool = False
     band: str | None = None
     model: str | None = None
     windows: int | None = None
@@ -107,6 +112,7 @@ class Shift:
             "applied": self.applied,
             "residual_px": None if self.residual_px is None else round(self.residual_px, 3),
             "reason": self.reason,
+            "flagged": self.flagged,
             "band": self.band,
             **({} if self.model is None and self.windows is None else {
                 "model": self.model, "windows": self.windows, "inliers": self.inliers,
@@ -440,14 +446,14 @@ def coregister(before: Scene, after: Scene, *, max_shift_px: float = MAX_SHIFT_P
         reason = (f"{where}: shift estimate unreliable (reliability {est.reliability:.2f} < {min_reliability:.2f}, "
                   f"dx={est.dx_px:+.2f}, dy={est.dy_px:+.2f} px); not corrected. Check for cloud or a featureless AOI")
         warnings.warn(reason, MisregistrationWarning, stacklevel=2)
-        shift = dataclasses.replace(est, reason=reason, band=name)
+        shift = dataclasses.replace(est, reason=reason, flagged=True, band=name)
         return _tag(after, shift), shift
     if mag > max_shift_px:
         reason = (f"{where}: {mag:.1f} px off (dx={est.dx_px:+.2f}, dy={est.dy_px:+.2f}), more than the "
                   f"{max_shift_px:g} px that is corrected; not corrected. Check the scenes cover the same place "
                   f"or raise max_shift_px")
         warnings.warn(reason, MisregistrationWarning, stacklevel=2)
-        shift = dataclasses.replace(est, reason=reason, band=name)
+        shift = dataclasses.replace(est, reason=reason, flagged=True, band=name)
         return _tag(after, shift), shift
     if mag < min_shift_px:
         shift = dataclasses.replace(est, residual_px=mag, band=name,
@@ -625,7 +631,7 @@ def coregister_local(before: Scene, after: Scene, *, max_shift_px: float = MAX_S
                   f"(need at least 5 and a quarter); not corrected. Check for cloud, a featureless AOI or "
                   f"scenes of different places")
         warnings.warn(reason, MisregistrationWarning, stacklevel=2)
-        shift = Shift(0.0, 0.0, 0.0, reason=reason, band=name, windows=len(rows), inliers=0)
+        shift = Shift(0.0, 0.0, 0.0, reason=reason, flagged=True, band=name, windows=len(rows), inliers=0)
         return _tag(after, shift), shift
     kind, model, inl = fit
     centre = np.array([[(n - 1) / 2, (m - 1) / 2]])

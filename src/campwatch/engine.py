@@ -622,7 +622,15 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
     """:func:`compare_streaming` into the fresh folder ``outdir``."""
     from rasterio import Env
 
-    from campwatch.compare import OUTPUTS, _bands_for, default_clouds, limitations, require_date_order
+    from campwatch.compare import (
+        OUTPUTS,
+        _bands_for,
+        confidence_columns,
+        default_clouds,
+        limitations,
+        pair_flags,
+        require_date_order,
+    )
     from campwatch.io import block_shape, open_source
     from campwatch.masks import cloud_test_info
 
@@ -804,9 +812,7 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
         with ThreadPoolExecutor(1, thread_name_prefix="campwatch-png") as png:
             png_done = png.submit(_write_quicklook, paths["quicklook.png"], state.quicklook(final, tvalid),
                                   src_b.date, src_a.date, state.thumb)
-            gdf = to_layer(_merge_polygons(pieces, grid), "changes", date_before=src_b.date, date_after=src_a.date)
-            with atomic_path(paths["changes.gpkg"]) as tmp:
-                write_layers(tmp, {"changes": gdf}, stamp=vector_stamp(src_b.date, src_a.date))
+            polygons = _merge_polygons(pieces, grid)
             png_done.result()
         timings["polygons_quicklook_s"] = time.perf_counter() - t
         cpu["polygons_quicklook_s"] = time.process_time() - c
@@ -848,7 +854,14 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
     summary["clouds"] = cloud_info
     summary["aoi"] = None
     summary["coverage"] = cov
+    # the polygons carry the pair's confidence, known once coverage is
+    reasons = pair_flags(summary)
+    gdf = to_layer(polygons.assign(**confidence_columns(reasons)), "changes", date_before=src_b.date,
+                   date_after=src_a.date)
+    with atomic_path(paths["changes.gpkg"]) as tmp:
+        write_layers(tmp, {"changes": gdf}, stamp=vector_stamp(src_b.date, src_a.date))
     summary["polygons"] = len(gdf)
+    summary.update(confidence="low" if reasons else "ok", confidence_reasons=reasons)
     summary["limitations"] = limitations(grid)
     fit_px = sum(int(w.height * w.width) for w in sample)
     if fit_px < grid.height * grid.width:

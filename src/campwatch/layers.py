@@ -3,7 +3,8 @@
 ``compare``, ``track`` and ``report`` write their polygons through :func:`to_layer`, so the same
 kind has the same columns, types and rounding whichever tool wrote it:
 
-- ``changes``: pixels the change detector flagged, one row per object (``class`` ``"change"``);
+- ``changes``: pixels the change detector flagged, one row per object (``class`` ``"change"``),
+  with the pair's confidence (``low_confidence``, ``reason``: :func:`campwatch.compare.pair_flags`);
 - ``structures``: built-up growth groups (10 m) or buildings (VHR), ``class`` one of
   ``new``, ``demolished``, ``expanded``, ``shrunk``, ``unchanged``;
 - ``objects``: one date's built-up objects (``objects_before``, ``objects_after``; no class).
@@ -68,7 +69,8 @@ _SHAPE = (("n_pixels", "int"), ("perimeter_m", "m"), ("compactness", "frac"), ("
           ("centroid_lat", "deg"))
 #: Columns and types of each kind, in order (the geometry follows).
 SCHEMA: dict[str, tuple[tuple[str, str], ...]] = {
-    "changes": (*_HEAD, ("class", "str"), ("area_m2", "m"), ("mean_score", "float"), *_SHAPE),
+    "changes": (*_HEAD, ("class", "str"), ("area_m2", "m"), ("mean_score", "float"), ("low_confidence", "bool"),
+                ("reason", "str"), *_SHAPE),
     "structures": (*_HEAD, ("class", "str"), ("area_m2", "m"), ("area_before_m2", "m"), ("area_after_m2", "m"),
                    ("delta_m2", "m"), ("uncertainty_m2", "m"), ("significant", "bool"), ("low_confidence", "bool"),
                    ("reason", "str"), ("change_fraction", "frac"), *_SHAPE),

@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from campwatch._version import __version__
+from campwatch.compare import FLAG_COVERAGE, confidence_columns, result_flags
 from campwatch.errors import CampwatchError, ConfigError, DateOrderError, InsufficientDataError
 from campwatch.layers import CLASS_COLOURS, to_rgb
 
@@ -84,9 +85,6 @@ DEFAULT_OPTIONS: dict[str, Any] = {
 }
 _COMPARE_KEYS = ("method", "threshold", "value", "min_area_m2", "coregister", "clouds", "min_observed_fraction")
 
-#: A pair whose observed share of the AOI is below this is flagged in the report as partial coverage
-#: (its figures describe only the observed part); below ``min_observed_fraction`` it has no figures.
-FLAG_COVERAGE = 0.9
 
 #: Row statuses: figures measured; the pair could not be run; too little observed to state a figure.
 STATUSES = ("ok", "failed", "insufficient-data")
@@ -461,14 +459,15 @@ def _run_pair(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
         gg = growth.growth
         for cls in ("new", "demolished"):
             row[f"{cls}_significant"] = int(((gg["growth_class"] == cls) & ~gg["low_confidence"].astype(bool)).sum())
-    reasons = confidence_reasons(row, g, notes)
+    reasons = confidence_reasons(result, notes)
     row.update(confidence="low" if reasons else "ok", confidence_reasons="; ".join(reasons) or None)
     # polygons, in EPSG:4326 for one GeoPackage across sites, in the layer schema compare and track write
     from campwatch.layers import structure_frame, to_layer, to_records
     from campwatch.vectorize import mask_to_polygons
 
     kw = {"site": row["site"], "date_before": row["date_before"], "date_after": row["date_after"]}
-    frames = {"changes": to_layer(mask_to_polygons(result.mask == 1, result.grid, values={"score": result.score}),
+    frames = {"changes": to_layer(mask_to_polygons(result.mask == 1, result.grid, values={"score": result.score})
+                                  .assign(**confidence_columns(reasons)),
                                   "changes", **kw)}
     if growth is not None:
         frames["structures"] = to_layer(structure_frame(growth), "structures", **kw)
@@ -559,19 +558,11 @@ def _map_layers(before: Any, after: Any, rgbs: tuple[np.ndarray, np.ndarray], re
     return out
 
 
-def confidence_reasons(row: Mapping[str, Any], growth: Mapping[str, Any], notes: Sequence[str]) -> list[str]:
-    """Why a measured pair is LOW CONFIDENCE (empty: ok): what ``compare`` itself flagged.
-
-    VHR mode's own flags, coverage below :data:`FLAG_COVERAGE`, and the warnings the pair
-    raised (an unreliable or uncorrectable shift, low valid data).
-    """
-    out: list[str] = []
-    if growth.get("low_confidence"):
-        out += [str(f) for f in growth.get("flags") or []] or ["VHR mode flagged the pair as low confidence"]
-    if row.get("valid_fraction") is not None and row["valid_fraction"] < FLAG_COVERAGE:
-        out.append(f"only {row['valid_fraction']:.0%} of the area observed on both dates")
-    out += [n.split(": ", 1)[1] for n in notes
-            if n.startswith(("MisregistrationWarning", "LowValidDataWarning"))]
+def confidence_reasons(result: Any, notes: Sequence[str]) -> list[str]:
+    """Why a measured pair is LOW CONFIDENCE (empty: ok): what ``compare`` itself flagged
+    (:func:`campwatch.compare.pair_flags`), and a low-valid-data warning the pair raised."""
+    out = result_flags(result)
+    out += [n.split(": ", 1)[1] for n in notes if n.startswith("LowValidDataWarning")]
     return list(dict.fromkeys(out))
 
 

@@ -51,7 +51,7 @@ def command(before: str, after: str, outdir: str, aoi: str | None, method: str, 
     Exit code 0 when measured, 2 for bad input, 3 when too little is observed on both dates
     to state any figure (then nothing is written).
     """
-    from campwatch.compare import compare_scenes, read_pair, write_compare_outputs
+    from campwatch.compare import compare_scenes, read_pair, result_flags, write_compare_outputs
     from campwatch.io import check_output_dir
 
     check_output_dir(outdir, overwrite=overwrite)  # refuse before any work
@@ -81,6 +81,9 @@ def command(before: str, after: str, outdir: str, aoi: str | None, method: str, 
                f"({r.threshold.method}), observed {_observed(s['coverage'])}, {s['processing']['wall_s']:.1f} s")
         if r.threshold.note:
             say(f"note: {r.threshold.note}")
+        if s["confidence_reasons"]:
+            result(f"LOW CONFIDENCE: {'; '.join(s['confidence_reasons'])} (every polygon carries this in its "
+                   "reason column)")
         for note in s["processing"]["not_done"]:
             say(f"note: {note}")
         detail(f"timings (s): {', '.join(f'{k} {v}' for k, v in s['processing']['timings_s'].items())}")
@@ -103,9 +106,10 @@ def command(before: str, after: str, outdir: str, aoi: str | None, method: str, 
            f"observed {_observed(res.params['coverage'])}")
     if res.threshold.note:
         say(f"note: {res.threshold.note}")
+    if flags := result_flags(res):
+        result(f"LOW CONFIDENCE: {'; '.join(flags)} (every polygon carries this in its reason column)")
     if res.structures is not None and "sentence" in (s := res.structures.summary()):
-        result(f"VHR mode (buildings): {s['sentence']}"
-               + (f"; LOW CONFIDENCE: {'; '.join(s['flags'])}" if s["flags"] else ""))
+        result(f"VHR mode (buildings): {s['sentence']}")
     elif res.structures is not None:
         c, sig = s["counts"], s["significant_counts"]
         result(f"built-up footprint {s['footprint_before_m2']:,.0f} -> {s['footprint_after_m2']:,.0f} m² "
