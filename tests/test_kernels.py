@@ -199,10 +199,10 @@ def test_histogram_kernel_has_numpy_bins():
 
 
 def _band_by_band(src, grid, monkeypatch):
-    import campwatch.io as io
+    from campwatch.io import readers
 
     with monkeypatch.context() as m:
-        m.setattr(io, "_one_read", lambda *a: None)
+        m.setattr(readers, "one_read", lambda *a: None)
         return read_source(src, grid)
 
 
@@ -223,7 +223,7 @@ def _s2_stack(samples: Path, out: Path) -> Path:
 def test_one_read_conversion_equals_band_by_band_reads(samples, shared_data, tmp_path, monkeypatch):
     """A multi-band file read in one call and converted by one kernel gives the band-by-band
     numbers, with nodata, zero fill and all-zero pixels present (real LEVIR-CD and S2 pixels)."""
-    import campwatch.io as io
+    from campwatch.io.readers import one_read
 
     crop = shared_data / "vhr-levircd" / "crop256" / "A" / "test_2_0000_0000.tif"
     s2 = _s2_stack(samples, tmp_path / "s2_stack.tif")
@@ -245,7 +245,7 @@ def test_one_read_conversion_equals_band_by_band_reads(samples, shared_data, tmp
             warnings.simplefilter("ignore", AcquisitionDateWarning)
             src = open_source(path)
             g = src.finest.grid
-            assert io._one_read(src, g, list(src.keys)) is not None  # the one-read path is taken
+            assert one_read(src, g, list(src.keys)) is not None  # the one-read path is taken
             for win_grid in (g, g.window(rasterio.windows.Window(5, 7, 60, 50))):
                 fast = read_source(src, win_grid)
                 slow = _band_by_band(src, win_grid, monkeypatch)
@@ -256,16 +256,16 @@ def test_one_read_conversion_equals_band_by_band_reads(samples, shared_data, tmp
 
 
 def test_kept_open_reuses_and_closes_handles(samples):
-    import campwatch.io as io
+    from campwatch.io import datasets
 
     src = open_source(samples / "rennes" / "imgs_1")
     g = src.finest.grid
     with kept_open():
         read_source(src, g, bands=["red"])
         read_source(src, g, bands=["red"])
-        kept = dict(io._KEPT or {})
+        kept = dict(datasets._KEPT or {})
         assert len(kept) == 1  # one file, one thread: one handle, reused
-    assert io._KEPT is None
+    assert datasets._KEPT is None
     assert all(ds.closed for ds in kept.values())
 
 

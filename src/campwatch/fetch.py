@@ -47,8 +47,10 @@ from rasterio.windows import Window
 
 from campwatch import io, masks
 from campwatch._version import __version__
-from campwatch.errors import CampwatchError, FetchError, MissingDependencyError
+from campwatch.errors import CampwatchError, FetchError, MissingDependencyError, OutputExistsError
 from campwatch.grid import Grid
+from campwatch.io.readers import geometry_bounds, lattice_window
+from campwatch.io.writers import tiff_profile
 from campwatch.params import InvalidParameterError
 from campwatch.provenance import FETCH_RECORD
 
@@ -490,7 +492,7 @@ def find_asset(item: Mapping[str, Any], name: str, band_id: str | None = None) -
 
 def aoi_window_grid(native: Grid, geometry: Any, margin_m: float) -> Grid:
     """The AOI's bounds plus ``margin_m``, on ``native``'s pixel lattice, not clipped to it."""
-    left, bottom, right, top = io._geometry_bounds(geometry, native.crs)
+    left, bottom, right, top = geometry_bounds(geometry, native.crs)
     if native.is_geographic:
         lat = (bottom + top) / 2
         mx, my = margin_m / (111_320.0 * max(math.cos(math.radians(lat)), 1e-6)), margin_m / 110_574.0
@@ -504,7 +506,7 @@ def _paste(ds: rasterio.DatasetReader, target: Grid, out: np.ndarray, fill: floa
     """Read the part of ``target`` inside ``ds`` (same lattice) into ``out`` where ``out`` is
     still ``fill``; return False when ``ds`` is on another CRS or lattice."""
     native = Grid((ds.height, ds.width), ds.transform, ds.crs)
-    win = io._lattice_window(native, target)
+    win = lattice_window(native, target)
     if win is None:
         return False
     r0, c0 = int(win.row_off), int(win.col_off)
@@ -673,7 +675,7 @@ def _sha256(path: Path) -> str:
 
 def _write_band(path: Path, arr: np.ndarray, grid: Grid, nodata: float, tags: Mapping[str, str],
                 scale: float = 1.0, offset: float = 0.0, description: str | None = None) -> None:
-    profile = io._tiff_profile(grid, count=1, dtype=arr.dtype.name, nodata=nodata)
+    profile = tiff_profile(grid, count=1, dtype=arr.dtype.name, nodata=nodata)
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(arr, 1)
         dst.update_tags(**{k: str(v) for k, v in tags.items()})
@@ -778,11 +780,11 @@ def _geometry(aoi: Any) -> tuple[Any, dict[str, Any]]:
 
 def _check_outdir(outdir: Path) -> None:
     if outdir.exists() and not outdir.is_dir():
-        raise io.OutputExistsError(f"{outdir} is a file; give -o a folder for the fetched dates")
+        raise OutputExistsError(f"{outdir} is a file; give -o a folder for the fetched dates")
     if outdir.is_dir() and any(p for p in outdir.iterdir() if not p.name.startswith(".")) \
             and not (outdir / MANIFEST).is_file():
-        raise io.OutputExistsError(f"{outdir} holds files but no {MANIFEST}, so it is not a campwatch fetch folder; "
-                                   "give a new or empty folder (campwatch resumes only its own fetches)")
+        raise OutputExistsError(f"{outdir} holds files but no {MANIFEST}, so it is not a campwatch fetch folder; "
+                                "give a new or empty folder (campwatch resumes only its own fetches)")
 
 
 def fetch(aoi: Any, *, start: str | dt.date, end: str | dt.date, outdir: str | os.PathLike[str] | None,
