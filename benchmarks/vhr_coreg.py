@@ -28,7 +28,7 @@ import numpy as np
 
 from campwatch.coregister import coregister, coregister_local
 from campwatch.io import read_scene
-from campwatch.vhr_bench import _read_pair, corner_residual, known_warp, transform_error, xbd_pairs, xbd_roof_corners
+from campwatch.vhr_bench import corner_residual, known_warp, read_xbd_pair, transform_error, xbd_pairs, xbd_roof_corners
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "data"
@@ -55,10 +55,10 @@ def main() -> None:
     print("== residual misregistration at roof corners (lower is better)")
     root = SHARED / "vhr-xbd-joplin"
     for p in xbd_pairs(root):
-        a, b = _read_pair(p.before, p.after)
+        a, b = read_xbd_pair(p.before, p.after)
         _row(p.name, a, b, xbd_roof_corners(root, p))
     nat = SHARED / "vhr-joplin-native"
-    a, b = _read_pair(nat / "joplin_pre_utm15n_0p6m.tif", nat / "joplin_post_utm15n_0p6m.tif")
+    a, b = read_xbd_pair(nat / "joplin_pre_utm15n_0p6m.tif", nat / "joplin_post_utm15n_0p6m.tif")
     fp = gpd.read_file(nat / "joplin_msfootprints2020_clip.geojson").to_crs(a.grid.crs)
     inv = ~a.grid.transform
     corners = [inv * xy for g in fp.geometry for poly in getattr(g, "geoms", [g]) for xy in list(poly.exterior.coords)[:-1]]

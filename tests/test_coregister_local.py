@@ -13,7 +13,7 @@ from campwatch.coregister import coregister_local, fit_local, local_shifts
 from campwatch.errors import AcquisitionDateWarning, MisregistrationWarning
 from campwatch.io import read_scene
 from campwatch.vhr import normalise_to, rgb_stack, vhr_change
-from campwatch.vhr_bench import _read_pair, corner_residual, known_warp, transform_error, xbd_pairs, xbd_roof_corners
+from campwatch.vhr_bench import corner_residual, known_warp, read_xbd_pair, transform_error, xbd_pairs, xbd_roof_corners
 
 pytestmark = pytest.mark.shared
 
@@ -69,7 +69,7 @@ def test_roof_corner_residual_xbd(shared_data: Path, tile: str) -> None:
     standing buildings is smaller after the local fit than before (benchmarks/vhr_coreg.py)."""
     root = shared_data / "vhr-xbd-joplin"
     p = next(q for q in xbd_pairs(root) if q.name.endswith(tile))
-    a, b = _read_pair(p.before, p.after)
+    a, b = read_xbd_pair(p.before, p.after)
     corners = xbd_roof_corners(root, p)
     assert len(corners) > 300
     with warnings.catch_warnings():
@@ -86,7 +86,7 @@ def test_roof_corner_residual_xbd(shared_data: Path, tile: str) -> None:
 def test_vhr_summary_keeps_the_model(shared_data: Path) -> None:
     root = shared_data / "vhr-xbd-joplin"
     p = next(q for q in xbd_pairs(root) if q.name.endswith("00000000"))
-    a, b = _read_pair(p.before, p.after)
+    a, b = read_xbd_pair(p.before, p.after)
     res = vhr_change(a, b)
     c = res.summary()["coregistration"]
     # the whole-image estimate is unreliable here (0.11); the local fit is not, and is applied
@@ -99,7 +99,7 @@ def test_normalisation_does_not_shrink_cross_sensor(shared_data: Path) -> None:
     shrinks towards 0 (regression dilution) and flattens the after image; radcal does not."""
     root = shared_data / "vhr-xbd-joplin"
     p = next(q for q in xbd_pairs(root) if q.name.endswith("00000000"))
-    a, b = _read_pair(p.before, p.after)
+    a, b = read_xbd_pair(p.before, p.after)
     v = a.valid & b.valid
     xb, xa = rgb_stack(a), rgb_stack(b)
     out, fit = normalise_to(xb, xa, v)

@@ -14,7 +14,7 @@ from rasterio import features
 from campwatch.errors import AcquisitionDateWarning
 from campwatch.io import read_raster, read_scene
 from campwatch.vhr import GROWTH_CLASSES, building_mask, naive_cva, vhr_change
-from campwatch.vhr_bench import _xbd_buildings, pixel_scores, run_levir, run_xbd, xbd_building_scores, xbd_pairs
+from campwatch.vhr_bench import pixel_scores, run_levir, run_xbd, xbd_building_scores, xbd_buildings, xbd_pairs
 
 pytestmark = pytest.mark.shared
 
@@ -94,7 +94,7 @@ def test_xbd_pair_runs_on_two_sensors(shared_data: Path) -> None:
         a = read_scene(pair.before)
         b = read_scene(pair.after, grid=a.grid)
     res = vhr_change(a, b)
-    ids, kinds = _xbd_buildings(pair.labels, a.grid)
+    ids, kinds = xbd_buildings(pair.labels, a.grid)
     lost = res.growth[res.growth["growth_class"].isin(["demolished", "shrunk"])]
     demo = features.rasterize(((g, 1) for g in lost.geometry), out_shape=a.grid.shape,
                               transform=a.grid.transform, fill=0, dtype="uint8") > 0

@@ -18,7 +18,7 @@ from campwatch.errors import AcquisitionDateWarning
 from campwatch.io import read_scene
 from campwatch.vhr import building_mask, debris_objects, normalise_to, rgb_stack, tolerant_difference
 from campwatch.vhr.common import otsu_cut, to_px
-from campwatch.vhr_bench import _xbd_buildings, xbd_pairs
+from campwatch.vhr_bench import xbd_buildings, xbd_pairs
 
 pytestmark = pytest.mark.shared
 
@@ -40,7 +40,7 @@ def levir(shared_data: Path):
 def xbd(shared_data: Path):
     p = xbd_pairs(shared_data / "vhr-xbd-joplin")[0]
     a, b = _read(p.before, p.after)
-    ids, kinds = _xbd_buildings(p.labels, a.grid)
+    ids, kinds = xbd_buildings(p.labels, a.grid)
     return a, b, ids, kinds
 
 

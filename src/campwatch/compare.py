@@ -47,6 +47,7 @@ __all__ = [
     "FLAG_COVERAGE",
     "OUTPUTS",
     "aoi_mask",
+    "bands_for_method",
     "bench_oscd_city",
     "build_summary",
     "compare_files",
@@ -292,7 +293,7 @@ def _compare_10m(before: Scene, after: Scene, *, method: Method, threshold: Thre
                                structures=growth)
 
 
-def _bands_for(method: str) -> list[str] | None:
+def bands_for_method(method: str) -> list[str] | None:
     """Bands to read: those the method and the cloud test need (None: all, for naive-cva/cva/irmad)."""
     if method in ("naive-cva", "cva", "irmad"):
         return None
@@ -315,7 +316,7 @@ def read_pair(before_path: str | os.PathLike[str], after_path: str | os.PathLike
 
         aoi = resolve_aoi(aoi)
     geom = getattr(aoi, "geometry", aoi)
-    wanted = _bands_for(method)
+    wanted = bands_for_method(method)
     src = open_source(before_path, profile=profile, bands=band_map)
     bands = None if wanted is None else [b for b in wanted if b in src.keys]
     before = read_source(src, scene_grid(src, aoi=geom), bands=bands)  # read_scene without opening it again

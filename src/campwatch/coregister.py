@@ -40,13 +40,13 @@ from campwatch.errors import GridMismatchError, MisregistrationWarning, MissingB
 from campwatch.scene import Scene
 
 __all__ = ["DEFAULT_MIN_RELIABILITY", "Shift", "apply_shift", "coregister", "coregister_local", "estimate_shift",
-           "fit_local", "local_shifts"]
+           "fit_local", "local_shifts", "PREFERRED_BANDS", "pick_band"]
 
 #: Below this reliability a shift estimate is not trusted (and not applied).
 DEFAULT_MIN_RELIABILITY = 0.2
 
 #: Bands tried, in order, when ``band`` is not given (sharp 10 m bands first).
-_PREFERRED_BANDS = ("red", "nir", "green", "blue", "swir16")
+PREFERRED_BANDS = ("red", "nir", "green", "blue", "swir16")
 
 
 @dataclass(frozen=True)
@@ -385,12 +385,14 @@ def _shifted_valid(valid: np.ndarray, rows: tuple[np.ndarray, ...], cols: tuple[
     return out
 
 
-def _pick_band(before: Scene, after: Scene, band: str | None) -> str:
+def pick_band(before: Scene, after: Scene, band: str | None) -> str:
+    """The band a shift is estimated on: ``band`` if given (both scenes must have it), else the first
+    of :data:`PREFERRED_BANDS` both have, else the first band they share."""
     if band is not None:
         before.require([band], method="coregister")
         after.require([band], method="coregister")
         return band
-    for b in _PREFERRED_BANDS:
+    for b in PREFERRED_BANDS:
         if before.has(b) and after.has(b):
             return b
     common = [b for b in before.bands if b in after.bands]
@@ -438,7 +440,7 @@ def coregister(before: Scene, after: Scene, *, max_shift_px: float = MAX_SHIFT_P
     if not before.grid.same_as(after.grid):
         raise GridMismatchError(f"coregister needs both dates on one grid; before is {before.grid}, after is "
                                 f"{after.grid}; read the second date with read_scene(..., grid=before.grid)")
-    name = _pick_band(before, after, band)
+    name = pick_band(before, after, band)
     est = estimate_shift(before.band(name), after.band(name), valid=before.valid & after.valid)
     mag = est.magnitude_px
     where = f"{after.label} vs {before.label}"
@@ -619,7 +621,7 @@ def coregister_local(before: Scene, after: Scene, *, max_shift_px: float = MAX_S
     if not before.grid.same_as(after.grid):
         raise GridMismatchError(f"coregister needs both dates on one grid; before is {before.grid}, after is "
                                 f"{after.grid}; read the second date with read_scene(..., grid=before.grid)")
-    name = _pick_band(before, after, band)
+    name = pick_band(before, after, band)
     where = f"{after.label} vs {before.label}"
     ok = before.valid & after.valid
     rows = local_shifts(before.band(name), after.band(name), valid=ok, window=window)

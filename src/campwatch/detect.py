@@ -109,7 +109,7 @@ from campwatch.threshold import Histogram, ThresholdChoice, ThresholdMethod, chi
 
 __all__ = ["ChangeResult", "detect_change", "Method", "METHODS", "METHOD_BANDS", "clean_mask",
            "rgb_composite", "NODATA", "Components", "fit_windows", "threshold_open", "change_overlay",
-           "QUICKLOOK_LEGEND", "REGION_PEAK_SIGMA", "region_peak"]
+           "QUICKLOOK_LEGEND", "REGION_PEAK_SIGMA", "region_peak", "FitContext", "window_slices"]
 
 Method = Literal["default", "naive-cva", "cva", "irmad", "diff", "ratio", "pca-diff", "pca-kmeans",
                  "ndvi", "ndbi", "bui"]
@@ -258,7 +258,12 @@ class ChangeResult:
 # --------------------------------------------------------------------------------------
 # windowing
 # --------------------------------------------------------------------------------------
-def _slices(win: Window) -> tuple[slice, slice]:
+def window_slices(win: Window) -> tuple[slice, slice]:
+    """The (row, column) slices of a window, for indexing an array on the same grid.
+
+    >>> window_slices(Window(2, 1, 3, 4))
+    (slice(1, 5, None), slice(2, 5, None))
+    """
     r, c = int(win.row_off), int(win.col_off)
     return slice(r, r + int(win.height)), slice(c, c + int(win.width))
 
@@ -268,7 +273,7 @@ def _tiles(grid: Grid, window_size: int | None, halo: int) -> Iterator[tuple[tup
     """(core slices, padded slices, core-within-padded slices) for each window."""
     size = window_size or max(grid.shape)
     for core, pad in grid.tiles(size, halo=halo):
-        cs, ps = _slices(core), _slices(pad)
+        cs, ps = window_slices(core), window_slices(pad)
         inner = (slice(cs[0].start - ps[0].start, cs[0].stop - ps[0].start),
                  slice(cs[1].start - ps[1].start, cs[1].stop - ps[1].start))
         yield cs, ps, inner
@@ -300,8 +305,10 @@ _EIGHT = np.ones((3, 3), bool)
 
 
 @dataclass
-class _Ctx:
-    """Fitted global statistics, shared by every window of the score pass."""
+class FitContext:
+    """Fitted global statistics, shared by every window of the score pass (in memory here, by
+    :mod:`campwatch.engine` when streaming): the bands scored, the relative radiometric fit and
+    per-method extras."""
 
     bands: tuple[str, ...]
     rel: RelativeFit | None = None
@@ -366,9 +373,9 @@ def fit_windows(grid: Grid) -> list[Window]:
 
 
 def fit_context(method: str, bands: tuple[str, ...],
-                windows: Callable[[], Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]]) -> _Ctx:
+                windows: Callable[[], Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]]) -> FitContext:
     """Pass 1: the global statistics of ``method`` from ``(before, after, valid)`` fit windows."""
-    ctx = _Ctx(bands)
+    ctx = FitContext(bands)
     _fit(method, ctx, windows)
     return ctx
 
@@ -392,7 +399,7 @@ def resolve_threshold(method: str, threshold: str, value: float | None) -> tuple
     return method_t, value
 
 
-def choose_threshold(method: str, ctx: _Ctx, hist: Histogram, *, threshold: str, value: float | None,
+def choose_threshold(method: str, ctx: FitContext, hist: Histogram, *, threshold: str, value: float | None,
                      alpha: float) -> ThresholdChoice:
     """The global threshold (``chi2`` and ``fixed`` do not look at ``hist``)."""
     method_t, value = resolve_threshold(method, threshold, value)
@@ -402,7 +409,7 @@ def choose_threshold(method: str, ctx: _Ctx, hist: Histogram, *, threshold: str,
     return select_threshold(hist, method_t, value=value, dof=dof, alpha=alpha, floor=floor)  # type: ignore[arg-type]
 
 
-def window_score(method: str, ctx: _Ctx, b: np.ndarray, a: np.ndarray,
+def window_score(method: str, ctx: FitContext, b: np.ndarray, a: np.ndarray,
                  v: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """Score (NaN where ``v`` is False) and CVA direction of one window read with its halo.
 
@@ -504,7 +511,7 @@ def detect_change(before: Scene, after: Scene, *, method: Method = "default",
 
     def fit_data() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         for w in sample:
-            cs = _slices(w)
+            cs = window_slices(w)
             yield xb[(slice(None), *cs)], xa[(slice(None), *cs)], ok[cs]
 
     # ---- pass 1: global statistics ---------------------------------------------------
@@ -553,7 +560,7 @@ def warn_low_valid(valid_fraction: float, before_label: str, after_label: str) -
                   f"{after_label}); change figures rest on little data", LowValidDataWarning, stacklevel=3)
 
 
-def detection_params(method: str, ctx: _Ctx, *, alpha: float, min_area_m2: float, opening_radius: int,
+def detection_params(method: str, ctx: FitContext, *, alpha: float, min_area_m2: float, opening_radius: int,
                      increase_only: bool, window_size: int | None, sample: list[Window], grid: Grid) -> dict[str, Any]:
     """The ``params`` block of a result: every parameter and fitted statistic."""
     fit_px = sum(int(w.height * w.width) for w in sample)
@@ -569,7 +576,7 @@ def detection_params(method: str, ctx: _Ctx, *, alpha: float, min_area_m2: float
     return params
 
 
-def _fit(method: str, ctx: _Ctx, windows: Any) -> None:
+def _fit(method: str, ctx: FitContext, windows: Any) -> None:
     bands = ctx.bands
     rep: dict[str, Any] = {}
     if method == "naive-cva":
@@ -627,7 +634,7 @@ def _pcak_features(z: np.ndarray) -> np.ndarray:
     return win.reshape(*z.shape, h * h)
 
 
-def _fit_pca(method: str, ctx: _Ctx, windows: Any, rep: dict[str, Any]) -> None:
+def _fit_pca(method: str, ctx: FitContext, windows: Any, rep: dict[str, Any]) -> None:
     rel = ctx.rel
     assert rel is not None  # set just before
     if method == "pca-diff":
@@ -674,7 +681,7 @@ def _fit_pca(method: str, ctx: _Ctx, windows: Any, rep: dict[str, Any]) -> None:
     rep["pca_kmeans"] = {"block_px": _PCAK_BLOCK, "components": 3, "centroids": [c0.tolist(), c1.tolist()]}
 
 
-def _score_window(method: str, ctx: _Ctx, b: np.ndarray, a: np.ndarray,
+def _score_window(method: str, ctx: FitContext, b: np.ndarray, a: np.ndarray,
                   v: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """Score of one (padded) window; pure, depends only on its pixels and ``ctx``."""
     bands = ctx.bands
@@ -712,7 +719,7 @@ def _score_window(method: str, ctx: _Ctx, b: np.ndarray, a: np.ndarray,
     return s.astype(np.float32), None
 
 
-def _default_score(ctx: _Ctx, b: np.ndarray, a: np.ndarray, v: np.ndarray, sel: list[int]) -> np.ndarray:
+def _default_score(ctx: FitContext, b: np.ndarray, a: np.ndarray, v: np.ndarray, sel: list[int]) -> np.ndarray:
     """The default detector's evidence on one window (float32 throughout, NaN outside ``v``):
     the magnitude of the per-band residuals (noise sigmas) averaged 3 × 3 over valid pixels,
     times ``clip((0.75 - veg) / 0.3, 0, 1)`` where ``veg`` is the 3 × 3 mean of the larger

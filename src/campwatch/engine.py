@@ -67,8 +67,7 @@ from campwatch.detect import (
     NODATA,
     QUICKLOOK_LEGEND,
     Components,
-    _Ctx,
-    _slices,
+    FitContext,
     change_overlay,
     changed_area_m2,
     choose_threshold,
@@ -84,6 +83,7 @@ from campwatch.detect import (
     threshold_open,
     warn_low_valid,
     window_score,
+    window_slices,
 )
 from campwatch.grid import Grid
 from campwatch.masks import MIN_OBSERVED_FRACTION, coverage_of, require_coverage
@@ -143,7 +143,7 @@ class _Plan:
     shift: tuple[float, float] | None
     opening_radius: int
     increase_only: bool
-    ctx: _Ctx | None = None
+    ctx: FitContext | None = None
     threshold: float | None = None
 
     @property
@@ -624,7 +624,7 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
 
     from campwatch.compare import (
         OUTPUTS,
-        _bands_for,
+        bands_for_method,
         confidence_columns,
         default_clouds,
         limitations,
@@ -645,7 +645,7 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
     src_b = open_source(before_path, profile=profile, bands=band_map)
     src_a = open_source(after_path, profile=profile, bands=band_map)
     require_date_order(src_b.date, src_a.date, before=str(before_path), after=str(after_path))
-    wanted = _bands_for(method)
+    wanted = bands_for_method(method)
     read_bands = tuple(src_b.keys if wanted is None else [b for b in wanted if b in src_b.keys])
     missing = [b for b in read_bands if b not in src_a.keys]
     if missing:
@@ -711,12 +711,12 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
                 t, c = time.perf_counter(), time.process_time()
                 cw = Window(max(0, (grid.width - COREG_WINDOW) // 2), max(0, (grid.height - COREG_WINDOW) // 2),
                             min(COREG_WINDOW, grid.width), min(COREG_WINDOW, grid.height))
-                from campwatch.coregister import _pick_band
+                from campwatch.coregister import pick_band
 
                 b, a = _read(plan, cw)
                 b, a, _, _ = _prepare(plan, b, a, cw)
                 # the estimate (and its residual check) uses one band: only that band is resampled
-                band = [_pick_band(b, a, None)]
+                band = [pick_band(b, a, None)]
                 _, shift = _coregister(b.select(band), a.select(band))
                 del b, a
                 shift_dict = shift.to_dict()
@@ -946,7 +946,7 @@ class _Collect:
 
     def add(self, w: _WindowOut) -> None:
         r0, c0 = int(w.core.row_off), int(w.core.col_off)
-        sl = _slices(w.core)
+        sl = window_slices(w.core)
         self.valid.put(sl, w.valid)
         self.valid_rows[sl[0]] += w.valid.sum(1)
         if w.counts.size:
@@ -967,10 +967,10 @@ class _Collect:
 
     def add_hits(self, w: _WindowOut) -> None:
         assert w.hit is not None
-        self.hit.put(_slices(w.core), w.hit)
+        self.hit.put(window_slices(w.core), w.hit)
         if self.strong is not None and self.peak is not None:
             with np.errstate(invalid="ignore"):
-                self.strong.put(_slices(w.core), w.hit & np.greater(w.score, self.peak))
+                self.strong.put(window_slices(w.core), w.hit & np.greater(w.score, self.peak))
         idx = np.flatnonzero(w.hit).astype(np.int64)
         self._scores.append((w.core, idx, w.score.ravel()[idx]))
 

@@ -22,7 +22,8 @@ Figures
     :func:`plot_timeline` (built footprint per date with its uncertainty).  Each takes ``ax=``
     (or ``axes=``) and returns the Axes or Figure it drew on.
 Tables
-    :func:`html_table` and :func:`html_records` build the small HTML tables notebooks display;
+    :func:`html_table` and :func:`html_records` (from :mod:`campwatch.tables`) build the small HTML
+    tables notebooks display;
     :func:`growth_html` and :func:`timeline_html` describe a
     :class:`~campwatch.structures.GrowthResult` and a :class:`~campwatch.track.Timeline`, so
     their ``_repr_html_`` is one line.
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import html
 import io
 import math
 import warnings
@@ -45,6 +45,7 @@ from campwatch.errors import LowValidDataWarning, MissingDependencyError
 from campwatch.grid import Grid
 from campwatch.layers import CLASS_COLOURS
 from campwatch.scene import Scene
+from campwatch.tables import html_records, html_table
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import geopandas as gpd
@@ -53,7 +54,6 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
     from campwatch.detect import ChangeResult
     from campwatch.structures import GrowthResult
-    from campwatch.track import Timeline
 
 __all__ = [
     "pyplot",
@@ -665,7 +665,7 @@ def show_confusion(result: ChangeResult, labels: np.ndarray, *, ax: Axes | None 
     return ax
 
 
-def plot_timeline(timeline: Timeline, *, ax: Axes | None = None) -> Axes:
+def plot_timeline(timeline: Any, *, ax: Axes | None = None) -> Axes:
     """Built footprint per usable date with its outline uncertainty; skipped dates as grey crosses.
 
     Each consecutive pair is annotated with its net change and significance (``n.s.``: the
@@ -673,7 +673,7 @@ def plot_timeline(timeline: Timeline, *, ax: Axes | None = None) -> Axes:
 
     Parameters
     ----------
-    timeline : Timeline
+    timeline : campwatch.track.Timeline (typed Any: plot sits below the tool layer)
         From :func:`campwatch.track.track`.
     ax : matplotlib Axes, optional
 
@@ -717,58 +717,6 @@ def plot_timeline(timeline: Timeline, *, ax: Axes | None = None) -> Axes:
 # --------------------------------------------------------------------------------------------------
 # HTML tables (no matplotlib)
 # --------------------------------------------------------------------------------------------------
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, bool | np.bool_):
-        return "yes" if v else "no"
-    if isinstance(v, int | np.integer):
-        return f"{int(v):,}"
-    if isinstance(v, float | np.floating):
-        f = float(v)
-        if not math.isfinite(f):
-            return str(f)
-        return f"{f:,.1f}" if abs(f) >= 100 else f"{f:.4g}"
-    if isinstance(v, Mapping):
-        return ", ".join(f"{k}: {_fmt(x)}" for k, x in v.items())
-    if isinstance(v, list | tuple):
-        return "; ".join(_fmt(x) for x in v)
-    return str(v)
-
-
-_TH = "<th style='text-align:left;vertical-align:top'>"
-_TD = "<td style='text-align:left;vertical-align:top'>"
-
-
-def html_table(rows: Iterable[tuple[str, Any]], *, caption: str | None = None) -> str:
-    """A two-column (name, value) HTML table; values are formatted and escaped.
-
-    Examples
-    --------
-    >>> html_table([("net", -86427.94), ("note", "<b>")], caption="growth")
-    "<table><caption>growth</caption><tr><th style='text-align:left;vertical-align:top'>net</th><td style='text-align:left;vertical-align:top'>-86,427.9</td></tr><tr><th style='text-align:left;vertical-align:top'>note</th><td style='text-align:left;vertical-align:top'>&lt;b&gt;</td></tr></table>"
-    """
-    body = "".join(f"<tr>{_TH}{html.escape(str(k))}</th>{_TD}{html.escape(_fmt(v))}</td></tr>" for k, v in rows)
-    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-    return f"<table>{cap}{body}</table>"
-
-
-def html_records(records: Sequence[Mapping[str, Any]], *, columns: Sequence[str] | None = None,
-                 caption: str | None = None) -> str:
-    """An HTML table with one row per record (e.g. ``timeline.rows()``).
-
-    Examples
-    --------
-    >>> html_records([{"date": "2015-08-21", "m2": 147930.8}], caption="t").count("<tr>")
-    2
-    """
-    cols = list(columns) if columns is not None else list(dict.fromkeys(k for r in records for k in r))
-    head = "<tr>" + "".join(f"{_TH}{html.escape(c)}</th>" for c in cols) + "</tr>"
-    body = "".join("<tr>" + "".join(f"{_TD}{html.escape(_fmt(r.get(c)))}</td>" for c in cols) + "</tr>"
-                   for r in records)
-    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-    return f"<table>{cap}{head}{body}</table>"
-
 
 def growth_html(growth: GrowthResult) -> str:
     """The HTML table for ``GrowthResult._repr_html_``: footprints, net ± uncertainty, significance, limits.
@@ -783,31 +731,7 @@ def growth_html(growth: GrowthResult) -> str:
     >>> "significance" in growth_html(footprint_growth(b, a))
     True
     """
-    s = growth.summary()
-    pct = f" ({s['net_pct']:+.1f} %)" if s.get("net_pct") is not None else ""
-    rows: list[tuple[str, Any]] = [
-        ("dates", f"{s.get('date_before') or '?'} → {s.get('date_after') or '?'}"),
-        ("AOI", f"{s.get('aoi_id') or 'none (whole scene)'}; geometry {s.get('geometry_quality')}"),
-        ("footprint before", f"{s['footprint_before_m2']:,.0f} m² ({s['objects_before']} objects)"),
-        ("footprint after", f"{s['footprint_after_m2']:,.0f} m² ({s['objects_after']} objects)"),
-        ("net change", f"{s['net_m2']:+,.0f} ± {s['net_uncertainty_m2']:,.0f} m²{pct}"),
-        ("significance", f"{s['significance']}: {s['significance_reason']}"),
-        ("groups per class", s["counts"]),
-        ("area per class (m²)", s["areas_m2"]),
-        ("observed at both dates", _observed(growth, s)),
-        ("cloud fraction", f"before {_fmt(s.get('cloud_fraction_before'))}, after {_fmt(s.get('cloud_fraction_after'))}"),
-        ("pixel size", f"{s['pixel_size_m']:.2f} m; smallest object {s['min_object_m2']:,.0f} m²"),
-        ("method", f"{s.get('method')}; evidence {_fmt(s.get('evidence'))}"),
-        ("limits", s.get("limits")),
-    ]
-    return html_table(rows, caption="campwatch GrowthResult")
-
-
-def _observed(growth: GrowthResult, s: Mapping[str, Any]) -> str:
-    frac = growth.info.get("observed_fraction_of_aoi")
-    where = "of the AOI" if frac is not None else "of the grid window"
-    frac = s["observed_fraction"] if frac is None else frac
-    return f"{frac:.1%} {where} ({s['observed_area_m2']:,.0f} m²); footprints above count only these pixels"
+    return growth._repr_html_()
 
 
 _TIMELINE_COLUMNS = ("date", "status", "reason", "cloud_fraction", "valid_fraction", "footprint_m2",
@@ -815,7 +739,7 @@ _TIMELINE_COLUMNS = ("date", "status", "reason", "cloud_fraction", "valid_fracti
                      "significance")
 
 
-def timeline_html(timeline: Timeline) -> str:
+def timeline_html(timeline: Any) -> str:
     """The HTML for ``Timeline._repr_html_``: one row per date (used or skipped, with the reason), then the caveats.
 
     Examples

@@ -95,6 +95,7 @@ from campwatch.grid import Grid
 from campwatch.masks import aoi_mask, coverage
 from campwatch.params import check_all
 from campwatch.scene import Scene
+from campwatch.tables import fmt_value, html_table
 from campwatch.vectorize import mask_to_polygons
 
 __all__ = [
@@ -501,10 +502,35 @@ class GrowthResult:
             "unchanged_net": float(by["unchanged"]["delta_m2"].sum()),
         }
 
-    def _repr_html_(self) -> str:
-        from campwatch.plot import growth_html
+    def table_rows(self) -> list[tuple[str, Any]]:
+        """(name, value) rows describing this result for people: footprints, net ± uncertainty,
+        significance, observed area, limits (what the notebook table and
+        :func:`campwatch.plot.growth_html` show)."""
+        s = self.summary()
+        pct = f" ({s['net_pct']:+.1f} %)" if s.get("net_pct") is not None else ""
+        frac = self.info.get("observed_fraction_of_aoi")
+        where = "of the AOI" if frac is not None else "of the grid window"
+        frac = s["observed_fraction"] if frac is None else frac
+        observed = f"{frac:.1%} {where} ({s['observed_area_m2']:,.0f} m²); footprints above count only these pixels"
+        return [
+            ("dates", f"{s.get('date_before') or '?'} → {s.get('date_after') or '?'}"),
+            ("AOI", f"{s.get('aoi_id') or 'none (whole scene)'}; geometry {s.get('geometry_quality')}"),
+            ("footprint before", f"{s['footprint_before_m2']:,.0f} m² ({s['objects_before']} objects)"),
+            ("footprint after", f"{s['footprint_after_m2']:,.0f} m² ({s['objects_after']} objects)"),
+            ("net change", f"{s['net_m2']:+,.0f} ± {s['net_uncertainty_m2']:,.0f} m²{pct}"),
+            ("significance", f"{s['significance']}: {s['significance_reason']}"),
+            ("groups per class", s["counts"]),
+            ("area per class (m²)", s["areas_m2"]),
+            ("observed at both dates", observed),
+            ("cloud fraction",
+             f"before {fmt_value(s.get('cloud_fraction_before'))}, after {fmt_value(s.get('cloud_fraction_after'))}"),
+            ("pixel size", f"{s['pixel_size_m']:.2f} m; smallest object {s['min_object_m2']:,.0f} m²"),
+            ("method", f"{s.get('method')}; evidence {fmt_value(s.get('evidence'))}"),
+            ("limits", s.get("limits")),
+        ]
 
-        return growth_html(self)
+    def _repr_html_(self) -> str:
+        return html_table(self.table_rows(), caption="campwatch GrowthResult")
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready summary: footprints, net growth, counts and areas per class, significance, limits.

@@ -38,7 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from campwatch.errors import AcquisitionDateWarning, InvalidSceneError, LowValidDataWarning
+from campwatch.aoi import resolve_aoi
+from campwatch.errors import AcquisitionDateWarning, InvalidSceneError, LowValidDataWarning, MissingDependencyError
 from campwatch.grid import Grid
 from campwatch.io import (
     atomic_dir,
@@ -55,6 +56,8 @@ from campwatch.io import (
 from campwatch.layers import structure_layers
 from campwatch.masks import mask_clouds, user_mask_valid
 from campwatch.params import check_all
+from campwatch.plot import plot_timeline, pyplot, timeline_html
+from campwatch.provenance import provenance
 from campwatch.scene import Scene
 from campwatch.structures import (
     GROWTH_CLASSES,
@@ -166,8 +169,6 @@ class Timeline:
         return rows
 
     def _repr_html_(self) -> str:
-        from campwatch.plot import timeline_html
-
         return timeline_html(self)
 
     def to_dict(self) -> dict[str, Any]:
@@ -189,8 +190,6 @@ class Timeline:
 def _resolve(aoi: Any) -> Any:
     if aoi is None or not isinstance(aoi, str | os.PathLike):
         return aoi
-    from campwatch.aoi import resolve_aoi
-
     return resolve_aoi(str(aoi))
 
 
@@ -437,14 +436,10 @@ def write_structures(result: GrowthResult, path_gpkg: str | os.PathLike[str], pa
 
 def _chart(timeline: Timeline, path: Path) -> str | None:
     """Footprint over time as PNG (:func:`campwatch.plot.plot_timeline`); a note when matplotlib is missing."""
-    from campwatch.errors import MissingDependencyError
-
     try:
-        import matplotlib
+        import matplotlib  # optional dependency: imported only when a chart is drawn
 
         matplotlib.use("Agg")
-        from campwatch.plot import plot_timeline, pyplot
-
         plt = pyplot()
     except (ImportError, MissingDependencyError):
         return "chart not written: matplotlib is not installed (pip install campwatch[plot])"
@@ -459,8 +454,6 @@ def _chart(timeline: Timeline, path: Path) -> str | None:
 def write_timeline(timeline: Timeline, outdir: str | os.PathLike[str], *, overwrite: bool = False) -> dict[str, Path]:
     """Write ``timeline.csv``, ``timeline.json``, ``footprint.png`` and ``growth_<d1>_<d2>.gpkg/.geojson``
     into ``outdir``, atomically (the folder appears complete or not at all)."""
-    from campwatch.provenance import provenance
-
     out = Path(outdir)
     written: dict[str, Path] = {}
     with atomic_dir(out, overwrite=overwrite, kind="track") as tmp:

@@ -48,6 +48,7 @@ __all__ = [
     "format_report",
     "levir_pairs",
     "pixel_scores",
+    "read_xbd_pair",
     "run_bench",
     "run_levir",
     "run_protocol",
@@ -58,6 +59,7 @@ __all__ = [
     "transform_error",
     "vhr_datasets",
     "xbd_building_scores",
+    "xbd_buildings",
     "xbd_roof_corners",
     "xbd_pairs",
 ]
@@ -142,7 +144,8 @@ def _counts(pred: np.ndarray, truth: np.ndarray) -> tuple[int, int, int]:
     return int((pred & truth).sum()), int((pred & ~truth).sum()), int((~pred & truth).sum())
 
 
-def _read_pair(before: Path, after: Path) -> tuple[Any, Any]:
+def read_xbd_pair(before: Path, after: Path) -> tuple[Any, Any]:
+    """Read an xBD (or other VHR) pair: BEFORE, then AFTER onto BEFORE's grid (date warnings silenced)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AcquisitionDateWarning)
         a = read_scene(before)
@@ -158,7 +161,7 @@ def run_levir(root: str | os.PathLike[str], *, pairs: Sequence[LevirPair] | None
     rows = []
     t0 = time.perf_counter()
     for p in pairs:
-        a, b = _read_pair(p.before, p.after)
+        a, b = read_xbd_pair(p.before, p.after)
         truth = read_raster(p.label, grid=a.grid)[0] > 0
         res = vhr_change(a, b, **(params or {}))
         c_v = _counts(res.mask, truth)
@@ -173,7 +176,7 @@ def run_levir(root: str | os.PathLike[str], *, pairs: Sequence[LevirPair] | None
             "per_pair": rows}
 
 
-def _xbd_buildings(labels_json: Path, grid: Any) -> tuple[np.ndarray, list[str]]:
+def xbd_buildings(labels_json: Path, grid: Any) -> tuple[np.ndarray, list[str]]:
     """Rasterise each labelled building with its own id (1..K) and list its subtype."""
     with open(labels_json, encoding="utf-8") as fh:
         doc = json.load(fh)
@@ -252,8 +255,8 @@ def run_xbd(root: str | os.PathLike[str], *, pairs: Sequence[XbdPair] | None = N
     rows, vs, ns = [], [], []
     t0 = time.perf_counter()
     for p in pairs:
-        a, b = _read_pair(p.before, p.after)
-        ids, kinds = _xbd_buildings(p.labels, a.grid)
+        a, b = read_xbd_pair(p.before, p.after)
+        ids, kinds = xbd_buildings(p.labels, a.grid)
         res = vhr_change(a, b, **(params or {}))
         g = res.growth
         lost = g[g["growth_class"].isin(["demolished", "shrunk"])]
@@ -390,7 +393,7 @@ def run_unlabelled(root: str | os.PathLike[str], *, params: dict[str, Any] | Non
     """A pair with no change labels: what each method flags, and VHR mode's counts and flags."""
     root = Path(root)
     t0 = time.perf_counter()
-    a, b = _read_pair(next(root.glob("*pre*.tif")), next(root.glob("*post*.tif")))
+    a, b = read_xbd_pair(next(root.glob("*pre*.tif")), next(root.glob("*post*.tif")))
     res = vhr_change(a, b, **(params or {}))
     return {"set": root.name, "pairs": 1, "seconds": round(time.perf_counter() - t0, 1),
             "vhr": {"flagged_fraction": round(float(res.mask.mean()), 4)},

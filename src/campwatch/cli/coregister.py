@@ -39,11 +39,11 @@ def command(before: str, after: str, aoi: str | None, band: str | None, max_shif
 
         geometry = resolve_aoi(aoi).geometry
     if band is None:
-        from campwatch.coregister import _PREFERRED_BANDS
+        from campwatch.coregister import PREFERRED_BANDS
         from campwatch.io import open_source
 
         keys = open_source(before).keys
-        band = next((b for b in _PREFERRED_BANDS if b in keys), keys[0])
+        band = next((b for b in PREFERRED_BANDS if b in keys), keys[0])
     first = read_scene(before, aoi=geometry, bands=[band])
     second = read_scene(after, grid=first.grid, bands=[band])
     # The CLI only reports; the warning text goes into "reason" rather than to stderr twice.
