@@ -8,6 +8,7 @@ cannot hide an upward edge).  ``campwatch.io`` and ``campwatch.io.*`` are one mo
 from __future__ import annotations
 
 import ast
+import itertools
 import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,7 +136,7 @@ def test_no_cycle_among_top_level_modules():
             if state.get(m) == 1:
                 loop = [*stack[stack.index(m):], m]
                 cycles.append(" -> ".join(loop) + "\n    " + "\n    ".join(
-                    str(where[(a, b)]) for a, b in zip(loop, loop[1:], strict=False)))
+                    str(where[(a, b)]) for a, b in itertools.pairwise(loop)))
             elif m not in state:
                 visit(m)
         stack.pop()
