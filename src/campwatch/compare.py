@@ -21,7 +21,7 @@ import dataclasses
 import math
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -43,6 +43,9 @@ from campwatch.params import check_all
 from campwatch.scene import Scene
 from campwatch.threshold import ThresholdMethod
 
+if TYPE_CHECKING:
+    import geopandas as gpd
+
 __all__ = [
     "FLAG_COVERAGE",
     "OUTPUTS",
@@ -52,6 +55,7 @@ __all__ = [
     "build_summary",
     "compare_files",
     "compare_scenes",
+    "changes_layer",
     "confidence_columns",
     "oscd_cities",
     "pair_flags",
@@ -110,6 +114,19 @@ def confidence_columns(reasons: list[str]) -> dict[str, Any]:
     """The ``low_confidence`` and ``reason`` columns every ``changes`` polygon of a pair carries,
     from its :func:`pair_flags` (joined by "; "; None when ok)."""
     return {"low_confidence": bool(reasons), "reason": "; ".join(reasons) or None}
+
+
+def changes_layer(polygons: gpd.GeoDataFrame, summary: dict[str, Any], **kw: Any) -> gpd.GeoDataFrame:
+    """The ``changes`` layer of a pair: ``polygons`` with the :func:`pair_flags` of ``summary`` on every row.
+
+    ``summary`` gains ``polygons``, ``confidence`` ("ok" or "low") and ``confidence_reasons``; ``kw`` are
+    :func:`campwatch.layers.to_layer`'s (site, dates)."""
+    from campwatch.layers import to_layer
+
+    reasons = pair_flags(summary)
+    layer = to_layer(polygons.assign(**confidence_columns(reasons)), "changes", **kw)
+    summary.update(polygons=len(layer), confidence="low" if reasons else "ok", confidence_reasons=reasons)
+    return layer
 
 
 def _is_sentinel2(scene: Scene) -> bool:
@@ -418,7 +435,7 @@ def write_compare_outputs(result: ChangeResult, outdir: str | os.PathLike[str], 
     An existing folder is replaced only with ``overwrite``, and only if campwatch wrote it.
     """
     from campwatch.io import atomic_dir, atomic_path, vector_stamp, write_json, write_layers, write_raster, write_vector
-    from campwatch.layers import structure_layers, to_layer
+    from campwatch.layers import structure_layers
     from campwatch.vectorize import mask_to_polygons
 
     names = OUTPUTS + (STRUCTURE_OUTPUTS if result.structures is not None else ())
@@ -436,10 +453,7 @@ def write_compare_outputs(result: ChangeResult, outdir: str | os.PathLike[str], 
         if result.structures is not None:
             summary["structures"] = result.structures.summary()
         polygons = mask_to_polygons(result.mask == 1, result.grid, values={"score": result.score})
-        reasons = pair_flags(summary)
-        layers = {"changes": to_layer(polygons.assign(**confidence_columns(reasons)), "changes", **kw)}
-        summary.update(polygons=len(layers["changes"]), confidence="low" if reasons else "ok",
-                       confidence_reasons=reasons)
+        layers = {"changes": changes_layer(polygons, summary, **kw)}
         if result.structures is not None:
             layers.update(structure_layers(result.structures, **kw))
             write_vector(layers["structures"].to_crs(4326), paths["structures.geojson"], layer="structures",

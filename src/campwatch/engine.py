@@ -625,10 +625,9 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
     from campwatch.compare import (
         OUTPUTS,
         bands_for_method,
-        confidence_columns,
+        changes_layer,
         default_clouds,
         limitations,
-        pair_flags,
         require_date_order,
     )
     from campwatch.io import block_shape, open_source
@@ -771,7 +770,6 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
                            workers=workers)
         row_counts = np.zeros(grid.height, dtype=np.int64)
         from campwatch.io import atomic_path, raster_writer, vector_stamp, write_layers
-        from campwatch.layers import to_layer
 
         pieces = []
         th = state.thumb
@@ -855,13 +853,9 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
     summary["aoi"] = None
     summary["coverage"] = cov
     # the polygons carry the pair's confidence, known once coverage is
-    reasons = pair_flags(summary)
-    gdf = to_layer(polygons.assign(**confidence_columns(reasons)), "changes", date_before=src_b.date,
-                   date_after=src_a.date)
+    gdf = changes_layer(polygons, summary, date_before=src_b.date, date_after=src_a.date)
     with atomic_path(paths["changes.gpkg"]) as tmp:
         write_layers(tmp, {"changes": gdf}, stamp=vector_stamp(src_b.date, src_a.date))
-    summary["polygons"] = len(gdf)
-    summary.update(confidence="low" if reasons else "ok", confidence_reasons=reasons)
     summary["limitations"] = limitations(grid)
     fit_px = sum(int(w.height * w.width) for w in sample)
     if fit_px < grid.height * grid.width:
