@@ -259,6 +259,7 @@ class MADFit:
     rho: np.ndarray
     var: np.ndarray
     iterations: int
+    no_change_share: float = float("nan")
 
     def chi2(self, before: np.ndarray, after: np.ndarray) -> np.ndarray:
         """(M, N) sum of squared standardised MAD variates (chi-square with B dof under no change)."""
@@ -269,7 +270,8 @@ class MADFit:
 
     def to_dict(self) -> dict[str, Any]:
         return {"bands": list(self.bands), "canonical_correlations": np.round(self.rho, 6).tolist(),
-                "mad_variance": np.round(self.var, 8).tolist(), "iterations": self.iterations}
+                "mad_variance": np.round(self.var, 8).tolist(), "iterations": self.iterations,
+                "no_change_share": None if np.isnan(self.no_change_share) else round(self.no_change_share, 4)}
 
 
 def _mad_transform(cov: Covariance, p: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -286,11 +288,35 @@ def _mad_transform(cov: Covariance, p: int) -> tuple[np.ndarray, np.ndarray, np.
     return A, B, rho, var
 
 
+#: The robust scale of the MAD variates is taken on at most this many pixels (an even
+#: subsample of the valid ones), kept in memory across iterations.
+SCALE_SAMPLE = 1_000_000
+
+
+def _robust_var(mad: np.ndarray) -> np.ndarray:
+    """Per-variate variance from the median absolute deviation (1.4826 · MAD)², consistent
+    for Gaussian no-change pixels while they are the majority (50% breakdown)."""
+    dev = np.abs(mad - np.median(mad, axis=0))
+    return np.maximum((1.4826 * np.median(dev, axis=0)) ** 2, 1e-12)
+
+
 def fit_irmad(windows: WindowPairs, bands: tuple[str, ...], *, iterations: int = 10) -> MADFit:
     """Iteratively reweighted MAD (Nielsen 2007), one pass over the windows per iteration.
 
     Each pixel's weight is its chi-square probability of no change under the previous
     transform, so change pixels stop pulling the canonical correlation.
+
+    The MAD variates are standardised by a robust scale (the median absolute deviation over
+    an even sample of the scene's valid pixels), not by the weighted variance ``2(1 - ρ)``.
+    The weighted variance is biased low, because the weights favour the small no-change
+    residuals too; fed back, it narrows the weights at every iteration and never settles.  On
+    LEVIR-CD test_12 (RGB, 0.5 m) twice the mean weight (the share of no-change pixels those
+    weights imply: a no-change pixel's weight has mean 1/2) fell from 1.1 to 0.17 in 10
+    iterations, the chi-square median of the scene was 21.2 against 2.37 expected for 3 dof,
+    and radcal's invariant pixels were the darkest 0.4%.  With the robust scale the share stays
+    0.95, the median is 2.45 and 7.3% of the pixels are invariant.  The robust scale holds while
+    most of the scene did not change, which IR-MAD and radcal assume anyway; the implied share
+    is ``no_change_share``.
 
     Examples
     --------
@@ -299,33 +325,47 @@ def fit_irmad(windows: WindowPairs, bands: tuple[str, ...], *, iterations: int =
     >>> a[:, :4, :4] += 0.3
     >>> fit = fit_irmad(lambda: [(b, a, np.ones((40, 40), bool))], ("red", "green", "blue"))
     >>> chi = fit.chi2(b, a)
-    >>> bool(chi[:4, :4].min() > chi[10:, 10:].max())
-    True
+    >>> bool(chi[:4, :4].min() > chi[10:, 10:].max()), 0.9 < fit.no_change_share < 1.1
+    (True, True)
     """
     p = len(bands)
     A = B = None
     mx = my = None
-    var = rho = None
+    rho = None
+    var = np.ones(p)
+    share = float("nan")
+    sample: list[np.ndarray] = []  # every stride-th valid pixel of the first pass, for the scale
+    stride = 1
     for _ in range(iterations):
         cov = Covariance(2 * p)
+        n, sw = 0, 0.0
         for before, after, valid in windows():
             x, y = _flat(before, valid), _flat(after, valid)
             ok = np.isfinite(x).all(1) & np.isfinite(y).all(1)
             x, y = x[ok], y[ok]
             if A is None:
                 w = None
+                sample.append(np.hstack([x, y])[::stride])
+                if sum(len(z) for z in sample) > 2 * SCALE_SAMPLE:  # halve the sample, keep it even
+                    sample, stride = [z[::2] for z in sample], 2 * stride
             else:
                 mad = (x - mx) @ A - (y - my) @ B
                 w = special.chdtrc(p, ((mad * mad) / var).sum(1))
+                sw += float(w.sum())
+            n += len(x)
             cov.add(np.hstack([x, y]), w)
+        if A is not None:
+            share = 2 * sw / max(n, 1)
         if cov.w <= 2 * p:
             break
         mx, my = cov.mean[:p], cov.mean[p:]
-        A, B, rho, var = _mad_transform(cov, p)
+        A, B, rho, _ = _mad_transform(cov, p)
+        z = np.vstack(sample)
+        var = _robust_var((z[:, :p] - mx) @ A - (z[:, p:] - my) @ B)
     if A is None:
         raise ValueError("IR-MAD needs more valid pixels than bands")
-    assert mx is not None and my is not None and B is not None and rho is not None and var is not None
-    return MADFit(tuple(bands), mx, my, A, B, rho, var, iterations)
+    assert mx is not None and my is not None and B is not None and rho is not None
+    return MADFit(tuple(bands), mx, my, A, B, rho, var, iterations, share)
 
 
 def radcal_from_mad(windows: WindowPairs, fit: MADFit, *, p_no_change: float = 0.95) -> RelativeFit:
