@@ -71,6 +71,23 @@ def test_streamed_otsu_takes_a_third_pass(paths, tmp_path):
     assert r.summary["processing"]["passes"] == 3
 
 
+@pytest.mark.parametrize("threshold, stages", [("chi2", ["fit", "score", "mask"]),
+                                                ("otsu", ["fit", "score", "threshold", "mask"])])
+def test_streaming_reports_progress_per_window_and_strip(paths, tmp_path, threshold, stages):
+    """Each stage counts up to its total, in order, and every window is counted once."""
+    before, after = paths
+    seen: list[tuple[str, int, int]] = []
+    r = compare_streaming(before, after, tmp_path / "out", window_size=128, threshold=threshold, coregister=False,
+                          clouds=False, strip_rows=128, progress=lambda *a: seen.append(a))
+    assert list(dict.fromkeys(s for s, _, _ in seen)) == stages
+    for stage in stages:
+        done = [d for s, d, _ in seen if s == stage]
+        total = {t for s, _, t in seen if s == stage}
+        assert len(total) == 1 and done == list(range(1, total.pop() + 1)), (stage, done)
+    assert all(sum(s == stage for s, _, _ in seen) > 1 for stage in ("fit", "score"))
+    assert max(d for s, d, _ in seen if s == "fit") == r.summary["processing"]["fit_windows"]
+
+
 def test_dask_run_equals_local_run(paths, tmp_path):
     distributed = pytest.importorskip("distributed")
     before, after = paths

@@ -49,7 +49,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,7 +91,15 @@ from campwatch.params import check_all
 from campwatch.scene import Scene
 from campwatch.threshold import Histogram, ThresholdChoice
 
-__all__ = ["StreamResult", "compare_streaming", "should_stream", "auto_stream", "STREAM_PIXELS", "COREG_WINDOW"]
+__all__ = ["StreamResult", "compare_streaming", "should_stream", "auto_stream", "STREAM_PIXELS", "COREG_WINDOW",
+           "PROGRESS_STAGES", "Progress"]
+
+#: What :func:`compare_streaming` reports to its ``progress`` callback, in order, and what each
+#: stage counts: the fit sample's windows, every window scored, every window thresholded
+#: (only when the threshold needs the whole histogram), and the mask's strips.
+PROGRESS_STAGES = {"fit": "fitting the radiometry (sample windows)", "score": "scoring windows",
+                   "threshold": "thresholding windows", "mask": "minimum mapping unit and polygons (strips)"}
+Progress = Callable[[str, int, int], None]
 
 #: ``campwatch compare`` streams by default above this many pixels (4096 × 4096).
 STREAM_PIXELS = 4096 * 4096
@@ -416,6 +424,21 @@ class _LocalStrips:
         first = min(2 * k, m)
         return [(0, first)] + [(r, min(r + k, m)) for r in range(first, m, k)]
 
+    def _core_rows(self) -> list[tuple[int, int]]:
+        """Per strip, the core rows ``[start, end)`` processed once it is read (empty when
+        ``start == end``): up to ``halo`` rows above its bottom, the last strip to its end."""
+        h, done, out = self.plan.halo, 0, []
+        strips = self._strips()
+        for k, (_, r1) in enumerate(strips):
+            end = r1 if k == len(strips) - 1 else max(done, r1 - h)
+            out.append((done, end))
+            done = end
+        return out
+
+    def n_windows(self) -> int:
+        """How many windows :meth:`map_process` yields."""
+        return len(self._cols()) * sum(1 for r0, r1 in self._core_rows() if r1 > r0)
+
     def prefetch_first_strip(self) -> None:
         """Queue the first strip's reads now (they need no fitted statistics) on the one
         prefetch thread: it reads while the main thread estimates the shift, one core each."""
@@ -426,15 +449,13 @@ class _LocalStrips:
         strips = self._strips()
         if h > self.strip:
             raise ValueError(f"halo {h} px is larger than the strip height {self.strip}")
-        done = 0  # the core rows [0, done) are processed
         pending, self._first = self._first or self._start_read(*strips[0], None), None
-        for k, (r0, r1) in enumerate(strips):
+        for k, ((r0, r1), (done, end)) in enumerate(zip(strips, self._core_rows(), strict=True)):
             last = k == len(strips) - 1
             sb, sa, flats = pending()
             held = (sb, sa)
             del sb, sa
             top = r1 - held[0].grid.height  # first row held
-            end = r1 if last else max(done, r1 - h)
             futs = []
             if end > done:
                 p0, p1 = max(done - h, 0), min(end + h, grid.height)
@@ -472,7 +493,6 @@ class _LocalStrips:
             del flats
             yield from outs
             del outs
-            done = end
 
 
 def _tail(p: tuple[Scene, Scene], n: int) -> tuple[Scene, Scene]:
@@ -517,6 +537,10 @@ class _DaskWindows:
         plan = self.client.scatter(self.plan, broadcast=True)
         yield from self._ordered(self.client.map(_dask_fit, [plan] * len(windows), windows, pure=False))
 
+    def n_windows(self) -> int:
+        """How many windows :meth:`map_process` yields."""
+        return sum(1 for _ in self.plan.grid.tiles(self.chunk))
+
     def map_process(self, *, thumb: int, want_score: bool) -> Iterator[_WindowOut]:
         plan = self.client.scatter(self.plan, broadcast=True)
         wins = [core for core, _ in self.plan.grid.tiles(self.chunk)]
@@ -560,7 +584,8 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
                       band_map: dict[str, int] | None = None, window_size: int = 1024, workers: int = 2,
                       client: Any = None, overwrite: bool = False,
                       structures: bool = False, strip_rows: int | None = None,
-                      min_observed_fraction: float = MIN_OBSERVED_FRACTION) -> StreamResult:
+                      min_observed_fraction: float = MIN_OBSERVED_FRACTION,
+                      progress: Progress | None = None) -> StreamResult:
     """Compare two scenes window by window and write the ``compare`` outputs into ``outdir``.
 
     Parameters
@@ -584,6 +609,9 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
     min_observed_fraction : float
         As for :func:`campwatch.compare.compare_scenes` (of BEFORE's grid): below it nothing
         is written and :class:`~campwatch.errors.InsufficientDataError` is raised.
+    progress : callable, optional
+        Called as ``progress(stage, done, total)`` as the work advances, ``stage`` one of
+        :data:`PROGRESS_STAGES` (``done`` counts fit windows, scored windows, or mask strips).
 
     Returns
     -------
@@ -606,7 +634,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
                          min_area_m2=min_area_m2, opening_radius=opening_radius, increase_only=increase_only,
                          coregister=coregister, clouds=clouds, profile=profile, band_map=band_map,
                          window_size=window_size, workers=workers, client=client, structures=structures,
-                         strip_rows=strip_rows, min_observed_fraction=min_observed_fraction)
+                         strip_rows=strip_rows, min_observed_fraction=min_observed_fraction, progress=progress)
     return dataclasses.replace(r, paths={n: Path(outdir) / n for n in r.paths})
 
 
@@ -618,8 +646,10 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
                       band_map: dict[str, int] | None = None, window_size: int = 1024, workers: int = 2,
                       client: Any = None,
                       structures: bool = False, strip_rows: int | None = None,
-                      min_observed_fraction: float = MIN_OBSERVED_FRACTION) -> StreamResult:
+                      min_observed_fraction: float = MIN_OBSERVED_FRACTION,
+                      progress: Progress | None = None) -> StreamResult:
     """:func:`compare_streaming` into the fresh folder ``outdir``."""
+    tick = progress or (lambda stage, done, total: None)
     from rasterio import Env
 
     from campwatch.compare import (
@@ -731,7 +761,10 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
             runner.plan = plan
             # ---- 1: global fit over the fit windows ----------------------------------
             t, c = time.perf_counter(), time.process_time()
-            fit_parts = list(runner.map_fit(sample))
+            fit_parts = []
+            for i, part in enumerate(runner.map_fit(sample), 1):
+                fit_parts.append(part)
+                tick("fit", i, len(sample))
             ctx = fit_context(method, bands, lambda: ((p[0], p[1], p[2]) for p in fit_parts))
             fit_parts = []  # the fit sample is no longer needed
             timings["fit_s"] = time.perf_counter() - t
@@ -750,15 +783,18 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
 
             with raster_writer(paths["change_score.tif"], grid, dtype="float32", nodata=float("nan"),
                                tags=tags, band_names=["change_score"], fast=True) as write:
-                for w in runner.map_process(thumb=state.thumb, want_score=True):
+                n_windows = runner.n_windows()
+                for i, w in enumerate(runner.map_process(thumb=state.thumb, want_score=True), 1):
                     write(w.score, w.core)
                     state.add(w)
+                    tick("score", i, n_windows)
                 if choice is None:
                     choice = choose_threshold(method, ctx, state.hist, threshold=threshold, value=value, alpha=alpha)
                     plan = dataclasses.replace(plan, threshold=choice.value)
                     runner.plan = plan
-                    for w in runner.map_process(thumb=0, want_score=False):
+                    for i, w in enumerate(runner.map_process(thumb=0, want_score=False), 1):
                         state.add_hits(w)
+                        tick("threshold", i, n_windows)
                 tags["threshold"] = f"{choice.value:.6g} ({choice.method})"
             timings["score_s"] = time.perf_counter() - t
             cpu["score_s"] = time.process_time() - c
@@ -803,6 +839,7 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
                     tvalid[t0:t0 + sub.shape[0]] = vsub
                     if poly is not None:
                         pieces.append(poly)
+                    tick("mask", k + 1, len(comps.bounds))
         timings["clean_mask_s"] = time.perf_counter() - t
         cpu["clean_mask_s"] = time.process_time() - c
         # polygons and the quicklook together (the PNG's zlib stream releases the GIL)

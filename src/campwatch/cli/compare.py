@@ -66,15 +66,22 @@ def command(before: str, after: str, outdir: str, aoi: str | None, method: str, 
         if aoi is not None:
             raise click.BadParameter("streaming processes the whole scene; drop --aoi or use --in-memory",
                                      param_hint="--stream")
-        from campwatch.engine import compare_streaming
+        from campwatch.engine import PROGRESS_STAGES, compare_streaming
 
         with progress_bar() as bar:
-            bar.add_task(f"streaming {before} -> {after} (window by window)", total=None)
+            tasks = {"": bar.add_task(f"streaming {before} -> {after}: reading and co-registering", total=None)}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    bar.update(tasks[next(reversed(tasks))], visible=False)
+                    tasks[stage] = bar.add_task(PROGRESS_STAGES[stage], total=total)
+                bar.update(tasks[stage], completed=done)
+
             r = compare_streaming(before, after, outdir, method=method, threshold=t, value=value, alpha=alpha,
                                   min_area_m2=min_area_m2, opening_radius=opening_radius, increase_only=increase_only,
                                   coregister=not no_coregister, clouds=clouds, profile=profile, band_map=band_map,
                                   workers=workers, client=dask_address, overwrite=overwrite, structures=structures,
-                                  min_observed_fraction=min_observed)
+                                  min_observed_fraction=min_observed, progress=progress)
         s = r.summary
         result(f"{r.method} (streamed, {s['processing']['executor']}): changed {r.changed_area_m2:,.0f} m² "
                f"({s['changed_fraction']:.3%} of valid), threshold {r.threshold.value:.4g} "
