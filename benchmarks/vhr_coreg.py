@@ -6,7 +6,7 @@ labelled buildings (xBD: buildings with no or minor damage; native: the 2020 foo
 rough building layer) with no correction, with the whole-image estimate
 (:func:`campwatch.coregister.coregister`) and with the local RANSAC fit
 (:func:`campwatch.coregister.coregister_local`, what VHR mode uses).  The figure is
-:func:`campwatch.vhr_bench.corner_residual`: the length of the median shift vector over
+:func:`campwatch.bench.vhr.corner_residual`: the length of the median shift vector over
 64 px patches centred on the corners, and the median length (noise included).  Also: a
 known translation and a known affine warp applied to a LEVIR-CD image, and the error of
 the recovered transform.
@@ -26,9 +26,9 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 
+from campwatch.bench.vhr import corner_residual, known_warp, read_xbd_pair, transform_error, xbd_pairs, xbd_roof_corners
 from campwatch.coregister import coregister, coregister_local
 from campwatch.io import read_scene
-from campwatch.vhr_bench import corner_residual, known_warp, read_xbd_pair, transform_error, xbd_pairs, xbd_roof_corners
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "data"

@@ -42,8 +42,8 @@ from rasterio.errors import NotGeoreferencedWarning
 
 import campwatch as cw
 from campwatch import plot
+from campwatch.bench.metrics import labels_to_bool
 from campwatch.detect import NODATA, clean_mask
-from campwatch.evaluate import labels_to_bool
 from campwatch.io import read_raster
 
 # run from the repository root, wherever the notebook was opened

@@ -2,7 +2,8 @@
 
 Every import counts: module level, function level and ``if TYPE_CHECKING:`` blocks, read with
 :mod:`ast` from the files :mod:`pkgutil` finds (the source is parsed, not run, so a lazy import
-cannot hide an upward edge).  ``campwatch.io`` and ``campwatch.io.*`` are one module (io may become a package).
+cannot hide an upward edge).  ``campwatch.io`` and ``campwatch.io.*`` are one module (io may become a package);
+so are ``campwatch.bench`` and its submodules, except the pure ``campwatch.bench.metrics`` (:data:`OWN_NODE`).
 """
 
 from __future__ import annotations
@@ -18,10 +19,15 @@ import campwatch
 #: The ground: imports nothing above it.
 GROUND = {"errors", "grid", "params", "profiles", "scene", "tables", "_version", "_kernels"}
 #: Core stages: arrays in, arrays out; never open files or draw.
-CORE = {"coregister", "detect", "layers", "masks", "normalise", "structures", "threshold", "vectorize", "vhr"}
+CORE = {"coregister", "detect", "layers", "masks", "normalise", "structures", "threshold", "vectorize", "vhr",
+        "bench.metrics"}
 #: What neither may import: reading/writing, drawing, the tools and the CLI.
 ABOVE_CORE = {"aoi", "io", "plot", "provenance", "cli", "compare", "engine", "track", "report", "fetch", "webmap",
-              "evaluate", "vhr_bench"}
+              "bench", "versions"}
+#: Reading, writing and the view: above the core, below the tools and the CLI.
+READ_WRITE_VIEW = {"aoi", "io", "plot", "provenance", "versions"}
+#: Submodules that sit in a lower layer than their package, and so are a node of their own.
+OWN_NODE = {"campwatch.bench.metrics": "bench.metrics"}
 #: Deliberately private modules anyone may import.
 PRIVATE_MODULES_OK = {"_version", "_kernels"}
 #: Private names of campwatch.io still used elsewhere: io.py is being split into a package (issue 19,
@@ -93,7 +99,10 @@ EDGES = _edges()
 
 
 def _top(module: str) -> str:
-    """campwatch.vhr.growth -> vhr, campwatch.io.read -> io, campwatch -> '' (the package facade)."""
+    """campwatch.vhr.growth -> vhr, campwatch.io.read -> io, campwatch -> '' (the package facade);
+    campwatch.bench.metrics -> bench.metrics (:data:`OWN_NODE`)."""
+    if module in OWN_NODE:
+        return OWN_NODE[module]
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else ""
 
@@ -104,15 +113,36 @@ def test_graph_is_read():
     assert any(e.importer == "campwatch.fetch" and e.target == "campwatch.io" and e.name is None for e in EDGES)
 
 
-def test_ground_and_core_import_nothing_above_them():
+def _upward(edges: list[Edge]) -> list[str]:
     bad = []
-    for e in EDGES:
+    for e in edges:
         src, dst = _top(e.importer), _top(e.target)
         if src in GROUND and (dst in CORE or dst in ABOVE_CORE):
             bad.append(f"ground module {e} (above the ground)")
         elif src in CORE and dst in ABOVE_CORE:
             bad.append(f"core module {e} (io, plot, a tool or the CLI)")
+        elif src in READ_WRITE_VIEW and dst in ABOVE_CORE - READ_WRITE_VIEW:
+            bad.append(f"read/write/view module {e} (a tool or the CLI)")
+    return bad
+
+
+def test_each_layer_imports_nothing_above_it():
+    bad = _upward(EDGES)
     assert not bad, "upward imports:\n  " + "\n  ".join(bad)
+
+
+def test_a_package_loads_its_lower_submodule_alone():
+    """Importing ``campwatch.bench.metrics`` runs ``campwatch/bench/__init__.py`` first, so that file may import
+    only the submodules of :data:`OWN_NODE` at run time; the rest it names under ``TYPE_CHECKING`` and loads lazily."""
+    for module, node in OWN_NODE.items():
+        package = module.rsplit(".", 1)[0]
+        tree = ast.parse(MODULES[package].read_text(encoding="utf-8"))
+        eager = {n.module for n in tree.body if isinstance(n, ast.ImportFrom) and n.module
+                 and n.module.startswith("campwatch")}
+        eager |= {a.name for n in tree.body if isinstance(n, ast.Import) for a in n.names
+                  if a.name.startswith("campwatch")}
+        assert eager <= set(OWN_NODE), f"{package} imports {sorted(eager - set(OWN_NODE))} at run time; " \
+            f"importing {module} ({node}) would load them"
 
 
 def test_no_cycle_among_top_level_modules():
@@ -165,3 +195,14 @@ def test_the_checks_catch_what_they_should():
     e = Edge("campwatch.structures", "campwatch.plot", "growth_html", 504)
     assert _top(e.importer) in CORE and _top(e.target) in ABOVE_CORE
     assert str(e) == "campwatch.structures (line 504) imports campwatch.plot.growth_html"
+    assert _upward([e]) == ["core module campwatch.structures (line 504) imports campwatch.plot.growth_html "
+                            "(io, plot, a tool or the CLI)"]
+    # bench is a tool; its pure metrics module sits in the core.
+    assert _top("campwatch.bench.oscd") == _top("campwatch.bench") == "bench" in ABOVE_CORE
+    assert len(_upward([Edge("campwatch.detect", "campwatch.bench.oscd", "oscd_cities", 1),
+                        Edge("campwatch.grid", "campwatch.bench.metrics", "confusion", 2),
+                        Edge("campwatch.bench.metrics", "campwatch.io", "read_raster", 3),
+                        Edge("campwatch.plot", "campwatch.bench.vhr", "pixel_scores", 4)])) == 4
+    assert not _upward([Edge("campwatch.detect", "campwatch.bench.metrics", "confusion", 4),
+                        Edge("campwatch.plot", "campwatch.bench.metrics", "confusion", 4),
+                        Edge("campwatch.bench.metrics", "campwatch.errors", "GridMismatchError", 5)])

@@ -74,7 +74,7 @@ def test_compare_writes_structures_block_consistent_with_growth(samples, tmp_pat
 
 
 def test_vhr_pairs_compare_in_vhr_mode_without_flags(shared_data, tmp_path):
-    from campwatch.evaluate import confusion
+    from campwatch.bench.metrics import confusion
     from campwatch.io import read_raster
 
     levir = shared_data / "vhr-levircd" / "crop256"

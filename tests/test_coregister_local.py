@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from campwatch.bench.vhr import corner_residual, known_warp, read_xbd_pair, transform_error, xbd_pairs, xbd_roof_corners
 from campwatch.coregister import coregister_local, fit_local, local_shifts
 from campwatch.errors import AcquisitionDateWarning, MisregistrationWarning
 from campwatch.io import read_scene
 from campwatch.vhr import normalise_to, rgb_stack, vhr_change
-from campwatch.vhr_bench import corner_residual, known_warp, read_xbd_pair, transform_error, xbd_pairs, xbd_roof_corners
 
 pytestmark = pytest.mark.shared
 

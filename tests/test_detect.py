@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from campwatch.bench.metrics import confusion, labels_to_bool
 from campwatch.detect import METHODS, NODATA, clean_mask, detect_change
 from campwatch.errors import GridMismatchError, MissingBandsError
-from campwatch.evaluate import confusion, labels_to_bool
 from campwatch.io import read_raster, read_scene
 
 BANDS = ["blue", "green", "red", "nir", "swir16"]

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from campwatch.bench.metrics import Confusion, confusion, labels_to_bool
 from campwatch.errors import GridMismatchError
-from campwatch.evaluate import Confusion, confusion, labels_to_bool
 from campwatch.io import read_raster, read_scene
 
 

@@ -16,10 +16,10 @@ from matplotlib.collections import LineCollection
 
 import campwatch as cw
 from campwatch import plot
+from campwatch.bench.metrics import labels_to_bool
 from campwatch.compare import read_pair
 from campwatch.detect import NODATA
 from campwatch.errors import LowValidDataWarning, MissingBandsError, MissingDependencyError
-from campwatch.evaluate import labels_to_bool
 
 RENNES = ("data/sample_tiles/rennes/imgs_1", "data/sample_tiles/rennes/imgs_2")
 

@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 from rasterio import features
 
+from campwatch.bench.vhr import pixel_scores, run_levir, run_xbd, xbd_building_scores, xbd_buildings, xbd_pairs
 from campwatch.errors import AcquisitionDateWarning
 from campwatch.io import read_raster, read_scene
 from campwatch.vhr import GROWTH_CLASSES, building_mask, naive_cva, vhr_change
-from campwatch.vhr_bench import pixel_scores, run_levir, run_xbd, xbd_building_scores, xbd_buildings, xbd_pairs
 
 pytestmark = pytest.mark.shared
 

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from campwatch.bench.vhr import xbd_buildings, xbd_pairs
 from campwatch.coregister import coregister_local
 from campwatch.errors import AcquisitionDateWarning
 from campwatch.io import read_scene
 from campwatch.vhr import building_mask, debris_objects, normalise_to, rgb_stack, tolerant_difference
 from campwatch.vhr.common import otsu_cut, to_px
-from campwatch.vhr_bench import xbd_buildings, xbd_pairs
 
 pytestmark = pytest.mark.shared
 

@@ -5,6 +5,7 @@ The public API is listed in ``__all__``; everything else is internal.
 
 from campwatch._version import __version__
 from campwatch.aoi import AOI, load_catalogue, read_aoi_file, resolve_aoi, validate_aoi_file
+from campwatch.bench.metrics import Confusion, confusion
 from campwatch.compare import compare_files, compare_scenes, write_compare_outputs
 from campwatch.coregister import Shift, coregister, estimate_shift
 from campwatch.detect import ChangeResult, detect_change
@@ -27,7 +28,6 @@ from campwatch.errors import (
     ReprojectionWarning,
     TileReadError,
 )
-from campwatch.evaluate import Confusion, confusion
 from campwatch.fetch import FetchResult, fetch
 from campwatch.grid import Grid
 from campwatch.io import open_source, read_raster, read_scene, write_raster

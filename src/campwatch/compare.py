@@ -51,13 +51,11 @@ __all__ = [
     "OUTPUTS",
     "aoi_mask",
     "bands_for_method",
-    "bench_oscd_city",
     "build_summary",
     "compare_files",
     "compare_scenes",
     "changes_layer",
     "confidence_columns",
-    "oscd_cities",
     "pair_flags",
     "result_flags",
     "quicklook",
@@ -467,32 +465,3 @@ def write_compare_outputs(result: ChangeResult, outdir: str | os.PathLike[str], 
             tmp.write_bytes(quicklook_png(before, after, result))
     return {name: Path(outdir) / name for name in names}
 
-
-def oscd_cities(root: str | os.PathLike[str]) -> list[Path]:
-    """The labelled OSCD city folders under ``root`` (those with ``cm/<city>-cm.tif``)."""
-    from campwatch.errors import InvalidSceneError
-
-    r = Path(root)
-    if not r.is_dir():
-        raise InvalidSceneError(f"{r}: no such folder; give the OSCD folder holding <city>/imgs_1, imgs_2 and cm/")
-    cities = sorted(p for p in r.iterdir() if (p / "cm" / f"{p.name}-cm.tif").is_file()
-                    and (p / "imgs_1").is_dir() and (p / "imgs_2").is_dir())
-    if not cities:
-        raise InvalidSceneError(f"{r}: no labelled OSCD city (<city>/cm/<city>-cm.tif with imgs_1/ and imgs_2/)")
-    return cities
-
-
-def bench_oscd_city(city: str | os.PathLike[str], **options: Any) -> tuple[Any, ChangeResult]:
-    """Compare one OSCD city with ``options`` and score it against ``cm/<city>-cm.tif`` (1 no change, 2 change).
-
-    The labels are read only after the comparison, to score it.  Pixels that are no data
-    in the prediction count as predicted no change, so every labelled pixel is scored.
-    """
-    from campwatch.evaluate import confusion, labels_to_bool
-    from campwatch.io import read_raster
-
-    c = Path(city)
-    result = compare_files(c / "imgs_1", c / "imgs_2", **options)
-    labels, _ = read_raster(c / "cm" / f"{c.name}-cm.tif", grid=result.grid)
-    truth, ok = labels_to_bool(labels)
-    return confusion(result.mask == 1, truth, valid=ok), result

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from campwatch.bench.metrics import confusion, labels_to_bool
 from campwatch.errors import LowValidDataWarning, MissingDependencyError
 from campwatch.grid import Grid
 from campwatch.layers import CLASS_COLOURS
@@ -636,7 +637,7 @@ def show_confusion(result: ChangeResult, labels: np.ndarray, *, ax: Axes | None 
 
     White: change found and labelled; red: found but not labelled (false alarm); cyan: labelled
     but missed; grey: no label.  As in ``campwatch evaluate``, mask no data counts as no change.
-    The title gives precision, recall and F1 (:func:`campwatch.evaluate.confusion`).
+    The title gives precision, recall and F1 (:func:`campwatch.bench.metrics.confusion`).
 
     Parameters
     ----------
@@ -650,8 +651,6 @@ def show_confusion(result: ChangeResult, labels: np.ndarray, *, ax: Axes | None 
     """
     pyplot()
     from matplotlib.patches import Patch
-
-    from campwatch.evaluate import confusion, labels_to_bool
 
     truth, ok = labels_to_bool(np.asarray(labels), change=change, no_change=no_change)
     pred = result.mask == 1

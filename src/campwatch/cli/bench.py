@@ -41,8 +41,8 @@ def oscd(root: str, method: str, baseline: bool, as_json: bool) -> None:
     Labels (cm/<city>-cm.tif: 1 no change, 2 change) are read only to score. Pooled
     scores sum the confusion counts over all pixels of all cities.
     """
-    from campwatch.compare import bench_oscd_city, oscd_cities
-    from campwatch.evaluate import Confusion
+    from campwatch.bench.metrics import Confusion
+    from campwatch.bench.oscd import bench_oscd_city, oscd_cities
 
     runs: dict[str, dict[str, Any]] = {method: {"method": method}}
     if baseline and method != "naive-cva":

@@ -29,7 +29,7 @@ from campwatch.cli.console import progress_bar
 def command(data: Path, levir: Path | None, xbd: Path | None, only: str | None, protocol: bool,
             as_json: bool) -> None:
     """Pixel F1 on LEVIR-CD and building-level demolition recall on xBD, beside naive RGB CVA + Otsu."""
-    from campwatch.vhr_bench import (  # loaded when the bench runs
+    from campwatch.bench.vhr import (  # loaded when the bench runs
         format_protocol,
         format_report,
         run_levir,

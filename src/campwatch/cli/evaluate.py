@@ -19,7 +19,7 @@ def command(pred: str, label: str, change_value: int, no_change_value: int, as_j
     LABEL follows OSCD by default (1 no change, 2 change); a label without
     georeferencing is taken to lie on PRED's grid.  No-data predictions count as no change.
     """
-    from campwatch.evaluate import confusion, labels_to_bool, require_change_mask
+    from campwatch.bench.metrics import confusion, labels_to_bool, require_change_mask
     from campwatch.io import read_raster
 
     mask, grid = read_raster(pred)

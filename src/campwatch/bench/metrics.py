@@ -1,7 +1,9 @@
 """Accuracy of a change mask against reference labels: confusion counts and metrics.
 
-Pure module.  Counts are plain integers so they can be *summed* over cities before the
-metrics are computed (pooled scores, as OSCD papers report them).
+Pure module (numpy and :mod:`campwatch.errors` only), so the view may use it too
+(:func:`campwatch.plot.show_confusion` titles its map with these scores).  Counts are
+plain integers so they can be *summed* over cities before the metrics are computed
+(pooled scores, as OSCD papers report them).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import numpy as np
 
 from campwatch.errors import GridMismatchError
 
-__all__ = ["Confusion", "confusion", "labels_to_bool"]
+__all__ = ["Confusion", "confusion", "labels_to_bool", "require_change_mask"]
 
 
 @dataclass(frozen=True)
