@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import itertools
 import pkgutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -206,3 +207,75 @@ def test_the_checks_catch_what_they_should():
     assert not _upward([Edge("campwatch.detect", "campwatch.bench.metrics", "confusion", 4),
                         Edge("campwatch.plot", "campwatch.bench.metrics", "confusion", 4),
                         Edge("campwatch.bench.metrics", "campwatch.errors", "GridMismatchError", 5)])
+
+
+def _imported(mod: str, node: ast.Import | ast.ImportFrom) -> list[str]:
+    """The campwatch modules one import statement names (``from campwatch import io`` names campwatch.io)."""
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names if a.name.split(".")[0] == "campwatch"]
+    target = _resolve(mod, MODULES[mod].name == "__init__.py", node.module, node.level)
+    if target.split(".")[0] != "campwatch":
+        return []
+    return [f"{target}.{a.name}" if f"{target}.{a.name}" in MODULES else target for a in node.names]
+
+
+def _eager_modules() -> set[str]:
+    """The campwatch modules ``import campwatch`` loads: the facade's module-level imports, transitively (an
+    ``if TYPE_CHECKING:`` block and a function body load nothing; importing campwatch.a.b also runs campwatch.a)."""
+    def body_imports(stmts: list[ast.stmt]) -> list[ast.Import | ast.ImportFrom]:
+        found: list[ast.Import | ast.ImportFrom] = []
+        for n in stmts:
+            if isinstance(n, (ast.Import, ast.ImportFrom)):
+                found.append(n)
+            elif isinstance(n, ast.If) and not (isinstance(n.test, ast.Name) and n.test.id == "TYPE_CHECKING"):
+                found += body_imports(n.body) + body_imports(n.orelse)
+            elif isinstance(n, ast.Try):
+                found += body_imports(n.body)
+        return found
+
+    loaded: set[str] = set()
+    todo = ["campwatch"]
+    while todo:
+        mod = todo.pop()
+        if mod in loaded or mod not in MODULES:
+            continue
+        loaded.add(mod)
+        tree = ast.parse(MODULES[mod].read_text(encoding="utf-8"))
+        for node in body_imports(tree.body):
+            for target in _imported(mod, node):
+                parts = target.split(".")
+                todo += [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    return loaded
+
+
+def _lazy_imports_of_loaded(mod: str, tree: ast.Module, eager: set[str]) -> list[str]:
+    """Function-level imports in ``mod`` of modules ``import campwatch`` has loaded already: they save no import
+    time, so they belong at the top of the module (a cycle they dodge is fixed by moving what is shared down)."""
+    bad: dict[tuple[int, str], str] = {}  # (line, module) -> innermost function (ast.walk goes outer first)
+    for fn in ast.walk(tree):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(fn):
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    bad |= {(node.lineno, t): fn.name for t in _imported(mod, node) if t in eager}
+    return [f"{mod} (line {line}, in {fn}) imports {t}" for (line, t), fn in sorted(bad.items())]
+
+
+def test_no_function_level_import_of_a_module_campwatch_loads():
+    """What ``import campwatch`` loads is imported at the top of a module; function-level imports remain for
+    the optional and heavy (numba kernels, engine, report, webmap, bench tools, third-party) and in ``cli/``,
+    which keeps ``campwatch --help`` fast."""
+    eager = _eager_modules()
+    assert {"campwatch.io", "campwatch.compare", "campwatch.vhr.growth"} <= eager <= set(sys.modules)
+    assert not {"campwatch._kernels", "campwatch.engine", "campwatch.report", "campwatch.webmap"} & eager
+    bad = []
+    for mod, path in MODULES.items():
+        if mod.startswith("campwatch.cli") or mod == "campwatch.__main__":
+            continue
+        bad += _lazy_imports_of_loaded(mod, ast.parse(path.read_text(encoding="utf-8")), eager)
+    assert not bad, "function-level imports of modules `import campwatch` loads anyway (move them to the top):\n  " \
+        + "\n  ".join(bad)
+    made_up = ast.parse("def f():\n    from campwatch.io import read_raster\n    from campwatch import webmap\n"
+                        "    from campwatch._kernels import set_nan\n    import numpy\n"
+                        "    def g():\n        from campwatch import masks\n")
+    assert _lazy_imports_of_loaded("campwatch.track", made_up, eager) == [
+        "campwatch.track (line 2, in f) imports campwatch.io", "campwatch.track (line 7, in g) imports campwatch.masks"]

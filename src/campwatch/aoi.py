@@ -51,6 +51,7 @@ from pyproj import Geod, Transformer
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 
 from campwatch.errors import AOIDefaultIdWarning, InvalidAOIError
+from campwatch.io import atomic_path, utm_crs_for
 
 __all__ = [
     "AOI",
@@ -185,8 +186,6 @@ class AOI:
 
     def utm_crs(self) -> Any:
         """The WGS84 UTM zone CRS (a rasterio CRS) containing the AOI's centroid."""
-        from campwatch.io import utm_crs_for
-
         c = self.geometry.centroid
         return utm_crs_for(c.x, c.y)
 
@@ -601,8 +600,6 @@ def write_aois(path: str | os.PathLike[str], aois: Sequence[AOI], *, format: Exp
     GeoJSON keeps nested properties as they are; GeoPackage and KML store lists and objects as JSON text
     (read back by :func:`read_aoi_file`).
     """
-    from campwatch.io import atomic_path
-
     if not aois:
         raise InvalidAOIError("nothing to export: give at least one AOI")
     if format not in ("geojson", "gpkg", "kml"):

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from campwatch._version import __version__
+from campwatch.aoi import resolve_aoi
+from campwatch.coregister import coregister as _coregister
 from campwatch.detect import (
     METHOD_BANDS,
     NODATA,
@@ -38,10 +40,28 @@ from campwatch.detect import (
     to_mask,
 )
 from campwatch.errors import DateOrderError
-from campwatch.masks import MIN_OBSERVED_FRACTION, aoi_mask, coverage, require_coverage
+from campwatch.io import (
+    atomic_dir,
+    atomic_path,
+    open_source,
+    read_scene,
+    read_source,
+    scene_grid,
+    vector_stamp,
+    write_json,
+    write_layers,
+    write_raster,
+    write_vector,
+)
+from campwatch.layers import structure_layers, to_layer
+from campwatch.masks import MIN_OBSERVED_FRACTION, aoi_mask, coverage, mask_clouds, require_coverage
 from campwatch.params import check_all
+from campwatch.plot import quicklook_png as render_quicklook
 from campwatch.scene import Scene
-from campwatch.threshold import ThresholdMethod
+from campwatch.structures import footprint_growth
+from campwatch.threshold import Histogram, ThresholdChoice, ThresholdMethod
+from campwatch.vectorize import mask_to_polygons
+from campwatch.vhr import vhr_change
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -119,8 +139,6 @@ def changes_layer(polygons: gpd.GeoDataFrame, summary: dict[str, Any], **kw: Any
 
     ``summary`` gains ``polygons``, ``confidence`` ("ok" or "low") and ``confidence_reasons``; ``kw`` are
     :func:`campwatch.layers.to_layer`'s (site, dates)."""
-    from campwatch.layers import to_layer
-
     reasons = pair_flags(summary)
     layer = to_layer(polygons.assign(**confidence_columns(reasons)), "changes", **kw)
     summary.update(polygons=len(layer), confidence="low" if reasons else "ok", confidence_reasons=reasons)
@@ -141,9 +159,6 @@ def _compare_vhr(before: Scene, after: Scene, *, coregister: bool, aoi: Any) -> 
 
     The building growth result (:class:`campwatch.vhr.VHRChangeResult`) travels in ``structures``.
     """
-    from campwatch.threshold import Histogram, ThresholdChoice
-    from campwatch.vhr import vhr_change
-
     valid = before.valid & after.valid
     if aoi is not None:
         valid &= aoi_mask(getattr(aoi, "geometry", aoi), before.grid)
@@ -267,8 +282,6 @@ def _compare_10m(before: Scene, after: Scene, *, method: Method, threshold: Thre
         clouds, extra["clouds_reason"] = default_clouds(_is_sentinel2(before), "scl_masked_fraction" in before.meta)
     cloud_info: dict[str, Any] = {"masked": bool(clouds)}
     if clouds:
-        from campwatch.masks import mask_clouds
-
         before = mask_clouds(before)
         after = mask_clouds(after)
         cloud_info.update(before_fraction=before.meta.get("cloud_fraction"),
@@ -279,8 +292,6 @@ def _compare_10m(before: Scene, after: Scene, *, method: Method, threshold: Thre
     shift_dict: dict[str, Any] | None = None
     observed_after = after  # structures use unresampled pixels (texture), as track does
     if coregister:
-        from campwatch.coregister import coregister as _coregister
-
         after, shift = _coregister(before, after)
         shift_dict = shift.to_dict()
     valid = None
@@ -297,8 +308,6 @@ def _compare_10m(before: Scene, after: Scene, *, method: Method, threshold: Thre
     params = {**result.params, "clouds": cloud_info, "aoi": aoi_info, "coregister": coregister, **extra}
     growth = None
     if structures:
-        from campwatch.structures import footprint_growth
-
         misreg = 0.5
         if shift_dict is not None:
             misreg = max(0.5, math.hypot(shift_dict["dx_px"], shift_dict["dy_px"]))
@@ -324,11 +333,7 @@ def read_pair(before_path: str | os.PathLike[str], after_path: str | os.PathLike
     ``aoi`` is a catalogue id or alias, an AOI file, an :class:`~campwatch.aoi.AOI` or a
     shapely geometry in EPSG:4326.  Returns ``(before, after, aoi_object)``.
     """
-    from campwatch.io import open_source, read_scene, read_source, scene_grid
-
     if isinstance(aoi, str):
-        from campwatch.aoi import resolve_aoi
-
         aoi = resolve_aoi(aoi)
     geom = getattr(aoi, "geometry", aoi)
     wanted = bands_for_method(method)
@@ -417,11 +422,9 @@ def quicklook_titles(before_date: Any, after_date: Any) -> list[str]:
 def quicklook_png(before: Scene, after: Scene, result: ChangeResult) -> bytes:
     """``quicklook.png``: :func:`quicklook`'s panels titled with the dates, with a legend
     (:func:`campwatch.plot.quicklook_png`; shown at most 512 px a panel, which it states)."""
-    from campwatch.plot import quicklook_png as render
-
     panels = np.split(quicklook(before, after, result), 3, axis=1)
-    return render(panels, titles=quicklook_titles(before.date, after.date), legend=QUICKLOOK_LEGEND,
-                  note=f"campwatch {__version__}, method {result.method}")
+    return render_quicklook(panels, titles=quicklook_titles(before.date, after.date), legend=QUICKLOOK_LEGEND,
+                            note=f"campwatch {__version__}, method {result.method}")
 
 
 def write_compare_outputs(result: ChangeResult, outdir: str | os.PathLike[str], *, before: Scene, after: Scene,
@@ -432,10 +435,6 @@ def write_compare_outputs(result: ChangeResult, outdir: str | os.PathLike[str], 
     (:func:`campwatch.io.atomic_dir`): it is either the previous complete run or this one.
     An existing folder is replaced only with ``overwrite``, and only if campwatch wrote it.
     """
-    from campwatch.io import atomic_dir, atomic_path, vector_stamp, write_json, write_layers, write_raster, write_vector
-    from campwatch.layers import structure_layers
-    from campwatch.vectorize import mask_to_polygons
-
     names = OUTPUTS + (STRUCTURE_OUTPUTS if result.structures is not None else ())
     with atomic_dir(outdir, overwrite=overwrite, kind="compare") as out:
         paths = {name: out / name for name in names}

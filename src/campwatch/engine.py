@@ -59,7 +59,17 @@ import numpy as np
 from rasterio.windows import Window
 
 from campwatch._version import __version__
-from campwatch.coregister import apply_shift
+from campwatch.compare import (
+    OUTPUTS,
+    bands_for_method,
+    changes_layer,
+    default_clouds,
+    limitations,
+    quicklook_titles,
+    require_date_order,
+)
+from campwatch.coregister import MAX_SHIFT_PX, apply_shift, pick_band
+from campwatch.coregister import coregister as _coregister
 from campwatch.detect import (
     FIT_ALL_PIXELS,
     METHOD_BANDS,
@@ -79,6 +89,7 @@ from campwatch.detect import (
     new_histogram,
     region_peak,
     resolve_threshold,
+    rgb_composite,
     score_halo,
     threshold_open,
     warn_low_valid,
@@ -86,10 +97,24 @@ from campwatch.detect import (
     window_slices,
 )
 from campwatch.grid import Grid
-from campwatch.masks import MIN_OBSERVED_FRACTION, coverage_of, require_coverage
+from campwatch.io import (
+    atomic_dir,
+    atomic_path,
+    block_shape,
+    kept_open,
+    open_source,
+    raster_writer,
+    read_source,
+    vector_stamp,
+    write_json,
+    write_layers,
+)
+from campwatch.masks import MIN_OBSERVED_FRACTION, cloud_flags, cloud_test_info, coverage_of, require_coverage
 from campwatch.params import check_all
+from campwatch.plot import quicklook_png
 from campwatch.scene import Scene
 from campwatch.threshold import Histogram, ThresholdChoice
+from campwatch.vectorize import add_metrics, mask_to_polygons
 
 __all__ = ["StreamResult", "compare_streaming", "should_stream", "auto_stream", "STREAM_PIXELS", "COREG_WINDOW",
            "PROGRESS_STAGES", "Progress"]
@@ -130,8 +155,6 @@ def auto_stream(path: str | os.PathLike[str], *, profile: str | None = None,
                 band_map: dict[str, int] | None = None) -> bool:
     """Whether ``campwatch compare`` (without an AOI) streams ``path`` by default: more than
     :data:`STREAM_PIXELS` pixels of 5 m or more (VHR imagery has its own in-memory mode)."""
-    from campwatch.io import open_source
-
     grid = open_source(path, profile=profile, bands=band_map).finest.grid
     return should_stream(grid) and grid.pixel_size_m() >= 5.0
 
@@ -194,8 +217,6 @@ def _pad(grid: Grid, core: Window, halo: int) -> Window:
 def _read(plan: _Plan, win: Window, out: Any = (None, None), at: tuple[int, int] = (0, 0)) -> tuple[Scene, Scene]:
     """Both dates on a window of the plan's grid (the I/O edge does the reading), into the
     ``(data, valid)`` arrays of ``out`` from row and column ``at`` when given."""
-    from campwatch.io import read_source
-
     g = plan.grid.window(win)
     return (read_source(plan.before, g, bands=plan.read_bands, out=out[0], at=at),
             read_source(plan.after, g, bands=plan.read_bands, out=out[1], at=at))
@@ -226,8 +247,6 @@ def _clouds(plan: _Plan, b: Scene, a: Scene) -> tuple[Scene, Scene, np.ndarray, 
     """The cloud half of :func:`_prepare` (it needs no shift)."""
     cb = ca = np.zeros(b.grid.shape, bool)
     if plan.clouds:
-        from campwatch.masks import cloud_flags
-
         cb, ca = cloud_flags(b), cloud_flags(a)
         b, a = _invalidate(b, cb), _invalidate(a, ca)
     return b, a, cb, ca
@@ -627,8 +646,6 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
     >>> r.grid.shape, r.threshold.method, r.summary["processing"]["mode"]
     ((339, 563), 'chi2', 'streaming')
     """
-    from campwatch.io import atomic_dir
-
     with atomic_dir(outdir, overwrite=overwrite, kind="compare") as tmp:
         r = _stream_into(before_path, after_path, tmp, method=method, threshold=threshold, value=value, alpha=alpha,
                          min_area_m2=min_area_m2, opening_radius=opening_radius, increase_only=increase_only,
@@ -652,17 +669,6 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
     tick = progress or (lambda stage, done, total: None)
     from rasterio import Env
 
-    from campwatch.compare import (
-        OUTPUTS,
-        bands_for_method,
-        changes_layer,
-        default_clouds,
-        limitations,
-        require_date_order,
-    )
-    from campwatch.io import block_shape, open_source
-    from campwatch.masks import cloud_test_info
-
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     t_start = time.perf_counter()
@@ -679,10 +685,9 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
     missing = [b for b in read_bands if b not in src_a.keys]
     if missing:
         read_bands = tuple(b for b in read_bands if b in src_a.keys)
-    from campwatch.scene import Scene as _S
 
-    stub_b = _S(np.zeros((len(read_bands), 1, 1), np.float32), read_bands, src_b.finest.grid.window(Window(0, 0, 1, 1)),
-                np.ones((1, 1), bool), profile=src_b.profile.name)
+    stub_b = Scene(np.zeros((len(read_bands), 1, 1), np.float32), read_bands, src_b.finest.grid.window(Window(0, 0, 1, 1)),
+                   np.ones((1, 1), bool), profile=src_b.profile.name)
     stub_b.require(METHOD_BANDS[method], method=f"method {method!r}")
     if increase_only:
         stub_b.require(METHOD_BANDS["bui"], method="increase_only")
@@ -700,7 +705,6 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
     plan = _Plan(src_b, src_a, grid, read_bands, bands, method, bool(clouds), None, opening_radius, increase_only)
     timings: dict[str, float] = {"setup_s": time.perf_counter() - t_start}
     cpu: dict[str, float] = {}  # process CPU seconds (all threads) of each step
-    from campwatch.io import kept_open
 
     # Up to FIT_ALL_PIXELS the fit reads every window with its halo, and each halo reaches
     # into the neighbouring blocks: a cache that holds both files decodes every block once.
@@ -725,8 +729,6 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
             # awaited: a read error there comes back from the real reads)
             runner.pool.submit(_warm, plan)
             if coregister:  # the fit windows are read while the shift is estimated
-                from campwatch.coregister import MAX_SHIFT_PX
-
                 widest = dataclasses.replace(plan, shift=(MAX_SHIFT_PX, MAX_SHIFT_PX)).prep_halo
                 runner.prefetch_fit(sample, widest)
             runner.prefetch_first_strip()
@@ -735,12 +737,9 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
             shift_dict = None
             coreg_note = None
             if coregister:
-                from campwatch.coregister import coregister as _coregister
-
                 t, c = time.perf_counter(), time.process_time()
                 cw = Window(max(0, (grid.width - COREG_WINDOW) // 2), max(0, (grid.height - COREG_WINDOW) // 2),
                             min(COREG_WINDOW, grid.width), min(COREG_WINDOW, grid.height))
-                from campwatch.coregister import pick_band
 
                 b, a = _read(plan, cw)
                 b, a, _, _ = _prepare(plan, b, a, cw)
@@ -779,7 +778,6 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
             t, c = time.perf_counter(), time.process_time()
             state = _Collect(grid, method)
             tags = {"campwatch_version": __version__, "method": method}
-            from campwatch.io import raster_writer
 
             with raster_writer(paths["change_score.tif"], grid, dtype="float32", nodata=float("nan"),
                                tags=tags, band_names=["change_score"], fast=True) as write:
@@ -805,7 +803,6 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
         comps = Components(state.hit, grid.pixel_area_m2(), min_area_m2=max(min_area_m2, 0.0), seed=state.strong,
                            workers=workers)
         row_counts = np.zeros(grid.height, dtype=np.int64)
-        from campwatch.io import atomic_path, raster_writer, vector_stamp, write_layers
 
         pieces = []
         th = state.thumb
@@ -915,7 +912,6 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
     }
     summary["campwatch_version"] = __version__
     summary["outputs"] = sorted(names)
-    from campwatch.io import write_json
 
     write_json(paths["summary.json"], summary)
     return StreamResult(grid, method, choice, None if known else state.hist, valid_fraction, area,
@@ -1023,8 +1019,6 @@ class _Collect:
         """(m, 3n, 3) uint8: before, after, after with change in red (no data grey), decimated."""
         from affine import Affine
 
-        from campwatch.detect import rgb_composite
-
         g = Grid(self.vb.shape, self.grid.transform @ Affine.scale(self.thumb), self.grid.crs)
         bands = ("red", "green", "blue")
         rb = rgb_composite(Scene(self.tb, bands, g, self.vb))
@@ -1035,10 +1029,6 @@ class _Collect:
 def _write_quicklook(path: Path, strip: np.ndarray, before_date: Any, after_date: Any, thumb: int) -> None:
     """The streaming engine's ``quicklook.png``: its decimated panels, titled and with a legend
     (:func:`campwatch.compare.quicklook_titles`, :func:`campwatch.plot.quicklook_png`)."""
-    from campwatch.compare import quicklook_titles
-    from campwatch.io import atomic_path
-    from campwatch.plot import quicklook_png
-
     png = quicklook_png(np.split(strip, 3, axis=1), titles=quicklook_titles(before_date, after_date),
                         legend=QUICKLOOK_LEGEND, note=f"campwatch {__version__}, streamed", pixel_step=thumb)
     with atomic_path(path) as tmp:
@@ -1047,8 +1037,6 @@ def _write_quicklook(path: Path, strip: np.ndarray, before_date: Any, after_date
 
 def _strip_polygons(lab: np.ndarray, grid: Grid, r0: int, r1: int, scores: np.ndarray) -> Any:
     """Polygons of one strip of component labels (rows ``r0:r1`` of ``grid``), with mean scores."""
-    from campwatch.vectorize import mask_to_polygons
-
     g = grid.window(Window(0, r0, grid.width, r1 - r0))
     return mask_to_polygons(None, g, values={"score": scores}, labels=lab)
 
@@ -1058,8 +1046,6 @@ def _merge_polygons(pieces: list[Any], grid: Grid) -> Any:
     import geopandas as gpd
     import pandas as pd
     import shapely
-
-    from campwatch.vectorize import add_metrics, mask_to_polygons
 
     if not pieces:
         return mask_to_polygons(np.zeros((1, 1), bool), grid.window(Window(0, 0, 1, 1)),

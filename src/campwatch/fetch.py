@@ -47,6 +47,7 @@ from rasterio.windows import Window
 
 from campwatch import io, masks
 from campwatch._version import __version__
+from campwatch.aoi import AOI, resolve_aoi
 from campwatch.errors import CampwatchError, FetchError, MissingDependencyError, OutputExistsError
 from campwatch.grid import Grid
 from campwatch.io.readers import geometry_bounds, lattice_window
@@ -771,8 +772,6 @@ class FetchResult:
 
 
 def _geometry(aoi: Any) -> tuple[Any, dict[str, Any]]:
-    from campwatch.aoi import AOI, resolve_aoi
-
     a = aoi if isinstance(aoi, AOI) else resolve_aoi(str(aoi))
     return a.geometry, {"id": a.id, "name": a.name, "source": a.source_path,
                         "geometry_quality": a.geometry_quality, "bounds_lonlat": list(a.geometry.bounds)}

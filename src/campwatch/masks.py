@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from campwatch.errors import InsufficientDataError
+from campwatch.grid import GEOD, Grid
+
 if TYPE_CHECKING:
-    from campwatch.grid import Grid
     from campwatch.scene import Scene
 
 __all__ = [
@@ -335,8 +337,6 @@ def coverage(observed: np.ndarray, grid: Grid, *, aoi: Any = None) -> dict[str, 
     >>> c["reference"], round(c["observed_fraction"], 2)
     ('aoi', 0.5)
     """
-    from campwatch.grid import GEOD
-
     if observed.shape != grid.shape:
         raise ValueError(f"observed mask shape {observed.shape} does not match the grid {grid.shape}")
     w = np.broadcast_to(grid.pixel_area_m2(), grid.shape)
@@ -362,8 +362,6 @@ def require_coverage(cov: dict[str, Any], *, min_fraction: float, what: str) -> 
 
     ``what`` names the pair (its files or dates) in the message.
     """
-    from campwatch.errors import InsufficientDataError
-
     if cov["observed_fraction"] >= min_fraction:
         return
     of = "the AOI" if cov["reference"] == "aoi" else "BEFORE's grid"

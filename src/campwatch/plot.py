@@ -42,8 +42,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from campwatch.bench.metrics import confusion, labels_to_bool
-from campwatch.errors import LowValidDataWarning, MissingDependencyError
+from campwatch.detect import NODATA
+from campwatch.errors import GridMismatchError, LowValidDataWarning, MissingDependencyError
 from campwatch.grid import Grid
+from campwatch.io import png_bytes
 from campwatch.layers import CLASS_COLOURS
 from campwatch.scene import Scene
 from campwatch.tables import html_records, html_table
@@ -527,12 +529,8 @@ def show_change(before: Scene, after: Scene, result: ChangeResult, *, bands: Seq
     3
     >>> import matplotlib.pyplot as plt; plt.close(fig)
     """
-    from campwatch.detect import NODATA
-
     for name, s in (("before", before), ("after", after)):
         if not s.grid.same_as(result.grid):
-            from campwatch.errors import GridMismatchError
-
             raise GridMismatchError(f"{name} ({s.label}) is not on the change result's grid: {s.grid!r} vs "
                                     f"{result.grid!r}; pass the scenes that were compared")
     lim = stretch_limits(before, after, bands=bands, percentiles=percentiles)
@@ -790,8 +788,6 @@ def quicklook_png(panels: Sequence[np.ndarray], *, titles: Sequence[str],
     >>> png[:4]
     b'\x89PNG'
     """
-    from campwatch.io import png_bytes
-
     h, w = panels[0].shape[:2]
     k = max(1, math.ceil(max(h, w) / QUICKLOOK_PANEL_PX))
     shown = [np.ascontiguousarray(p[::k, ::k]) for p in panels]

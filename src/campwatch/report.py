@@ -54,9 +54,28 @@ from typing import Any
 import numpy as np
 
 from campwatch._version import __version__
-from campwatch.compare import FLAG_COVERAGE, confidence_columns, result_flags
-from campwatch.errors import CampwatchError, ConfigError, DateOrderError, InsufficientDataError
-from campwatch.layers import CLASS_COLOURS, to_rgb
+from campwatch.aoi import AOI
+from campwatch.compare import FLAG_COVERAGE, compare_scenes, confidence_columns, read_pair, result_flags
+from campwatch.detect import METHODS, NODATA, rgb_composite
+from campwatch.errors import (
+    CampwatchError,
+    CampwatchWarning,
+    ConfigError,
+    DateOrderError,
+    InsufficientDataError,
+    MissingDependencyError,
+)
+from campwatch.fetch import fetch as fetch_imagery
+from campwatch.io import atomic_dir, open_source, png_bytes, to_json, vector_stamp, write_layers
+from campwatch.layers import CLASS_COLOURS, structure_frame, to_layer, to_records, to_rgb
+from campwatch.masks import aoi_mask, cloud_flags
+from campwatch.params import InvalidParameterError, check, check_threshold
+from campwatch.plot import pyplot
+from campwatch.profiles import PROFILES
+from campwatch.provenance import fetch_records, input_records, now_utc
+from campwatch.track import TrackInput, screen_dates
+from campwatch.vectorize import mask_to_polygons
+from campwatch.versions import versions
 
 __all__ = [
     "SUMMARY_FIELDS",
@@ -170,9 +189,6 @@ def _date_text(value: Any, where: str) -> str | None:
 def _checked_options(opts: dict[str, Any], source: str) -> dict[str, Any]:
     """The [options] table checked against one schema: method, threshold and value, numeric ranges
     (:data:`campwatch.params.RANGES`) and real booleans; each error names the key, the value and the fix."""
-    from campwatch.detect import METHODS
-    from campwatch.params import InvalidParameterError, check, check_threshold
-
     if opts["method"] not in METHODS:
         raise ConfigError(f"{source}: [options] method = {opts['method']!r}; choose one of {', '.join(METHODS)}")
     try:
@@ -281,9 +297,8 @@ def fetch_sites(config: ReportConfig, cache_dir: str | os.PathLike[str], *,
     ``cache_dir/<site>/`` (reused and resumed on reruns), and make its dates the site's scenes."""
     if not any(s.fetch for s in config.sites):
         return config
-    from campwatch.fetch import fetch
 
-    run_fetch = fetcher or fetch
+    run_fetch = fetcher or fetch_imagery
     sites = []
     for site in config.sites:
         if not site.fetch:
@@ -341,8 +356,6 @@ def pair_tasks(config: ReportConfig) -> list[PairTask]:
 
 def _overlay(after_rgb: np.ndarray, change: np.ndarray, growth: Any) -> np.ndarray:
     """After (dimmed) with change in red, new structures cyan, demolished yellow, no data grey."""
-    from campwatch.detect import NODATA
-
     ov = (after_rgb.astype(np.float32) * 0.55).astype(np.uint8)
     ov[change == 1] = to_rgb(CLASS_COLOURS["change"])
     if _draws_structures(growth):
@@ -393,11 +406,6 @@ def run_pair(task: PairTask) -> dict[str, Any]:
 
 def _run_pair(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
     import warnings
-
-    from campwatch.compare import compare_scenes, read_pair
-    from campwatch.detect import rgb_composite
-    from campwatch.errors import CampwatchWarning
-    from campwatch.io import png_bytes
 
     opts = {k: task.options[k] for k in _COMPARE_KEYS if k in task.options}
     with warnings.catch_warnings(record=True) as caught:
@@ -462,9 +470,6 @@ def _run_pair(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
     reasons = confidence_reasons(result, notes)
     row.update(confidence="low" if reasons else "ok", confidence_reasons="; ".join(reasons) or None)
     # polygons, in EPSG:4326 for one GeoPackage across sites, in the layer schema compare and track write
-    from campwatch.layers import structure_frame, to_layer, to_records
-    from campwatch.vectorize import mask_to_polygons
-
     kw = {"site": row["site"], "date_before": row["date_before"], "date_after": row["date_after"]}
     frames = {"changes": to_layer(mask_to_polygons(result.mask == 1, result.grid, values={"score": result.score})
                                   .assign(**confidence_columns(reasons)),
@@ -506,8 +511,6 @@ def place_facts(aoi: Any, grid: Any) -> dict[str, Any]:
     the AOI, or without one of the analysed grid's footprint (the scenes' overlap)."""
     from shapely.geometry import Polygon
 
-    from campwatch.aoi import AOI
-
     what = "AOI"
     if aoi is None:
         h, w = grid.shape
@@ -519,8 +522,6 @@ def place_facts(aoi: Any, grid: Any) -> dict[str, Any]:
 
 def _scene_facts(spec: SceneSpec, scene: Any, date: str | None) -> dict[str, Any]:
     """One date's imagery for the site header: date, sensor (profile and what it is), pixel size, source."""
-    from campwatch.profiles import PROFILES
-
     prof = PROFILES.get(scene.profile)
     what = re.split(r",| \(", prof.description)[0] if prof is not None else None
     return {"date": date, "path": spec.path, "sensor": scene.profile, "sensor_description": what,
@@ -532,8 +533,6 @@ def _map_layers(before: Any, after: Any, rgbs: tuple[np.ndarray, np.ndarray], re
     for display (:mod:`campwatch.webmap`), its Leaflet bounds, the AOI outline, and the raster
     classes drawn (no data, cloud, outside the AOI) so that the legend names only those."""
     from campwatch import webmap
-    from campwatch.io import png_bytes
-    from campwatch.masks import aoi_mask, cloud_flags
 
     geom = getattr(aoi, "geometry", aoi)
     inside = aoi_mask(geom, result.grid) if geom is not None else None
@@ -665,9 +664,6 @@ def with_file_dates(config: ReportConfig) -> ReportConfig:
     cannot be read keeps no date (its pair fails and is reported)."""
     import warnings
 
-    from campwatch.errors import CampwatchWarning
-    from campwatch.io import open_source
-
     sites = []
     for site in config.sites:
         scenes = []
@@ -694,9 +690,6 @@ def usable_dates(config: ReportConfig) -> tuple[ReportConfig, dict[str, list[dic
     its pairs then report their own errors.
     """
     import warnings
-
-    from campwatch.errors import CampwatchWarning
-    from campwatch.track import TrackInput, screen_dates
 
     sites, skipped = [], {}
     for site in config.sites:
@@ -746,8 +739,6 @@ def run_report(config: ReportConfig, *, scheduler: str | None = None, fail_fast:
     the machine, ``"sync"`` runs in this process, and an address such as ``tcp://127.0.0.1:8786``
     uses an existing cluster.  ``planned`` is called with the number of pairs once it is known.
     """
-    from campwatch.provenance import now_utc
-
     started = now_utc()
     unfetched = [s.name for s in config.sites if s.fetch and not s.scenes]
     if unfetched:
@@ -770,8 +761,6 @@ def run_report(config: ReportConfig, *, scheduler: str | None = None, fail_fast:
 # --------------------------------------------------------------------------------------------------
 def _summary_json(config: ReportConfig, rows: Sequence[Mapping[str, Any]],
                   skipped: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> str:
-    from campwatch.io import to_json
-
     doc = {
         "campwatch_version": __version__,
         "config": Path(config.path).name,
@@ -790,14 +779,10 @@ def _summary_json(config: ReportConfig, rows: Sequence[Mapping[str, Any]],
 def _chart_png(dates: Sequence[str], values: Sequence[float], errors: Sequence[float | None],
                title: str) -> bytes | None:
     """Footprint per date as points with ± error bars, in m² (no line: two dates are not a trend)."""
-    from campwatch.errors import MissingDependencyError
-
     try:
         import matplotlib
 
         matplotlib.use("Agg")
-        from campwatch.plot import pyplot
-
         plt = pyplot()
     except (ImportError, MissingDependencyError):
         return None
@@ -1007,11 +992,6 @@ def write_report(run: Mapping[str, Any], outdir: str | os.PathLike[str], *, over
     import geopandas as gpd
     import jinja2
     import shapely
-
-    from campwatch.io import atomic_dir, to_json, vector_stamp, write_layers
-    from campwatch.layers import to_layer
-    from campwatch.provenance import fetch_records, input_records, now_utc
-    from campwatch.versions import versions
 
     config: ReportConfig = run["config"]
     results: list[dict[str, Any]] = run["results"]

@@ -90,13 +90,14 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from campwatch.errors import InvalidAOIError, LowValidDataWarning, MissingBandsError
+from campwatch.errors import InvalidAOIError, LowValidDataWarning
 from campwatch.grid import Grid
 from campwatch.masks import aoi_mask, coverage
 from campwatch.params import check_all
 from campwatch.scene import Scene
 from campwatch.tables import fmt_value, html_table
 from campwatch.vectorize import mask_to_polygons
+from campwatch.vhr import building_mask
 
 __all__ = [
     "GROWTH_CLASSES",
@@ -300,7 +301,7 @@ def builtup_mask(scene: Scene, *, method: BuiltupMethod = "auto", bu_threshold: 
     Raises
     ------
     MissingBandsError
-        The scene lacks the bands the method needs, or the VHR extractor is not available.
+        The scene lacks the bands the method needs.
 
     Examples
     --------
@@ -372,14 +373,6 @@ def builtup_mask(scene: Scene, *, method: BuiltupMethod = "auto", bu_threshold: 
 
 
 def _vhr_builtup(scene: Scene, params: dict[str, Any]) -> Builtup:
-    try:
-        from campwatch import vhr
-        building_mask = vhr.building_mask
-    except (ImportError, AttributeError):  # pragma: no cover - depends on the VHR module's presence
-        raise MissingBandsError(
-            f"scene {scene.label} has {scene.grid.pixel_size_m():.2f} m pixels (VHR) but campwatch.vhr.building_mask "
-            "is not available in this install; use method='spectral' for multispectral imagery, or update campwatch"
-        ) from None
     mask = np.asarray(building_mask(scene), dtype=bool) & scene.valid
     return Builtup(mask, scene.valid.copy(), scene.grid, "vhr", ("campwatch.vhr.building_mask (MBI)",), params,
                    scene.date, dict(scene.meta))

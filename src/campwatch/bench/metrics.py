@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from campwatch.errors import GridMismatchError
+from campwatch.errors import GridMismatchError, InvalidSceneError
 
 __all__ = ["Confusion", "confusion", "labels_to_bool", "require_change_mask"]
 
@@ -99,8 +99,6 @@ def labels_to_bool(labels: np.ndarray, *, change: int = 2, no_change: int = 1) -
 def require_change_mask(mask: np.ndarray, *, name: str) -> None:
     """Refuse a prediction that is not a campwatch change mask (0 no change, 1 change, 255 no data),
     such as a reflectance band or a score passed by mistake: it would score as F1 0 without a word."""
-    from campwatch.errors import InvalidSceneError
-
     if not np.isin(mask, (0, 1, 255)).all():
         vals = np.unique(mask[~np.isin(mask, (0, 1, 255))])
         shown = ", ".join(f"{v:g}" for v in vals[:5].astype(float)) + (" ..." if vals.size > 5 else "")

@@ -40,6 +40,7 @@ from campwatch.errors import (
     OutputWriteError,
 )
 from campwatch.grid import Grid
+from campwatch.layers import style_rows
 
 __all__ = ["OUTPUT_MARKER", "atomic_dir", "atomic_path", "check_output_dir", "check_writable", "output_lock",
            "png_bytes", "raster_writer", "tiff_profile", "to_json", "vector_stamp", "write_json", "write_layers",
@@ -391,8 +392,6 @@ def write_layers(path: str | os.PathLike[str], layers: Mapping[str, Any], *, sta
     the styles are part of the file that is renamed into place.
     """
     import sqlite3
-
-    from campwatch.layers import style_rows
 
     stamp = stamp or vector_stamp()
     for name, gdf in layers.items():
