@@ -111,7 +111,7 @@ def test_normalisation_does_not_shrink_cross_sensor(shared_data: Path) -> None:
     ols = np.array([np.cov(xa[i][v], xb[i][v])[0, 1] / xa[i][v].var() for i in range(3)])
     flat = xa * ols[:, None, None]
     assert np.all(spread(flat) < 0.7), spread(flat)  # the defect the least-squares fit has
-    # the upper bound guards radcal's over-stretch, an open defect (docs/vhr.md): red measures 1.250
-    # with IR-MAD's robust scale (1.16 with the collapsed weighted variance); it must not grow further
-    assert np.all((spread(out) > 0.85) & (spread(out) < 1.30)), spread(out)
+    # the upper bound guards the over-stretch (docs/vhr.md): 1.168/1.031/1.038 with the reduced major
+    # axis; radcal's orthogonal fit gave 1.250 in red once IR-MAD's weights no longer collapsed
+    assert np.all((spread(out) > 0.85) & (spread(out) < 1.25)), spread(out)
     assert np.all(np.asarray(fit["gain"]) > 0.8)

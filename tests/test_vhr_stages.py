@@ -62,7 +62,7 @@ def test_normalise_stage_scales_and_fits_a_real_pair(levir) -> None:
     assert np.allclose(fit["gain"], 1.0, atol=1e-3) and np.allclose(same, xb, atol=1e-3)
     out, fit = normalise_to(xb, xa, valid)
     assert fit["method"] == "irmad-radcal" and fit["stable_pixels"] >= 64
-    assert min(fit["gain"]) > 1.0     # an orthogonal fit does not shrink the after date towards its mean
+    assert min(fit["gain"]) > 1.0     # a symmetric fit does not shrink the after date towards its mean
     assert not np.shares_memory(out, xa)
 
 
@@ -80,6 +80,40 @@ def test_irmad_weights_settle_on_a_real_sub_metre_pair(levir) -> None:
     assert np.median(mad.chi2(xa, xb)[valid]) == pytest.approx(stats.chi2.median(3), rel=0.25)
     _, fit = normalise_to(xb, xa, valid)
     assert fit["invariant_fraction"] > 0.02  # was 0.004: the darkest pixels only
+
+
+def test_normalisation_keeps_a_weakly_correlated_pair_on_the_unchanged_pixels(shared_data: Path) -> None:
+    """DSIFN 6_3 (2 m, China): on the pixels its label calls unchanged, the normalised second date
+    keeps at least half the first's spread in every band. An orthogonal fit over the same invariant
+    pixels (radcal's own) gives green a gain of about 0.08, which all but erases the band."""
+    import rasterio
+
+    from campwatch.normalise import Moments
+
+    root = shared_data / "vhr-dsifn"
+    a, b = _read(root / "A" / "6_3.tif", root / "B" / "6_3.tif")
+    with rasterio.open(root / "label" / "6_3.tif") as src:
+        unchanged = a.valid & b.valid & (src.read(1) == 0)
+    xb, xa, valid = rgb_stack(a), rgb_stack(b), a.valid & b.valid
+    out, fit = normalise_to(xb, xa, valid)
+    spread = np.array([out[i][unchanged].std() / xb[i][unchanged].std() for i in range(3)])
+    assert fit["method"] == "irmad-radcal" and np.all(spread > 0.5), spread
+
+    def orthogonal(m: Moments) -> np.ndarray:  # radcal's total least squares slope, for contrast
+        n = m.n
+        vxx, vyy = m.sxx / n - (m.sx / n) ** 2, m.syy / n - (m.sy / n) ** 2
+        vxy = m.sxy / n - m.sx * m.sy / n ** 2
+        return (vyy - vxx + np.sqrt((vyy - vxx) ** 2 + 4 * vxy ** 2)) / (2 * vxy)
+
+    from scipy import special
+
+    from campwatch.normalise import fit_irmad
+
+    mad = fit_irmad(lambda: [(xa, xb, valid)], ("b0", "b1", "b2"))
+    inv = valid & (special.chdtrc(3, mad.chi2(xa, xb)) > 0.95)
+    m = Moments.zeros(3)
+    m.add(xa[:, valid], xb[:, valid], np.broadcast_to(inv[valid], (3, int(valid.sum()))))
+    assert orthogonal(m).min() < 0.2  # the failure the symmetric fit avoids
 
 
 def test_buildings_stage_finds_labelled_buildings(xbd) -> None:

@@ -12,7 +12,7 @@ buildings.  Everything here is classical image processing, with no trained model
    survive an opening with a 30 m line but not with a 12 m disc).  A building casts a
    shadow, so an object must touch dark pixels along part of its rim.
 2. **Radiometric normalisation** (:func:`normalise_to`): the second date's bands are
-   fitted linearly to the first's by orthogonal regression on the pixels IR-MAD calls
+   fitted linearly to the first's by a reduced-major-axis fit on the pixels IR-MAD calls
    invariant (Canty's radcal, shared with the 10 m path), so a different sensor or colour
    balance does not read as change, and a weak correlation cannot shrink the gain.
 3. **Co-registration** with :func:`campwatch.coregister.coregister_local` (local shifts

@@ -1,5 +1,5 @@
 """Stage 1 of VHR mode: each date's bands on 0..1, and the second date fitted onto the first
-(Canty's radcal: IR-MAD invariant pixels, orthogonal regression), shared with the 10 m path."""
+(Canty's radcal: IR-MAD invariant pixels, a reduced-major-axis fit), shared with the 10 m path."""
 
 from __future__ import annotations
 
@@ -61,11 +61,12 @@ def normalise_to(reference: np.ndarray, moving: np.ndarray, valid: np.ndarray, *
 
     Canty's *radcal*, shared with the 10 m path (:mod:`campwatch.normalise`): IR-MAD
     (:func:`~campwatch.normalise.fit_irmad`) gives each pixel a chi-square probability of
-    no change, and an orthogonal (total least squares) regression over the pixels with
+    no change, and a reduced-major-axis fit (gain = σ ratio) over the pixels with
     ``P(no change) > p_no_change`` (:func:`~campwatch.normalise.radcal_from_mad`) maps each
-    band of ``moving`` onto ``reference``.  Orthogonal regression treats both dates as
-    noisy, so a weak correlation between dates (another sensor, season or sun angle) does
-    not shrink the gain towards 0 as an ordinary least-squares slope does.  With fewer than
+    band of ``moving`` onto ``reference``.  It treats both dates as noisy, so a weak
+    correlation between dates (another sensor, season or sun angle) does not shrink the gain
+    towards 0 as an ordinary least-squares slope does; and unlike radcal's orthogonal
+    regression it does not depend on the bands' units, so it does not run off either.  With fewer than
     64 invariant pixels the bands are matched by mean and standard deviation over all
     valid pixels instead (``method`` says which).
 
