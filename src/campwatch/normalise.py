@@ -350,17 +350,19 @@ def fit_irmad(windows: WindowPairs, bands: tuple[str, ...], *, iterations: int =
             x, y = _flat(before, valid), _flat(after, valid)
             ok = np.isfinite(x).all(1) & np.isfinite(y).all(1)
             x, y = x[ok], y[ok]
+            xy = np.hstack([x, y])
             if A is None:
                 w = None
-                sample.append(np.hstack([x, y])[::stride])
+                # copies, so the sample does not keep every window's whole array alive
+                sample.append(xy[::stride].copy())
                 if sum(len(z) for z in sample) > 2 * SCALE_SAMPLE:  # halve the sample, keep it even
-                    sample, stride = [z[::2] for z in sample], 2 * stride
+                    sample, stride = [z[::2].copy() for z in sample], 2 * stride
             else:
                 mad = (x - mx) @ A - (y - my) @ B
                 w = special.chdtrc(p, ((mad * mad) / var).sum(1))
                 sw += float(w.sum())
             n += len(x)
-            cov.add(np.hstack([x, y]), w)
+            cov.add(xy, w)
         if A is not None:
             share = 2 * sw / max(n, 1)
         if cov.w <= 2 * p:
