@@ -109,7 +109,14 @@ from campwatch.io import (
     write_json,
     write_layers,
 )
-from campwatch.masks import MIN_OBSERVED_FRACTION, cloud_flags, cloud_test_info, coverage_of, require_coverage
+from campwatch.masks import (
+    MIN_OBSERVED_FRACTION,
+    cloud_flags,
+    cloud_test_info,
+    coverage_of,
+    invalidate,
+    require_coverage,
+)
 from campwatch.params import check_all
 from campwatch.plot import quicklook_png
 from campwatch.scene import Scene
@@ -226,9 +233,9 @@ def _prepare(plan: _Plan, b: Scene, a: Scene, pad: Window) -> tuple[Scene, Scene
     """Clouds, then the shift, as :func:`campwatch.compare.compare_scenes` does; returns the
     scenes and the cloud flags of each date (True = flagged).
 
-    The same pixels as ``mask_clouds`` then ``apply_shift``, done without their copies:
-    the scenes passed in are this window's own arrays (fresh reads or concatenations)
-    and cloud pixels are set to NaN in place.
+    The steps of ``mask_clouds`` (:func:`campwatch.masks.cloud_flags` and
+    :func:`campwatch.masks.invalidate`) then ``apply_shift``; the scenes passed in are this
+    window's own arrays (fresh reads or copies), so cloud pixels are set to NaN in place.
     """
     b, a, cb, ca = _clouds(plan, b, a)
     return b, _shifted(plan, a, pad), cb, ca
@@ -248,20 +255,9 @@ def _clouds(plan: _Plan, b: Scene, a: Scene) -> tuple[Scene, Scene, np.ndarray, 
     cb = ca = np.zeros(b.grid.shape, bool)
     if plan.clouds:
         cb, ca = cloud_flags(b), cloud_flags(a)
-        b, a = _invalidate(b, cb), _invalidate(a, ca)
+        # the window's arrays are its own (fresh reads or copies out of the strip): NaN in place
+        b, a = invalidate(b, cb, in_place=True), invalidate(a, ca, in_place=True)
     return b, a, cb, ca
-
-
-def _invalidate(s: Scene, flags: np.ndarray) -> Scene:
-    """``s.with_valid(~flags)``: NaN written in place into the window's own (writeable) data,
-    or into a copy when the data are a read-only view of a shared strip."""
-    if not flags.any():
-        return s
-    from campwatch._kernels import set_nan
-
-    data = s.data if s.data.flags.writeable else s.data.copy()
-    set_nan(data, flags)
-    return dataclasses.replace(s, data=data, valid=s.valid & ~flags)
 
 
 def _bands_of(s: Scene, names: tuple[str, ...]) -> np.ndarray:

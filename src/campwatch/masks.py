@@ -7,6 +7,7 @@ return True = valid; :func:`cloud_mask` returns True = cloud.  Nothing here open
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -24,6 +25,7 @@ __all__ = [
     "cloud_flags",
     "cloud_mask",
     "grow_square",
+    "invalidate",
     "mask_clouds",
     "nodata_mask",
     "scl_valid",
@@ -257,7 +259,7 @@ def mask_clouds(scene: Scene, *, buffer_px: int = 2, **thresholds: float) -> Sce
     Returns
     -------
     Scene
-        ``scene.with_valid(~clouds)`` with ``meta["cloud_fraction"]``: the fraction of
+        :func:`invalidate` of the cloud pixels, with ``meta["cloud_fraction"]``: the fraction of
         previously valid pixels flagged as cloud (after the buffer), and
         ``meta["cloud_test"]`` naming the test and its parameters.
 
@@ -271,8 +273,45 @@ def mask_clouds(scene: Scene, *, buffer_px: int = 2, **thresholds: float) -> Sce
     clouds = cloud_flags(scene, buffer_px=buffer_px, **thresholds)
     n_valid = int(scene.valid.sum())
     fraction = float(clouds.sum() / n_valid) if n_valid else 0.0
-    return scene.with_valid(~clouds, cloud_fraction=round(fraction, 6),
-                            cloud_test=cloud_test_info(buffer_px=buffer_px, **thresholds))
+    masked = invalidate(scene, clouds)
+    return dataclasses.replace(masked, meta={**scene.meta, "cloud_fraction": round(fraction, 6),
+                                             "cloud_test": cloud_test_info(buffer_px=buffer_px, **thresholds)})
+
+
+def invalidate(scene: Scene, flags: np.ndarray, *, in_place: bool = False) -> Scene:
+    """``scene`` with the ``flags`` pixels invalid: False in ``valid`` and NaN in every band.
+
+    The one way a pipeline step takes pixels out (:func:`mask_clouds` on a whole scene, the
+    streaming engine on each window).  The other pixels keep their values, so a scene that is
+    NaN wherever it is invalid (as read) stays so.
+
+    Parameters
+    ----------
+    scene : Scene
+    flags : (M, N) bool ndarray
+        True = make invalid.
+    in_place : bool
+        Write the NaN into ``scene.data`` itself when it is writeable, instead of into a copy:
+        only for a caller that owns the array (the streaming engine's window copies).  By
+        default the input is not modified.
+
+    Examples
+    --------
+    >>> from affine import Affine
+    >>> from campwatch.scene import Scene
+    >>> s = Scene(np.ones((1, 1, 2), np.float32), ("red",), Grid((1, 2), Affine(10, 0, 0, 0, -10, 0), "EPSG:32652"),
+    ...           np.ones((1, 2), bool))
+    >>> t = invalidate(s, np.array([[False, True]]))
+    >>> t.data.tolist(), t.valid.tolist(), s.data.tolist()
+    ([[[1.0, nan]]], [[True, False]], [[[1.0, 1.0]]])
+    """
+    if not flags.any():
+        return scene
+    from campwatch._kernels import set_nan
+
+    data = scene.data if in_place and scene.data.flags.writeable else scene.data.copy()
+    set_nan(data, flags)
+    return dataclasses.replace(scene, data=data, valid=scene.valid & ~flags)
 
 
 def cloud_test_info(*, buffer_px: int = 2, **thresholds: float) -> dict[str, Any]:
