@@ -114,7 +114,8 @@ from campwatch.threshold import Histogram, ThresholdChoice, ThresholdMethod, chi
 
 __all__ = ["ChangeResult", "detect_change", "Method", "METHODS", "METHOD_BANDS", "clean_mask",
            "rgb_composite", "NODATA", "Components", "fit_windows", "threshold_open", "change_overlay",
-           "QUICKLOOK_LEGEND", "REGION_PEAK_SIGMA", "region_peak", "FitContext", "window_slices"]
+           "QUICKLOOK_LEGEND", "REGION_PEAK_SIGMA", "region_peak", "region_seeds", "FitContext", "window_slices",
+           "WindowChange", "detect_window", "window_hits"]
 
 Method = Literal["default", "naive-cva", "cva", "irmad", "diff", "ratio", "pca-diff", "pca-kmeans",
                  "ndvi", "ndbi", "bui"]
@@ -430,6 +431,84 @@ def window_score(method: str, ctx: FitContext, b: np.ndarray, a: np.ndarray,
     return s, d
 
 
+@dataclass(frozen=True, eq=False)
+class WindowChange:
+    """One window's part of the score pass (:func:`detect_window`), on the window's core.
+
+    Attributes
+    ----------
+    score : (m, n) float32 ndarray
+        NaN where not valid.
+    valid : (m, n) bool ndarray
+        Valid on both dates (and any extra validity the caller gave).
+    hit : (m, n) bool ndarray or None
+        Thresholded, opened and valid (before the minimum mapping unit); None when no
+        threshold was given (it is chosen from the scores' histogram afterwards).
+    direction : (m, n) float32 ndarray or None
+        CVA direction in degrees (``cva`` only).
+    """
+
+    score: np.ndarray
+    valid: np.ndarray
+    hit: np.ndarray | None = None
+    direction: np.ndarray | None = None
+
+
+def detect_window(method: str, ctx: FitContext, before: np.ndarray, after: np.ndarray, valid: np.ndarray,
+                  core: tuple[slice, slice], *, threshold: float | None = None, keep: np.ndarray | None = None,
+                  opening_radius: int = 0) -> WindowChange:
+    """The score pass on one window: :func:`window_score`, then (with ``threshold``) :func:`window_hits`.
+
+    Both :func:`detect_change` (in memory) and the streaming engine run every window through
+    this function, so a step added here applies to both.
+
+    Parameters
+    ----------
+    method : str
+    ctx : FitContext
+        The fitted global statistics (pass 1).
+    before, after : (B, M, N) ndarray
+        The ``ctx.bands`` of each date on the window read with its halo: at least
+        :func:`score_halo` plus ``2 * opening_radius`` pixels where the window edge is not
+        a grid edge.
+    valid : (M, N) bool ndarray
+        Valid on both dates.
+    core : (slice, slice)
+        The core within the window; the result is on it.
+    threshold : float, optional
+        The global threshold, when it is known before the scores are (``chi2``, ``fixed``).
+    keep, opening_radius :
+        As for :func:`threshold_open` (``keep`` on the whole window).
+
+    Returns
+    -------
+    WindowChange
+    """
+    s, d = window_score(method, ctx, before, after, valid)
+    ok = valid[core]
+    hit = None
+    if threshold is not None:
+        hit = window_hits(s, threshold, core, valid=ok, keep=keep, opening_radius=opening_radius)
+    return WindowChange(s[core], ok, hit, None if d is None else d[core])
+
+
+def window_hits(score: np.ndarray, threshold: float, core: tuple[slice, slice], *, valid: np.ndarray,
+                keep: np.ndarray | None = None, opening_radius: int = 0) -> np.ndarray:
+    """The change pixels of a window's core before the minimum mapping unit:
+    :func:`threshold_open` of the window (or of the core alone without an opening), cut to
+    the core, and ``valid``.
+
+    ``score`` and ``keep`` are on the window, read with at least ``2 * opening_radius``
+    pixels of halo; ``valid`` is on the core.
+    """
+    part = (slice(None), slice(None)) if opening_radius else core
+    hit = threshold_open(score[part], threshold, keep=None if keep is None else keep[part],
+                         opening_radius=opening_radius)
+    if opening_radius:
+        hit = hit[core]
+    return hit & valid
+
+
 def increase_mask(b: np.ndarray, a: np.ndarray, bands: tuple[str, ...]) -> np.ndarray:
     """True where the 10 m built-up index (``bui``) rose (``increase_only``)."""
     sel = [bands.index(x) for x in METHOD_BANDS["bui"]]
@@ -530,11 +609,11 @@ def detect_change(before: Scene, after: Scene, *, method: Method = "default",
         increase = increase_mask(ib, ia, METHOD_BANDS["bui"])
     hist = new_histogram(method)
     for cs, ps, inner in _tiles(grid, window_size, halo):
-        s, d = window_score(method, ctx, xb[(slice(None), *ps)], xa[(slice(None), *ps)], ok[ps])
-        score[cs] = s[inner]
+        w = detect_window(method, ctx, xb[(slice(None), *ps)], xa[(slice(None), *ps)], ok[ps], inner)
+        score[cs] = w.score
         hist.add(score[cs])
-        if direction is not None and d is not None:
-            direction[cs] = d[inner]
+        if direction is not None and w.direction is not None:
+            direction[cs] = w.direction
     # ---- threshold from the global histogram -----------------------------------------
     choice = choose_threshold(method, ctx, hist, threshold=threshold, value=value, alpha=alpha)
     # ---- pass 3: mask and clean-up ---------------------------------------------------
@@ -556,6 +635,19 @@ def region_peak(method: str) -> float | None:
     (10.0, None)
     """
     return REGION_PEAK_SIGMA if method == "default" else None
+
+
+def region_seeds(hit: np.ndarray, score: np.ndarray, peak: float) -> np.ndarray:
+    """The ``hit`` pixels whose score exceeds ``peak`` (:func:`region_peak`): a change region
+    is kept only if it holds one (:class:`Components` ``seed``).
+
+    Examples
+    --------
+    >>> region_seeds(np.array([True, True, False]), np.array([12.0, np.nan, 11.0]), 10.0).tolist()
+    [True, False, False]
+    """
+    with np.errstate(invalid="ignore"):
+        return hit & np.greater(score, peak)  # NaN (no data) is never above it
 
 
 def warn_low_valid(valid_fraction: float, before_label: str, after_label: str) -> None:
@@ -921,13 +1013,9 @@ def clean_mask(score: np.ndarray, threshold: float, grid: Grid, *, valid: np.nda
     hit = np.zeros(grid.shape, dtype=bool)
     halo = 2 * opening_radius  # erosion then dilation: each reaches r pixels
     for cs, ps, inner in _tiles(grid, window_size, halo):
-        hit[cs] = threshold_open(score[ps], threshold, keep=None if keep is None else keep[ps],
-                                 opening_radius=opening_radius)[inner]
-    hit &= valid
-    seed = None
-    if peak is not None:
-        with np.errstate(invalid="ignore"):
-            seed = hit & np.greater(score, peak)
+        hit[cs] = window_hits(score[ps], threshold, inner, valid=valid[cs],
+                              keep=None if keep is None else keep[ps], opening_radius=opening_radius)
+    seed = None if peak is None else region_seeds(hit, score, peak)
     if (min_area_m2 > 0 or seed is not None) and hit.any():
         hit = drop_small(hit, grid, min_area_m2, seed=seed)
     return to_mask(hit, valid)

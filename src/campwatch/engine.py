@@ -81,6 +81,7 @@ from campwatch.detect import (
     change_overlay,
     changed_area_m2,
     choose_threshold,
+    detect_window,
     detection_bands,
     detection_params,
     fit_context,
@@ -88,12 +89,11 @@ from campwatch.detect import (
     increase_mask,
     new_histogram,
     region_peak,
+    region_seeds,
     resolve_threshold,
     rgb_composite,
     score_halo,
-    threshold_open,
     warn_low_valid,
-    window_score,
     window_slices,
 )
 from campwatch.grid import Grid
@@ -297,27 +297,16 @@ def _process(plan: _Plan, b: Scene, a: Scene, pad: Window, core: Window, *, thum
     """Pass 2 on one window read with its halo: score, histogram counts, opened hits."""
     assert plan.ctx is not None
     b, a, cb, ca = _prepare(plan, b, a, pad)
-    ok = b.valid & a.valid
-    xb, xa = _bands_of(b, plan.bands), _bands_of(a, plan.bands)
-    s, _ = window_score(plan.method, plan.ctx, xb, xa, ok)
     inner = _inner(core, pad)
-    hit = None
-    if plan.threshold is not None:
-        keep = None
-        if plan.increase_only:
-            keep = increase_mask(b.data, a.data, b.bands)  # both dates hold plan.read_bands, in order
-        # the opening needs the window's halo; without it the core alone is thresholded
-        part = (slice(None), slice(None)) if plan.opening_radius else inner
-        hit = threshold_open(s[part], plan.threshold, keep=None if keep is None else keep[part],
-                             opening_radius=plan.opening_radius)
-        if plan.opening_radius:
-            hit = hit[inner]
-        hit &= ok[inner]
-    score = s[inner]
+    keep = None
+    if plan.increase_only and plan.threshold is not None:
+        keep = increase_mask(b.data, a.data, b.bands)  # both dates hold plan.read_bands, in order
+    w = detect_window(plan.method, plan.ctx, _bands_of(b, plan.bands), _bands_of(a, plan.bands), b.valid & a.valid,
+                      inner, threshold=plan.threshold, keep=keep, opening_radius=plan.opening_radius)
     counts = np.zeros(0, dtype=np.int64)
     if want_score and plan.threshold is None:  # only a threshold chosen from the histogram needs it
         h = new_histogram(plan.method)
-        h.add(score)
+        h.add(w.score)
         counts = h.counts
     thumbs = None
     if thumb and want_score:
@@ -328,7 +317,7 @@ def _process(plan: _Plan, b: Scene, a: Scene, pad: Window, core: Window, *, thum
         rgb = (rgb * 3)[:3] if len(rgb) < 3 else rgb
         idx = [b.bands.index(x) for x in rgb]  # decimate first, then pick the bands (no full-window copy)
         thumbs = (b.data[:, sl[0], sl[1]][idx], b.valid[sl], a.data[:, sl[0], sl[1]][idx], a.valid[sl])
-    return _WindowOut(core, score, hit, ok[inner], counts,
+    return _WindowOut(core, w.score, w.hit, w.valid, counts,
                       _cloud_counts(b, a, cb, ca, inner), thumbs)
 
 
@@ -992,8 +981,7 @@ class _Collect:
         assert w.hit is not None
         self.hit.put(window_slices(w.core), w.hit)
         if self.strong is not None and self.peak is not None:
-            with np.errstate(invalid="ignore"):
-                self.strong.put(window_slices(w.core), w.hit & np.greater(w.score, self.peak))
+            self.strong.put(window_slices(w.core), region_seeds(w.hit, w.score, self.peak))
         idx = np.flatnonzero(w.hit).astype(np.int64)
         self._scores.append((w.core, idx, w.score.ravel()[idx]))
 
