@@ -68,6 +68,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FLAG_COVERAGE",
+    "NO_COREGISTER_NOTE",
     "OUTPUTS",
     "aoi_mask",
     "bands_for_method",
@@ -76,6 +77,7 @@ __all__ = [
     "compare_scenes",
     "changes_layer",
     "confidence_columns",
+    "histogram_summary",
     "pair_flags",
     "result_flags",
     "quicklook",
@@ -374,10 +376,8 @@ def build_summary(result: ChangeResult, *, before: Scene, after: Scene,
     """
     s = result.summary()
     if result.coregistration is None:
-        s["coregistration_note"] = "not estimated (--no-coregister)"
-    s["histogram"] = {"bins": len(result.histogram.counts), "range": [float(result.histogram.edges[0]),
-                                                                      float(result.histogram.edges[-1])],
-                      "valid_pixels": result.histogram.total}
+        s["coregistration_note"] = NO_COREGISTER_NOTE
+    s["histogram"] = histogram_summary(result.histogram, valid_pixels=result.histogram.total)
     s["before"] = {"date": before.date.isoformat() if before.date else None, "profile": before.profile,
                    "sources": list(before.sources), "valid_fraction": round(before.valid_fraction, 6)}
     s["after"] = {"date": after.date.isoformat() if after.date else None, "profile": after.profile,
@@ -390,6 +390,16 @@ def build_summary(result: ChangeResult, *, before: Scene, after: Scene,
     s["limitations"] = limitations(result.grid)
     s["campwatch_version"] = __version__
     return s
+
+
+#: ``summary.json``'s ``coregistration_note`` when the shift was not estimated.
+NO_COREGISTER_NOTE = "not estimated (--no-coregister)"
+
+
+def histogram_summary(hist: Histogram, *, valid_pixels: int) -> dict[str, Any]:
+    """``summary.json``'s ``histogram`` block: bins, range and the valid pixels scored."""
+    return {"bins": len(hist.counts), "range": [float(hist.edges[0]), float(hist.edges[-1])],
+            "valid_pixels": valid_pixels}
 
 
 def default_clouds(sentinel2: bool, scl: bool) -> tuple[bool, str]:

@@ -113,9 +113,9 @@ from campwatch.scene import Scene
 from campwatch.threshold import Histogram, ThresholdChoice, ThresholdMethod, chi2_threshold, select_threshold
 
 __all__ = ["ChangeResult", "detect_change", "Method", "METHODS", "METHOD_BANDS", "clean_mask",
-           "rgb_composite", "NODATA", "Components", "fit_windows", "threshold_open", "change_overlay",
+           "rgb_composite", "NODATA", "MIN_VALID_FRACTION", "Components", "fit_windows", "threshold_open", "change_overlay",
            "QUICKLOOK_LEGEND", "REGION_PEAK_SIGMA", "region_peak", "region_seeds", "FitContext", "window_slices",
-           "WindowChange", "detect_window", "window_hits"]
+           "WindowChange", "detect_window", "window_hits", "to_mask", "change_figures"]
 
 Method = Literal["default", "naive-cva", "cva", "irmad", "diff", "ratio", "pca-diff", "pca-kmeans",
                  "ndvi", "ndbi", "bui"]
@@ -141,6 +141,9 @@ _OPTIONAL = ("coastal", "blue", "green", "red", "rededge1", "rededge2", "rededge
 
 #: Mask value for no data in ``ChangeResult.mask``.
 NODATA = 255
+#: Below this share of pixels valid on both dates a comparison warns
+#: (:class:`~campwatch.errors.LowValidDataWarning`): its figures rest on little data.
+MIN_VALID_FRACTION = 0.05
 _HIST_MAX = 64.0
 _PCAK_BLOCK = 5
 
@@ -228,20 +231,11 @@ class ChangeResult:
         return float(((self.mask != NODATA) * self.grid.pixel_area_m2()).sum())
 
     def summary(self) -> dict[str, Any]:
-        """JSON-ready figures (no pixels)."""
-        return {
-            "method": self.method,
-            "threshold": self.threshold.to_dict(),
-            "changed_area_m2": round(self.changed_area_m2, 1),
-            "changed_fraction": round(self.changed_fraction, 6),
-            "changed_pixels": int((self.mask == 1).sum()),
-            "valid_fraction": round(self.valid_fraction, 6),
-            "valid_area_m2": round(self.valid_area_m2, 1),
-            "pixel_size_m": round(self.grid.pixel_size_m(), 3),
-            "grid": self.grid.to_dict(),
-            "coregistration": self.coregistration,
-            "params": self.params,
-        }
+        """JSON-ready figures (no pixels): :func:`change_figures`."""
+        return change_figures(self.method, self.threshold, changed_area_m2=self.changed_area_m2,
+                              valid_area_m2=self.valid_area_m2, changed_pixels=int((self.mask == 1).sum()),
+                              valid_fraction=self.valid_fraction, grid=self.grid, coregistration=self.coregistration,
+                              params=self.params)
 
     def __repr__(self) -> str:
         return (f"ChangeResult(method={self.method!r}, threshold={self.threshold.value:.4g}, "
@@ -259,6 +253,29 @@ class ChangeResult:
         body = "".join(f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
                        f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>" for k, v in rows)
         return f"<table><caption>campwatch ChangeResult</caption>{body}</table>"
+
+
+def change_figures(method: str, threshold: ThresholdChoice, *, changed_area_m2: float, valid_area_m2: float,
+                   changed_pixels: int, valid_fraction: float, grid: Grid, coregistration: dict[str, Any] | None,
+                   params: dict[str, Any]) -> dict[str, Any]:
+    """The figures a change summary opens with, rounded as they are stated
+    (:meth:`ChangeResult.summary`, and the streaming engine's ``summary.json``).
+
+    ``changed_fraction`` is by area: the changed over the valid area (0 when nothing is valid).
+    """
+    return {
+        "method": method,
+        "threshold": threshold.to_dict(),
+        "changed_area_m2": round(changed_area_m2, 1),
+        "changed_fraction": round(changed_area_m2 / valid_area_m2, 6) if valid_area_m2 > 0 else 0.0,
+        "changed_pixels": changed_pixels,
+        "valid_fraction": round(valid_fraction, 6),
+        "valid_area_m2": round(valid_area_m2, 1),
+        "pixel_size_m": round(grid.pixel_size_m(), 3),
+        "grid": grid.to_dict(),
+        "coregistration": coregistration,
+        "params": params,
+    }
 
 
 # --------------------------------------------------------------------------------------
@@ -524,7 +541,8 @@ def detect_change(before: Scene, after: Scene, *, method: Method = "default",
                   threshold: ThresholdMethod | Literal["auto"] = "auto", value: float | None = None,
                   alpha: float = 1e-6, min_area_m2: float = 200.0, opening_radius: int = 0,
                   increase_only: bool = False, valid: np.ndarray | None = None,
-                  window_size: int | None = 512, min_valid_fraction: float = 0.05) -> ChangeResult:
+                  window_size: int | None = 512,
+                  min_valid_fraction: float = MIN_VALID_FRACTION) -> ChangeResult:
     """Say where two aligned dates differ in a way that matters.
 
     Parameters
@@ -1032,7 +1050,8 @@ def drop_small(hit: np.ndarray, grid: Grid, min_area_m2: float, *, seed: np.ndar
 
 
 def to_mask(hit: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """uint8 mask: 1 where ``hit``, 0 where only ``valid``, 255 (no data) elsewhere."""
+    """uint8 mask: 1 where ``hit``, 0 where only ``valid``, 255 (no data) elsewhere (the
+    ``change_mask.tif`` encoding, in memory and for each streamed strip)."""
     return np.where(valid, hit.astype(np.uint8), np.uint8(NODATA)).astype(np.uint8)
 
 

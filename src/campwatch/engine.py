@@ -60,10 +60,12 @@ from rasterio.windows import Window
 
 from campwatch._version import __version__
 from campwatch.compare import (
+    NO_COREGISTER_NOTE,
     OUTPUTS,
     bands_for_method,
     changes_layer,
     default_clouds,
+    histogram_summary,
     limitations,
     quicklook_titles,
     require_date_order,
@@ -74,10 +76,12 @@ from campwatch.detect import (
     FIT_ALL_PIXELS,
     METHOD_BANDS,
     METHODS,
+    MIN_VALID_FRACTION,
     NODATA,
     QUICKLOOK_LEGEND,
     Components,
     FitContext,
+    change_figures,
     change_overlay,
     changed_area_m2,
     choose_threshold,
@@ -93,6 +97,7 @@ from campwatch.detect import (
     resolve_threshold,
     rgb_composite,
     score_halo,
+    to_mask,
     warn_low_valid,
     window_slices,
 )
@@ -806,7 +811,7 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
                 poly = None
                 if kept.any():
                     poly = _strip_polygons(lab, grid, r0, r1, state.hit_scores(r0, r1))
-                return (kept.sum(1), np.where(valid, kept.view(np.uint8), np.uint8(NODATA)),
+                return (kept.sum(1), to_mask(kept, valid),
                         kept[first::th, ::th], valid[first::th, ::th], poly)
 
             # strips on two threads (labelling, polygonising and the numpy parts release the GIL
@@ -835,7 +840,7 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
         cpu["polygons_quicklook_s"] = time.process_time() - c
     valid_px = int(state.valid_rows.sum())
     valid_fraction = valid_px / (grid.height * grid.width)
-    if valid_fraction < 0.05:
+    if valid_fraction < MIN_VALID_FRACTION:
         warn_low_valid(valid_fraction, src_b.path, src_a.path)
     area = changed_area_m2(row_counts, grid)
     params = detection_params(method, ctx, alpha=alpha, min_area_m2=min_area_m2, opening_radius=opening_radius,
@@ -851,20 +856,14 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
     cov = coverage_of(valid_area, float(grid.pixel_area_m2().sum()) * grid.width, reference="grid")
     require_coverage(cov, min_fraction=min_observed_fraction, what=f"{before_path} -> {after_path}")
     params = {**params, "coverage": cov, "min_observed_fraction": min_observed_fraction}
-    summary: dict[str, Any] = {
-        "method": method, "threshold": choice.to_dict(), "changed_area_m2": round(area, 1),
-        "changed_fraction": round(area / valid_area, 6) if valid_area > 0 else 0.0,
-        "changed_pixels": int(row_counts.sum()), "valid_fraction": round(valid_fraction, 6),
-        "valid_area_m2": round(valid_area, 1), "pixel_size_m": round(grid.pixel_size_m(), 3),
-        "grid": grid.to_dict(), "coregistration": shift_dict, "params": params,
-    }
+    summary = change_figures(method, choice, changed_area_m2=area, valid_area_m2=valid_area,
+                             changed_pixels=int(row_counts.sum()), valid_fraction=valid_fraction, grid=grid,
+                             coregistration=shift_dict, params=params)
     if shift_dict is None:
-        summary["coregistration_note"] = "not estimated (--no-coregister)"
+        summary["coregistration_note"] = NO_COREGISTER_NOTE
     else:
         summary["coregistration_note"] = coreg_note
-    summary["histogram"] = {"bins": len(state.hist.counts), "range": [float(state.hist.edges[0]),
-                                                                     float(state.hist.edges[-1])],
-                            "valid_pixels": valid_px, "accumulated": not known}
+    summary["histogram"] = {**histogram_summary(state.hist, valid_pixels=valid_px), "accumulated": not known}
     for name, src in (("before", src_b), ("after", src_a)):
         summary[name] = {"date": src.date.isoformat() if src.date else None, "profile": src.profile.name,
                          "sources": list(dict.fromkeys(src.band(k).path for k in read_bands))}
