@@ -116,10 +116,9 @@ from campwatch.io import (
 )
 from campwatch.masks import (
     MIN_OBSERVED_FRACTION,
-    cloud_flags,
     cloud_test_info,
     coverage_of,
-    invalidate,
+    mask_clouds,
     require_coverage,
 )
 from campwatch.params import check_all
@@ -238,8 +237,7 @@ def _prepare(plan: _Plan, b: Scene, a: Scene, pad: Window) -> tuple[Scene, Scene
     """Clouds, then the shift, as :func:`campwatch.compare.compare_scenes` does; returns the
     scenes and the cloud flags of each date (True = flagged).
 
-    The steps of ``mask_clouds`` (:func:`campwatch.masks.cloud_flags` and
-    :func:`campwatch.masks.invalidate`) then ``apply_shift``; the scenes passed in are this
+    :func:`campwatch.masks.mask_clouds` then ``apply_shift``; the scenes passed in are this
     window's own arrays (fresh reads or copies), so cloud pixels are set to NaN in place.
     """
     b, a, cb, ca = _clouds(plan, b, a)
@@ -256,13 +254,14 @@ def _shifted(plan: _Plan, a: Scene, pad: Window) -> Scene:
 
 
 def _clouds(plan: _Plan, b: Scene, a: Scene) -> tuple[Scene, Scene, np.ndarray, np.ndarray]:
-    """The cloud half of :func:`_prepare` (it needs no shift)."""
-    cb = ca = np.zeros(b.grid.shape, bool)
-    if plan.clouds:
-        cb, ca = cloud_flags(b), cloud_flags(a)
-        # the window's arrays are its own (fresh reads or copies out of the strip): NaN in place
-        b, a = invalidate(b, cb, in_place=True), invalidate(a, ca, in_place=True)
-    return b, a, cb, ca
+    """The cloud half of :func:`_prepare` (it needs no shift): :func:`campwatch.masks.mask_clouds`
+    of each date, as ``compare_scenes`` runs it on whole scenes, and the pixels it flagged."""
+    if not plan.clouds:
+        none = np.zeros(b.grid.shape, bool)
+        return b, a, none, none
+    # the window's arrays are its own (fresh reads or copies out of the strip): NaN in place
+    mb, ma = mask_clouds(b, in_place=True), mask_clouds(a, in_place=True)
+    return mb, ma, b.valid & ~mb.valid, a.valid & ~ma.valid
 
 
 def _bands_of(s: Scene, names: tuple[str, ...]) -> np.ndarray:

@@ -243,8 +243,10 @@ def cloud_flags(scene: Scene, *, buffer_px: int = 2, **thresholds: float) -> np.
     return clouds
 
 
-def mask_clouds(scene: Scene, *, buffer_px: int = 2, **thresholds: float) -> Scene:
+def mask_clouds(scene: Scene, *, buffer_px: int = 2, in_place: bool = False, **thresholds: float) -> Scene:
     """Mark the pixels :func:`cloud_mask` flags (grown by ``buffer_px``) invalid.
+
+    The cloud step of ``compare``, on whole scenes in memory and on each window when streaming.
 
     Parameters
     ----------
@@ -253,6 +255,8 @@ def mask_clouds(scene: Scene, *, buffer_px: int = 2, **thresholds: float) -> Sce
     buffer_px : int
         Grow the cloud mask by this many pixels (cloud edges are thin and bright
         halos otherwise leak into change maps).
+    in_place : bool
+        See :func:`invalidate` (only for a caller that owns ``scene.data``).
     **thresholds : float
         Passed to :func:`cloud_mask`.
 
@@ -273,7 +277,7 @@ def mask_clouds(scene: Scene, *, buffer_px: int = 2, **thresholds: float) -> Sce
     clouds = cloud_flags(scene, buffer_px=buffer_px, **thresholds)
     n_valid = int(scene.valid.sum())
     fraction = float(clouds.sum() / n_valid) if n_valid else 0.0
-    masked = invalidate(scene, clouds)
+    masked = invalidate(scene, clouds, in_place=in_place)
     return dataclasses.replace(masked, meta={**scene.meta, "cloud_fraction": round(fraction, 6),
                                              "cloud_test": cloud_test_info(buffer_px=buffer_px, **thresholds)})
 
@@ -281,8 +285,8 @@ def mask_clouds(scene: Scene, *, buffer_px: int = 2, **thresholds: float) -> Sce
 def invalidate(scene: Scene, flags: np.ndarray, *, in_place: bool = False) -> Scene:
     """``scene`` with the ``flags`` pixels invalid: False in ``valid`` and NaN in every band.
 
-    The one way a pipeline step takes pixels out (:func:`mask_clouds` on a whole scene, the
-    streaming engine on each window).  The other pixels keep their values, so a scene that is
+    The one way a pipeline step takes pixels out (:func:`mask_clouds`, on a whole scene in
+    memory and on each window when streaming).  The other pixels keep their values, so a scene that is
     NaN wherever it is invalid (as read) stays so.
 
     Parameters
