@@ -81,6 +81,7 @@ __all__ = [
     "pair_flags",
     "result_flags",
     "quicklook",
+    "quicklook_panels",
     "quicklook_png",
     "read_pair",
     "write_compare_outputs",
@@ -419,8 +420,14 @@ def limitations(grid: Any) -> list[str]:
 
 def quicklook(before: Scene, after: Scene, result: ChangeResult) -> np.ndarray:
     """(M, 3N, 3) uint8: before, after, and after with change in red (no data grey)."""
+    return quicklook_panels(before, after, result.mask == 1, result.mask == NODATA)
+
+
+def quicklook_panels(before: Scene, after: Scene, change: np.ndarray, nodata: np.ndarray) -> np.ndarray:
+    """(M, 3N, 3) uint8: the three quicklook panels side by side, from the two dates (whole, or
+    decimated by the streaming engine) and the (M, N) change and no-data masks."""
     rb, ra = rgb_composite(before), rgb_composite(after)
-    return np.concatenate([rb, ra, change_overlay(ra, result.mask == 1, result.mask == NODATA)], axis=1)
+    return np.concatenate([rb, ra, change_overlay(ra, change, nodata)], axis=1)
 
 
 def quicklook_titles(before_date: Any, after_date: Any) -> list[str]:

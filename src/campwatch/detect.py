@@ -115,7 +115,7 @@ from campwatch.threshold import Histogram, ThresholdChoice, ThresholdMethod, chi
 __all__ = ["ChangeResult", "detect_change", "Method", "METHODS", "METHOD_BANDS", "clean_mask",
            "rgb_composite", "NODATA", "MIN_VALID_FRACTION", "Components", "fit_windows", "threshold_open", "change_overlay",
            "QUICKLOOK_LEGEND", "REGION_PEAK_SIGMA", "region_peak", "region_seeds", "FitContext", "window_slices",
-           "WindowChange", "detect_window", "window_hits", "to_mask", "change_figures"]
+           "WindowChange", "detect_window", "window_hits", "to_mask", "change_figures", "check_method"]
 
 Method = Literal["default", "naive-cva", "cva", "irmad", "diff", "ratio", "pca-diff", "pca-kmeans",
                  "ndvi", "ndbi", "bui"]
@@ -586,8 +586,7 @@ def detect_change(before: Scene, after: Scene, *, method: Method = "default",
     >>> detect_change(b, b).changed_area_m2
     0.0
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    check_method(method)
     if not before.grid.same_as(after.grid):
         raise GridMismatchError(
             f"before ({before.label}) and after ({after.label}) are on different grids: {before.grid!r} vs "
@@ -641,6 +640,21 @@ def detect_change(before: Scene, after: Scene, *, method: Method = "default",
     params = detection_params(method, ctx, alpha=alpha, min_area_m2=min_area_m2, opening_radius=opening_radius,
                               increase_only=increase_only, window_size=window_size, sample=sample, grid=grid)
     return ChangeResult(score, mask, grid, method, choice, hist, valid_fraction, area, direction, None, params)
+
+
+def check_method(method: str) -> None:
+    """Raise ``ValueError`` unless ``method`` is one of :data:`METHODS`.
+
+    Examples
+    --------
+    >>> check_method("cva")
+    >>> check_method("mad")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown method 'mad'; choose one of default, naive-cva, cva, irmad, diff, ratio, pca-diff, pca-kmeans, ndvi, ndbi, bui
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
 
 
 def region_peak(method: str) -> float | None:

@@ -67,6 +67,7 @@ from campwatch.compare import (
     default_clouds,
     histogram_summary,
     limitations,
+    quicklook_panels,
     quicklook_titles,
     require_date_order,
 )
@@ -75,15 +76,14 @@ from campwatch.coregister import coregister as _coregister
 from campwatch.detect import (
     FIT_ALL_PIXELS,
     METHOD_BANDS,
-    METHODS,
     MIN_VALID_FRACTION,
     NODATA,
     QUICKLOOK_LEGEND,
     Components,
     FitContext,
     change_figures,
-    change_overlay,
     changed_area_m2,
+    check_method,
     choose_threshold,
     detect_window,
     detection_bands,
@@ -95,7 +95,6 @@ from campwatch.detect import (
     region_peak,
     region_seeds,
     resolve_threshold,
-    rgb_composite,
     score_halo,
     to_mask,
     warn_low_valid,
@@ -658,8 +657,7 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
     tick = progress or (lambda stage, done, total: None)
     from rasterio import Env
 
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    check_method(method)
     t_start = time.perf_counter()
     out = Path(outdir)
     names = OUTPUTS
@@ -1003,9 +1001,8 @@ class _Collect:
 
         g = Grid(self.vb.shape, self.grid.transform @ Affine.scale(self.thumb), self.grid.crs)
         bands = ("red", "green", "blue")
-        rb = rgb_composite(Scene(self.tb, bands, g, self.vb))
-        ra = rgb_composite(Scene(self.ta, bands, g, self.va))
-        return np.concatenate([rb, ra, change_overlay(ra, final[:valid.shape[0], :valid.shape[1]], ~valid)], axis=1)
+        return quicklook_panels(Scene(self.tb, bands, g, self.vb), Scene(self.ta, bands, g, self.va),
+                                final[:valid.shape[0], :valid.shape[1]], ~valid)
 
 
 def _write_quicklook(path: Path, strip: np.ndarray, before_date: Any, after_date: Any, thumb: int) -> None:
