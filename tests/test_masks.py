@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -63,6 +64,19 @@ def test_cloud_test_needs_four_bands_and_leaves_input_alone(samples):
     assert out.valid.sum() <= s.valid.sum()
     with pytest.raises(ValueError, match="buffer_px"):
         mask_clouds(s, buffer_px=-1)
+
+
+def test_mask_clouds_in_place_gives_the_copy_pixels(samples):
+    """The streaming engine's in-place cloud step writes the pixels the in-memory copy has."""
+    s = read_scene(samples / "bercy" / "imgs_2", bands=["blue", "green", "red", "nir", "swir16", "cirrus"])
+    copy = mask_clouds(s)
+    assert (~copy.valid & s.valid).any()  # bercy's AFTER has haze: something is flagged
+    own = dataclasses.replace(s, data=s.data.copy())
+    inplace = mask_clouds(own, in_place=True)
+    assert inplace.data is own.data and copy.data is not s.data
+    assert np.array_equal(inplace.data, copy.data, equal_nan=True)
+    assert np.array_equal(inplace.valid, copy.valid) and inplace.meta == copy.meta
+    assert np.array_equal(own.valid, s.valid)  # the valid mask given is never written
 
 
 def test_nodata_scl_and_user_mask_rules():
