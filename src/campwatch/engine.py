@@ -29,7 +29,10 @@ strip's windows, so neither thread waits for the main one.  Files stay open, one
 thread (:func:`campwatch.io.kept_open`); a multi-band integer file is read in one call per
 window and converted to reflectance by one compiled pass.  Each window is copied out of
 the strip (the kernels run faster on contiguous arrays).  The per-window
-steps are those of the in-memory chain, with the compiled kernels of
+steps are the in-memory chain's own functions (:func:`campwatch.masks.mask_clouds`,
+:func:`campwatch.detect.detect_window`, :func:`campwatch.detect.region_seeds`,
+:class:`campwatch.detect.Components`, :func:`campwatch.detect.to_mask`; see
+``docs/architecture.md``), with the compiled kernels of
 :mod:`campwatch._kernels` that the in-memory chain uses too (cloud test, default score,
 histogram) and the sub-pixel shift of :func:`campwatch.coregister.apply_shift`, which
 repeats ``scipy.ndimage.shift``'s float64 arithmetic bit for bit at a fraction of its cost.  GDAL
