@@ -148,3 +148,44 @@ def test_rubble_stage_on_the_tornado_tile(xbd) -> None:
     assert (rubble & near).sum() / rubble.sum() > 0.8           # measured 0.87
     assert (rubble & destroyed).sum() / destroyed.sum() > 0.4   # measured 0.61
     assert (rubble & undamaged).sum() <= 0.02 * max(int(undamaged.sum()), 1)
+
+
+def test_deep_features_name_the_imagenet_classes_of_real_photographs() -> None:
+    """The pretrained network read without torch: scikit-image's cat and coffee photographs
+    come out as a cat (tabby, tiger or Egyptian) and as espresso or a cup."""
+    from skimage import data, transform
+
+    from campwatch.vhr.deep import lite0_logits
+
+    for image, classes in ((data.chelsea(), {281, 282, 285}), (data.coffee(), {967, 968})):
+        x = transform.resize(image, (224, 224), anti_aliasing=True).transpose(2, 0, 1)
+        assert int(np.argmax(lite0_logits(x))) in classes
+
+
+def test_deep_change_is_the_same_in_tiles_and_finds_labelled_change(shared_data: Path) -> None:
+    """SZTAKI Archieve_1 (724 x 1048) in 256-pixel tiles gives the whole-scene map; on DSIFN's ten
+    labelled pairs, Otsu's cut of the deep change alone scores a higher pooled F1 than naive CVA."""
+    import rasterio
+
+    from campwatch.bench.vhr import _counts, levir_pairs, pixel_scores
+    from campwatch.vhr import naive_cva
+    from campwatch.vhr.deep import deep_change
+
+    root = shared_data / "vhr-sztaki-airchange"
+    a, b = _read(root / "A" / "Archieve_1.tif", root / "B" / "Archieve_1.tif")
+    xb, xa, valid = rgb_stack(a), rgb_stack(b), a.valid & b.valid
+    whole = deep_change(xb, xa, valid, tile=2048)
+    assert np.abs(deep_change(xb, xa, valid, tile=256) - whole).max() < 1e-4 * whole.max()
+    with pytest.raises(ValueError, match="multiples of 16"):
+        deep_change(xb, xa, valid, tile=250)
+    deep, naive = np.zeros(3, np.int64), np.zeros(3, np.int64)
+    for p in levir_pairs(shared_data / "vhr-dsifn"):
+        a, b = _read(p.before, p.after)
+        with rasterio.open(p.label) as src:
+            truth = src.read(1) > 0
+        valid = a.valid & b.valid
+        d = deep_change(rgb_stack(a), rgb_stack(b), valid)
+        deep += _counts((d > otsu_cut(d[valid])) & valid, truth)
+        naive += _counts(naive_cva(a, b), truth)
+    f_deep, f_naive = pixel_scores(*map(int, deep))["f1"], pixel_scores(*map(int, naive))["f1"]
+    assert f_deep > f_naive, (f_deep, f_naive)

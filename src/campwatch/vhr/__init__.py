@@ -4,7 +4,8 @@ Pure module: scenes and arrays in, arrays, GeoDataFrames and records out; no fil
 opened here.
 
 At about half a metre a house covers a few hundred pixels, so campwatch counts
-buildings.  Everything here is classical image processing, with no trained model:
+buildings.  Everything here is classical image processing, except one pretrained network
+used at coarse pixels (step 6); nothing is trained on the scene and no label is used:
 
 1. **Building evidence per date** (:func:`building_index`, :func:`building_objects`).
    A roof is grey (low chromatic saturation) or at least not green, not in shadow, and
@@ -26,6 +27,11 @@ buildings.  Everything here is classical image processing, with no trained model
    the first date that turned into bright, finely broken texture are also demolished
    (the grey-roof detector of step 1 misses most brown and red roofs), and so are
    small compact objects (sheds) whose outline and cast shadow are gone.
+
+6. **Deep features at coarse pixels** (:func:`campwatch.vhr.deep.deep_change`): above 1 m
+   a house is a few pixels and the building logic misses most change, so the mask also holds
+   pixel change where the colour score and the change of EfficientNet-lite0's ImageNet
+   features (DCVA), each over the scene's own Otsu cut, average above 1.
 
 Parameters are in metres and scaled by the grid's pixel size, so the same defaults
 work at 0.3 m and at 1 m.  Limits are listed in ``docs/vhr.md``.

@@ -21,6 +21,7 @@ from campwatch.vectorize import mask_to_polygons
 from campwatch.vhr.buildings import building_objects
 from campwatch.vhr.change import smoothed_grey, structure_similarity, tolerant_difference
 from campwatch.vhr.common import GROWTH_CLASSES, SMALL_DEMOLITION_M2, otsu_cut, to_px
+from campwatch.vhr.deep import deep_change
 from campwatch.vhr.normalise import normalise_to, rgb_stack
 from campwatch.vhr.rubble import debris_objects
 
@@ -367,7 +368,8 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
     if coarse:
         flags.append(f"pixels of {px:.1f} m: the building detector needs sub-metre pixels (a 20 m² house is "
                      f"{20 / px**2:.0f} px here), so building counts are unreliable; the change mask also holds "
-                     "pixel change above the scene's own Otsu threshold, not attributed to any building "
+                     "pixel change (the colour score and a pretrained network's feature change, each over the "
+                     "scene's own Otsu cut, averaging above 1), not attributed to any building "
                      "(docs/vhr.md); check every figure by eye")
     shift_record: dict[str, Any] = {}
     if coregister:
@@ -400,10 +402,17 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
         threshold = otsu_fraction * otsu
     changed = (score > threshold) & valid
     # at coarse pixels buildings are a few pixels each and the object logic misses most change:
-    # report the pixel change too, at the scene's own Otsu cut of the score (as the naive baseline
-    # does on its CVA), so detection degrades to a pixel method instead of going silent
-    pixel_cut = otsu if coarse else None
-    pixel_change = (score > otsu) & valid if coarse else np.zeros(valid.shape, bool)
+    # report the pixel change too, so detection degrades to a pixel method instead of going silent.
+    # Two kinds of evidence, each in units of the scene's own Otsu cut of it: the score above, and
+    # the change of a pretrained network's features (deep_change); a pixel changed when their mean
+    # is above 1 (either far above its cut, or both above)
+    pixel_cut = deep_cut = None
+    pixel_change = np.zeros(valid.shape, bool)
+    if coarse:
+        deep = deep_change(xb, xa, valid)
+        pixel_cut, deep_cut = otsu, otsu_cut(deep[valid])
+        evidence = 0.5 * (score / max(pixel_cut, 1e-9) + deep / max(deep_cut, 1e-9))
+        pixel_change = (evidence > 1.0) & valid
 
     kw = {"pixel_size_m": px, "threshold": building_threshold, "min_area_m2": min_area_m2,
           "min_shadow_fraction": min_shadow_fraction}
@@ -440,6 +449,7 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
     params = {"tolerance_m": tolerance_m, "smooth_m": smooth_m, "threshold": threshold, "min_fraction": min_fraction,
               "whole_fraction": whole_fraction, "lost_fraction": lost_fraction, "min_area_m2": min_area_m2, "building_threshold": building_threshold,
               "min_shadow_fraction": min_shadow_fraction, "coregister": coregister, "debris": debris,
-              "max_similarity": max_similarity, "otsu_fraction": otsu_fraction, "pixel_change_threshold": pixel_cut}
+              "max_similarity": max_similarity, "otsu_fraction": otsu_fraction, "pixel_change_threshold": pixel_cut,
+              "deep_change_threshold": deep_cut}
     return VHRChangeResult(before.grid, score, float(threshold), mask & valid, lab_b, lab_a, growth, counts,
                            flags, params, shift_record, fit)
