@@ -206,3 +206,16 @@ def test_strip_components_region_peak_equal_whole_mask(paths):
     kept = np.concatenate([comps.labels(k) for k in range(len(comps.bounds))]) > 0
     assert np.array_equal(kept, np.concatenate([[False], peak > REGION_PEAK_SIGMA])[lab])
     assert np.array_equal(kept, r.mask == 1)
+
+
+def test_streamed_cloud_fractions_are_counted_before_the_shift(samples, tmp_path):
+    """Bercy's second date is shifted: its cloud fraction is counted on its own pixels before the
+    shift moves them, as mask_clouds counts it in memory (the streamed figure was 0.182299 against
+    0.174311 before this was fixed)."""
+    before, after = samples / "bercy" / "imgs_1", samples / "bercy" / "imgs_2"
+    r = compare_streaming(before, after, tmp_path, window_size=128)
+    b, a, _ = read_pair(before, after)
+    whole = compare_scenes(b, a, window_size=None)
+    assert whole.coregistration["applied"] and r.coregistration == whole.coregistration
+    assert whole.params["clouds"]["after_fraction"] > 0.1
+    assert r.params["clouds"] == whole.params["clouds"]

@@ -235,15 +235,18 @@ def _read(plan: _Plan, win: Window, out: Any = (None, None), at: tuple[int, int]
             read_source(plan.after, g, bands=plan.read_bands, out=out[1], at=at))
 
 
-def _prepare(plan: _Plan, b: Scene, a: Scene, pad: Window) -> tuple[Scene, Scene, np.ndarray, np.ndarray]:
+def _prepare(plan: _Plan, b: Scene, a: Scene, pad: Window
+             ) -> tuple[Scene, Scene, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Clouds, then the shift, as :func:`campwatch.compare.compare_scenes` does; returns the
-    scenes and the cloud flags of each date (True = flagged).
+    scenes and, for :func:`_cloud_counts`, both dates' valid pixels and cloud flags.
 
     :func:`campwatch.masks.mask_clouds` then ``apply_shift``; the scenes passed in are this
     window's own arrays (fresh reads or copies), so cloud pixels are set to NaN in place.
+    The cloud counts are taken on AFTER's pixels before the shift, as ``mask_clouds`` counts
+    them on the whole scene (after the shift its valid pixels have moved).
     """
     b, a, cb, ca = _clouds(plan, b, a)
-    return b, _shifted(plan, a, pad), cb, ca
+    return b, _shifted(plan, a, pad), (b.valid, a.valid, cb, ca)
 
 
 def _shifted(plan: _Plan, a: Scene, pad: Window) -> Scene:
@@ -280,11 +283,12 @@ def _fit_data(plan: _Plan, b: Scene, a: Scene, pad: Window, core: Window,
         b, a, cb, ca = _clouds(plan, b, a)
     else:
         cb, ca = clouded
-    a = _shifted(plan, a, pad)
     s = _inner(core, pad)
+    counts = _cloud_counts((b.valid, a.valid, cb, ca), s)  # AFTER's pixels before the shift, as in memory
+    a = _shifted(plan, a, pad)
     ok = (b.valid & a.valid)[s]
     return (_bands_of(b, plan.bands)[(slice(None), *s)].copy(), _bands_of(a, plan.bands)[(slice(None), *s)].copy(), ok,
-            _cloud_counts(b, a, cb, ca, s))
+            counts)
 
 
 def _warm(plan: _Plan) -> None:
@@ -292,17 +296,20 @@ def _warm(plan: _Plan) -> None:
     _clouds(plan, *_read(plan, Window(0, 0, 1, 1)))
 
 
-def _cloud_counts(b: Scene, a: Scene, cb: np.ndarray, ca: np.ndarray, s: tuple[slice, slice]) -> tuple[int, int, int, int]:
-    cbs, cas = cb[s], ca[s]
-    return (int(np.count_nonzero(b.valid[s] | cbs)), int(np.count_nonzero(cbs)),
-            int(np.count_nonzero(a.valid[s] | cas)), int(np.count_nonzero(cas)))
+def _cloud_counts(masks: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+                  s: tuple[slice, slice]) -> tuple[int, int, int, int]:
+    """Valid and cloud-flagged pixels of each date in the core ``s``, from both dates' valid
+    pixels after the cloud test and their cloud flags (before any shift)."""
+    vb, va, cb, ca = (m[s] for m in masks)
+    return (int(np.count_nonzero(vb | cb)), int(np.count_nonzero(cb)),
+            int(np.count_nonzero(va | ca)), int(np.count_nonzero(ca)))
 
 
 def _process(plan: _Plan, b: Scene, a: Scene, pad: Window, core: Window, *, thumb: int,
              want_score: bool) -> _WindowOut:
     """Pass 2 on one window read with its halo: score, histogram counts, opened hits."""
     assert plan.ctx is not None
-    b, a, cb, ca = _prepare(plan, b, a, pad)
+    b, a, clouded = _prepare(plan, b, a, pad)
     inner = _inner(core, pad)
     keep = None
     if plan.increase_only and plan.threshold is not None:
@@ -324,7 +331,7 @@ def _process(plan: _Plan, b: Scene, a: Scene, pad: Window, core: Window, *, thum
         idx = [b.bands.index(x) for x in rgb]  # decimate first, then pick the bands (no full-window copy)
         thumbs = (b.data[:, sl[0], sl[1]][idx], b.valid[sl], a.data[:, sl[0], sl[1]][idx], a.valid[sl])
     return _WindowOut(core, w.score, w.hit, w.valid, counts,
-                      _cloud_counts(b, a, cb, ca, inner), thumbs)
+                      _cloud_counts(clouded, inner), thumbs)
 
 
 # --------------------------------------------------------------------------------------
@@ -732,7 +739,7 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
                             min(COREG_WINDOW, grid.width), min(COREG_WINDOW, grid.height))
 
                 b, a = _read(plan, cw)
-                b, a, _, _ = _prepare(plan, b, a, cw)
+                b, a, _ = _prepare(plan, b, a, cw)
                 # the estimate (and its residual check) uses one band: only that band is resampled
                 band = [pick_band(b, a, None)]
                 _, shift = _coregister(b.select(band), a.select(band))
