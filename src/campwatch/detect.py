@@ -78,6 +78,16 @@ chi-square level, then the region peak: 0.330 / 0.329 at 3.3 px per segment, 0.3
 within one city's noise and object decisions lose as soon as segments reach object size (a
 10 m building is one or two pixels), so segments are not used.
 
+Measured and not yet in the default (``benchmarks/oscd_deep.py``, 2026-12-07): keeping only the
+changed pixels where a pretrained network's features also changed (VHR mode's
+:func:`campwatch.vhr.deep.deep_change` on the RGB bands, above its own Otsu cut) raises every one
+of the 7 cities (bercy 0.235 -> 0.239, bordeaux 0.252 -> 0.260, nantes 0.499 -> 0.509, paris
+0.172 -> 0.179, pisa 0.185 -> 0.226, rennes 0.548 -> 0.567, saclay_e 0.289 -> 0.291) and the
+pooled F1 0.326 -> 0.354 (P 0.299 -> 0.353, R 0.359 -> 0.356), with no parameter chosen per city.
+Not adopted yet: the streaming engine would need its own pass of the network (1/16-pixel features
+need a 128-pixel halo and scene-wide channel spreads) to stay equal to this path, and on a full
+tile the network costs about 1 s per megapixel and date on one core, minutes against today's 13 s.
+
 Phenology and harvests move NIR and NDVI by large amounts over large, densely vegetated
 areas; built-up change (new roofs, roads, cleared construction ground) raises visible
 brightness where vegetation is sparse.  NDVI and NDBI differencing alone scored best-F1
