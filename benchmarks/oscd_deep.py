@@ -31,7 +31,7 @@ import numpy as np
 
 from campwatch.bench.metrics import Confusion, confusion
 from campwatch.bench.oscd import labels_to_bool, oscd_cities
-from campwatch.compare import compare_files, read_pair
+from campwatch.compare import compare_scenes, read_pair
 from campwatch.io import read_raster
 from campwatch.vhr import rgb_stack
 from campwatch.vhr.common import otsu_cut
@@ -62,8 +62,8 @@ def main() -> None:
     for city in oscd_cities(args.oscd):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = compare_files(city / "imgs_1", city / "imgs_2")
-            before, after, _ = read_pair(city / "imgs_1", city / "imgs_2")
+            before, after, _ = read_pair(city / "imgs_1", city / "imgs_2")  # read once, as compare_files reads
+            result = compare_scenes(before, after)
             labels, _ = read_raster(city / "cm" / f"{city.name}-cm.tif", grid=result.grid)
         truth, ok = labels_to_bool(labels)
         cells = [f"{city.name:9s}"]

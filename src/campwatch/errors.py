@@ -91,6 +91,10 @@ class ConfigError(CampwatchError, ValueError):
     """A batch configuration file is malformed."""
 
 
+class ModelWeightsError(CampwatchError, ValueError):
+    """A pretrained network's weights file is not the one campwatch was measured with."""
+
+
 class MissingDependencyError(CampwatchError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
 

