@@ -133,6 +133,38 @@ def test_change_stage_forgives_a_one_pixel_shift(levir) -> None:
     assert strict.mean() > 0.05 and float(tolerant.max()) == 0.0
 
 
+def test_pair_segments_follow_both_dates_and_average_valid_pixels_only(shared_data: Path) -> None:
+    """SZTAKI Szada_1 (1.5 m aerial): the segments shared by both dates are about the area asked
+    for, and hold far more uniform colour on both dates than square cells of the same size do;
+    their means ignore invalid pixels."""
+    from campwatch.vhr.change import PAIR_SEGMENT_M2, pair_segments, segment_mean
+
+    root = shared_data / "vhr-sztaki-airchange"
+    a, b = _read(root / "A" / "Szada_1.tif", root / "B" / "Szada_1.tif")
+    xb, xa, valid = rgb_stack(a), rgb_stack(b), a.valid & b.valid
+    xa_n, _ = normalise_to(xb, xa, valid)
+    px = a.grid.pixel_size_m()
+    lab = pair_segments(xb, xa_n, valid, pixel_size_m=px)
+    area = valid.sum() * px**2 / np.unique(lab).size
+    assert 0.5 * PAIR_SEGMENT_M2 < area < 2 * PAIR_SEGMENT_M2, area
+    side = to_px(np.sqrt(PAIR_SEGMENT_M2), px)
+    rows, cols = np.indices(valid.shape)
+    cells = (rows // side) * (cols.max() // side + 1) + cols // side
+
+    def spread(labels: np.ndarray) -> float:  # pooled within-segment variance of both dates' bands
+        return float(sum(np.sum([ndimage.variance(x[i], labels, np.unique(labels)) for i in range(3)])
+                         for x in (xb, xa_n)))
+
+    assert spread(lab) < 0.7 * spread(cells), (spread(lab), spread(cells))
+    values = xb[0].astype(np.float64)
+    hole = np.zeros_like(valid)
+    hole[:50] = True
+    poisoned = np.where(hole, 1e6, values)
+    inside = valid & ~hole
+    assert np.allclose(segment_mean(poisoned, lab, inside)[inside], segment_mean(values, lab, inside)[inside])
+    assert segment_mean(poisoned, lab, inside)[inside].max() <= values[inside].max()
+
+
 def test_rubble_stage_on_the_tornado_tile(xbd) -> None:
     a, b, ids, kinds = xbd
     px = a.grid.pixel_size_m()

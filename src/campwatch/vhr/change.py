@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+from skimage.segmentation import slic
 
 from campwatch.scene import Scene
 from campwatch.vhr.common import otsu_cut, to_px
 
-__all__ = ["naive_cva", "smoothed_grey", "structure_similarity", "tolerant_difference"]
+__all__ = ["PAIR_SEGMENT_M2", "naive_cva", "pair_segments", "segment_mean", "smoothed_grey", "structure_similarity",
+           "tolerant_difference"]
+
+#: Mean area of the segments over which coarse-pixel change evidence is averaged, m²: a house with its
+#: plot (20 m × 20 m). Chosen by leave-one-dataset-out over 100-1600 m² (docs/vhr.md).
+PAIR_SEGMENT_M2 = 400.0
 
 
 def tolerant_difference(before: np.ndarray, after: np.ndarray, *, radius_px: int) -> np.ndarray:
@@ -110,6 +116,56 @@ def structure_similarity(labels: np.ndarray, before: np.ndarray, after: np.ndarr
     cov = mean(gb * ga) - mb * ma
     ok = (vb > 1e-8) & (va > 1e-8)
     return np.where(ok, cov / np.sqrt(np.where(ok, vb * va, 1.0)), 0.0)
+
+
+def pair_segments(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, pixel_size_m: float,
+                  area_m2: float = PAIR_SEGMENT_M2) -> np.ndarray:
+    """Segments shared by both dates: SLIC superpixels of the two dates' first three bands stacked.
+
+    Each band is standardised over the valid pixels, so neither date nor band dominates; the
+    number of segments is the valid area over ``area_m2``.  A segment therefore follows edges
+    of either date: a roof that is new on the second date is cut out of the field it replaced.
+
+    Parameters
+    ----------
+    before, after : (B, M, N) ndarray
+        The second date normalised to the first (:func:`campwatch.vhr.normalise_to`).
+    valid : (M, N) bool ndarray
+    pixel_size_m, area_m2 : float
+
+    Returns
+    -------
+    (M, N) int ndarray
+        Labels 0..K-1 (invalid pixels belong to a segment too; :func:`segment_mean` ignores them).
+
+    Examples
+    --------
+    >>> x = np.zeros((3, 40, 40), np.float32); x[:, :, 20:] = 1.0
+    >>> lab = pair_segments(x, x, np.ones((40, 40), bool), pixel_size_m=2.0, area_m2=1600.0)
+    >>> len(np.unique(lab)), len(np.unique(lab[:, :20])) + len(np.unique(lab[:, 20:]))
+    (4, 4)
+    """
+    stack = np.concatenate([np.asarray(before, np.float32)[:3], np.asarray(after, np.float32)[:3]])
+    stack = np.nan_to_num(stack).transpose(1, 2, 0)
+    if valid.any():
+        stack = (stack - stack[valid].mean(axis=0)) / (stack[valid].std(axis=0) + 1e-9)
+    n = max(1, int(valid.sum() * pixel_size_m ** 2 / area_m2))
+    return slic(stack, n_segments=n, compactness=0.1, channel_axis=-1, start_label=0)
+
+
+def segment_mean(values: np.ndarray, labels: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Each pixel's segment mean of ``values`` over the segment's valid pixels (0 where it has none).
+
+    Examples
+    --------
+    >>> segment_mean(np.array([[1.0, 3.0, 9.0]]), np.array([[0, 0, 1]]), np.array([[True, True, False]]))
+    array([[2., 2., 0.]])
+    """
+    lab = labels.ravel()
+    w = valid.ravel().astype(np.float64)
+    n = int(lab.max()) + 1
+    total = np.bincount(lab, weights=np.where(valid, values, 0.0).ravel(), minlength=n)
+    return (total / np.maximum(np.bincount(lab, weights=w, minlength=n), 1.0))[labels]
 
 
 def naive_cva(before: Scene, after: Scene) -> np.ndarray:

@@ -19,7 +19,14 @@ from campwatch.grid import Grid
 from campwatch.scene import Scene
 from campwatch.vectorize import mask_to_polygons
 from campwatch.vhr.buildings import building_objects
-from campwatch.vhr.change import smoothed_grey, structure_similarity, tolerant_difference
+from campwatch.vhr.change import (
+    PAIR_SEGMENT_M2,
+    pair_segments,
+    segment_mean,
+    smoothed_grey,
+    structure_similarity,
+    tolerant_difference,
+)
 from campwatch.vhr.common import GROWTH_CLASSES, SMALL_DEMOLITION_M2, otsu_cut, to_px
 from campwatch.vhr.deep import deep_change
 from campwatch.vhr.normalise import normalise_to, rgb_stack
@@ -52,8 +59,10 @@ class VHRChangeResult:
         Global Otsu threshold on ``score`` (or the one given).
     mask : (M, N) bool ndarray
         Pixels of new, demolished, expanded or shrunk polygons: building change.  On pixels
-        coarser than :data:`COARSE_VHR_M` also every pixel whose score exceeds the scene's
-        Otsu threshold (``params["pixel_change_threshold"]``), attributed to no building.
+        coarser than :data:`COARSE_VHR_M` also the pixel change, attributed to no building: the
+        segments (:func:`pair_segments`) where the mean of three kinds of evidence, each over its
+        scene's Otsu cut (``params["pixel_change_threshold"]``, ``"raw_change_threshold"``,
+        ``"deep_change_threshold"``), is above 1.
     buildings_before, buildings_after : (M, N) int32 ndarray
         Building object labels per date (0 = none).
     growth : GeoDataFrame
@@ -368,8 +377,9 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
     if coarse:
         flags.append(f"pixels of {px:.1f} m: the building detector needs sub-metre pixels (a 20 m² house is "
                      f"{20 / px**2:.0f} px here), so building counts are unreliable; the change mask also holds "
-                     "pixel change (the colour score and a pretrained network's feature change, each over the "
-                     "scene's own Otsu cut, averaging above 1), not attributed to any building "
+                     "pixel change (the colour score, the raw colour difference and a pretrained network's feature "
+                     "change, each over the scene's own Otsu cut, averaging above 1 over segments of about "
+                     f"{PAIR_SEGMENT_M2:.0f} m²), not attributed to any building "
                      "(docs/vhr.md); check every figure by eye")
     shift_record: dict[str, Any] = {}
     if coregister:
@@ -403,16 +413,19 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
     changed = (score > threshold) & valid
     # at coarse pixels buildings are a few pixels each and the object logic misses most change:
     # report the pixel change too, so detection degrades to a pixel method instead of going silent.
-    # Two kinds of evidence, each in units of the scene's own Otsu cut of it: the score above, and
-    # the change of a pretrained network's features (deep_change); a pixel changed when their mean
-    # is above 1 (either far above its cut, or both above)
-    pixel_cut = deep_cut = None
+    # Three kinds of evidence, each in units of the scene's own Otsu cut of it: the score above, the
+    # plain colour difference of the pair before normalisation (which a wrong normalisation cannot
+    # flatten) and the change of a pretrained network's features (deep_change). Their mean is averaged
+    # over segments of both dates (pair_segments); a segment changed when that is above 1
+    pixel_cut = raw_cut = deep_cut = None
     pixel_change = np.zeros(valid.shape, bool)
     if coarse:
         deep = deep_change(xb, xa, valid)
-        pixel_cut, deep_cut = otsu, otsu_cut(deep[valid])
-        evidence = 0.5 * (score / max(pixel_cut, 1e-9) + deep / max(deep_cut, 1e-9))
-        pixel_change = (evidence > 1.0) & valid
+        raw = np.sqrt(np.square(np.nan_to_num(xa[:3] - xb[:3])).sum(axis=0))
+        pixel_cut, raw_cut, deep_cut = otsu, otsu_cut(raw[valid]), otsu_cut(deep[valid])
+        evidence = (score / max(pixel_cut, 1e-9) + raw / max(raw_cut, 1e-9) + deep / max(deep_cut, 1e-9)) / 3
+        segments = pair_segments(xb, xa_n, valid, pixel_size_m=px)
+        pixel_change = (segment_mean(evidence, segments, valid) > 1.0) & valid
 
     kw = {"pixel_size_m": px, "threshold": building_threshold, "min_area_m2": min_area_m2,
           "min_shadow_fraction": min_shadow_fraction}
@@ -450,6 +463,7 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
               "whole_fraction": whole_fraction, "lost_fraction": lost_fraction, "min_area_m2": min_area_m2, "building_threshold": building_threshold,
               "min_shadow_fraction": min_shadow_fraction, "coregister": coregister, "debris": debris,
               "max_similarity": max_similarity, "otsu_fraction": otsu_fraction, "pixel_change_threshold": pixel_cut,
-              "deep_change_threshold": deep_cut}
+              "raw_change_threshold": raw_cut, "deep_change_threshold": deep_cut,
+              "pixel_change_segment_m2": PAIR_SEGMENT_M2 if coarse else None}
     return VHRChangeResult(before.grid, score, float(threshold), mask & valid, lab_b, lab_a, growth, counts,
                            flags, params, shift_record, fit)
