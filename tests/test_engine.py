@@ -171,7 +171,7 @@ def test_streamed_equals_whole_array_with_a_subpixel_shift(paths, tmp_path):
 
 def test_bit_rows_match_a_bool_mask():
     """BitRows stores what a bool array would, for windows on and off byte boundaries."""
-    from campwatch.engine import BitRows
+    from campwatch.detect import BitRows
 
     rng = np.random.default_rng(0)
     for shape in ((7, 13), (5, 16), (9, 64), (3, 21)):

@@ -73,12 +73,17 @@ __all__ = [
     "aoi_mask",
     "bands_for_method",
     "build_summary",
+    "clouds_block",
+    "date_block",
     "compare_files",
     "compare_scenes",
     "changes_layer",
     "confidence_columns",
     "histogram_summary",
     "pair_flags",
+    "pair_params",
+    "summary_head",
+    "with_coverage",
     "result_flags",
     "quicklook",
     "quicklook_panels",
@@ -250,8 +255,32 @@ def compare_scenes(before: Scene, after: Scene, *, method: Method = "default",
     cov = coverage(result.mask != NODATA, result.grid, aoi=aoi)
     require_coverage(cov, min_fraction=min_observed_fraction,
                      what=f"{_label(before)} -> {_label(after)}")
-    return dataclasses.replace(result, params={**result.params, "coverage": cov,
-                                               "min_observed_fraction": min_observed_fraction})
+    return dataclasses.replace(result, params=with_coverage(result.params, cov,
+                                                            min_observed_fraction=min_observed_fraction))
+
+
+def with_coverage(params: dict[str, Any], coverage: dict[str, Any], *, min_observed_fraction: float) -> dict[str, Any]:
+    """``params`` with the measured ``coverage`` and the ``min_observed_fraction`` it was held to
+    (the last blocks of a compared pair's ``params``, in memory and streamed)."""
+    return {**params, "coverage": coverage, "min_observed_fraction": min_observed_fraction}
+
+
+def pair_params(detection: dict[str, Any], *, clouds: dict[str, Any], aoi: dict[str, Any] | None, coregister: bool,
+                extra: dict[str, Any]) -> dict[str, Any]:
+    """A compared pair's ``params`` before its coverage (:func:`with_coverage`): the detector's
+    (:func:`campwatch.detect.detection_params`), then the clouds, AOI and co-registration choices
+    and ``extra`` (why the cloud test ran or not), in memory and streamed."""
+    return {**detection, "clouds": clouds, "aoi": aoi, "coregister": coregister, **extra}
+
+
+def clouds_block(masked: bool, *, before_fraction: float | None = None, after_fraction: float | None = None,
+                 test: Any = None) -> dict[str, Any]:
+    """``params["clouds"]`` and ``summary.json``'s ``clouds``: whether the cloud test ran and,
+    when it did, each date's flagged fraction and the test's description."""
+    info: dict[str, Any] = {"masked": bool(masked)}
+    if masked:
+        info.update(before_fraction=before_fraction, after_fraction=after_fraction, test=test)
+    return info
 
 
 def require_date_order(before_date: Any, after_date: Any, *, before: str, after: str) -> None:
@@ -283,12 +312,11 @@ def _compare_10m(before: Scene, after: Scene, *, method: Method, threshold: Thre
     extra: dict[str, Any] = {}
     if clouds is None:
         clouds, extra["clouds_reason"] = default_clouds(_is_sentinel2(before), "scl_masked_fraction" in before.meta)
-    cloud_info: dict[str, Any] = {"masked": bool(clouds)}
     if clouds:
         before = mask_clouds(before)
         after = mask_clouds(after)
-        cloud_info.update(before_fraction=before.meta.get("cloud_fraction"),
-                          after_fraction=after.meta.get("cloud_fraction"), test=before.meta.get("cloud_test"))
+    cloud_info = clouds_block(bool(clouds), before_fraction=before.meta.get("cloud_fraction"),
+                              after_fraction=after.meta.get("cloud_fraction"), test=before.meta.get("cloud_test"))
     for name, s in (("before", before), ("after", after)):
         if "scl_masked_fraction" in s.meta:
             cloud_info[f"{name}_scl_masked_fraction"] = s.meta["scl_masked_fraction"]
@@ -308,7 +336,7 @@ def _compare_10m(before: Scene, after: Scene, *, method: Method, threshold: Thre
     result = detect_change(before, after, method=method, threshold=threshold, value=value, alpha=alpha,
                            min_area_m2=min_area_m2, opening_radius=opening_radius, increase_only=increase_only,
                            valid=valid, window_size=window_size)
-    params = {**result.params, "clouds": cloud_info, "aoi": aoi_info, "coregister": coregister, **extra}
+    params = pair_params(result.params, clouds=cloud_info, aoi=aoi_info, coregister=coregister, extra=extra)
     growth = None
     if structures:
         misreg = 0.5
@@ -375,22 +403,39 @@ def build_summary(result: ChangeResult, *, before: Scene, after: Scene,
     >>> s["changed_area_m2"], s["coregistration"]
     (0.0, None)
     """
-    s = result.summary()
-    if result.coregistration is None:
-        s["coregistration_note"] = NO_COREGISTER_NOTE
-    s["histogram"] = histogram_summary(result.histogram, valid_pixels=result.histogram.total)
-    s["before"] = {"date": before.date.isoformat() if before.date else None, "profile": before.profile,
-                   "sources": list(before.sources), "valid_fraction": round(before.valid_fraction, 6)}
-    s["after"] = {"date": after.date.isoformat() if after.date else None, "profile": after.profile,
-                  "sources": list(after.sources), "valid_fraction": round(after.valid_fraction, 6)}
-    s["clouds"] = result.params.get("clouds")
-    s["aoi"] = result.params.get("aoi")
-    s["coverage"] = result.params.get("coverage")
+    s = summary_head(result.summary(), coregistration_note=NO_COREGISTER_NOTE if result.coregistration is None else None,
+                     histogram=histogram_summary(result.histogram, valid_pixels=result.histogram.total),
+                     before={**date_block(before.date, before.profile, list(before.sources)),
+                             "valid_fraction": round(before.valid_fraction, 6)},
+                     after={**date_block(after.date, after.profile, list(after.sources)),
+                            "valid_fraction": round(after.valid_fraction, 6)})
     if polygons is not None:
         s["polygons"] = polygons
     s["limitations"] = limitations(result.grid)
     s["campwatch_version"] = __version__
     return s
+
+
+def summary_head(figures: dict[str, Any], *, coregistration_note: str | None, histogram: dict[str, Any],
+                 before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The opening blocks of a pair's ``summary.json``, in memory and streamed: the figures
+    (:func:`campwatch.detect.change_figures`), the co-registration note (when given), the
+    histogram, each date's block (:func:`date_block`), then the clouds, AOI and coverage blocks
+    of the figures' ``params``."""
+    s = dict(figures)
+    if coregistration_note is not None:
+        s["coregistration_note"] = coregistration_note
+    s["histogram"] = histogram
+    s["before"] = before
+    s["after"] = after
+    for key in ("clouds", "aoi", "coverage"):
+        s[key] = s["params"].get(key)
+    return s
+
+
+def date_block(date: Any, profile: str, sources: list[str]) -> dict[str, Any]:
+    """``summary.json``'s ``before`` or ``after`` block: the date, sensor profile and files read."""
+    return {"date": date.isoformat() if date else None, "profile": profile, "sources": sources}
 
 
 #: ``summary.json``'s ``coregistration_note`` when the shift was not estimated.

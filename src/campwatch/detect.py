@@ -5,11 +5,17 @@ out; it never opens a file.  Work is window by window, in passes:
 
 1. **fit** — global statistics (radiometric fits, IR-MAD and PCA covariances, k-means
    centroids) are *accumulated* over windows (:mod:`campwatch.normalise`);
-2. **score** — each window (read with a halo for the neighbourhood steps) gets its
-   change score; the scores are counted into one fixed-bin :class:`~campwatch.threshold.Histogram`;
-3. **threshold** — chosen once from the global histogram, never per window;
-4. **clean** — morphological opening (halo again), then the minimum mapping unit on the
-   assembled 1-byte mask (connected components can cross windows).
+2. **score** — each window (read with a halo for the neighbourhood steps: the score and the
+   morphological opening) gets its change score; the scores are counted into one fixed-bin
+   :class:`~campwatch.threshold.Histogram`;
+3. **threshold** — chosen once from the global histogram, never per window (a threshold known
+   beforehand, ``chi2`` or ``fixed``, gives each window's hits in pass 2; otherwise a second
+   score pass gives them);
+4. **clean** — the minimum mapping unit on the assembled bit-packed hit mask (connected
+   components can cross windows).
+
+The sequence is written once, in :func:`run_passes`; :func:`detect_change` runs it over
+in-memory windows (:class:`SceneWindows`), the streaming engine over windows it reads from files.
 
 Methods (``method=``)
 ---------------------
@@ -104,7 +110,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from rasterio.windows import Window
@@ -126,7 +132,8 @@ from campwatch.threshold import Histogram, ThresholdChoice, ThresholdMethod, chi
 __all__ = ["ChangeResult", "detect_change", "Method", "METHODS", "METHOD_BANDS", "clean_mask",
            "rgb_composite", "NODATA", "MIN_VALID_FRACTION", "Components", "fit_windows", "threshold_open", "change_overlay",
            "QUICKLOOK_LEGEND", "REGION_PEAK_SIGMA", "region_peak", "region_seeds", "FitContext", "window_slices",
-           "WindowChange", "detect_window", "window_hits", "to_mask", "change_figures", "check_method"]
+           "WindowChange", "detect_window", "window_hits", "to_mask", "change_figures", "check_method",
+           "BitRows", "Passes", "SceneWindows", "WindowSource", "inner_slices", "run_passes"]
 
 Method = Literal["default", "naive-cva", "cva", "irmad", "diff", "ratio", "pca-diff", "pca-kmeans",
                  "ndvi", "ndbi", "bui"]
@@ -302,15 +309,22 @@ def window_slices(win: Window) -> tuple[slice, slice]:
     return slice(r, r + int(win.height)), slice(c, c + int(win.width))
 
 
+def inner_slices(core: Window, pad: Window) -> tuple[slice, slice]:
+    """The (row, column) slices of ``core`` within ``pad`` (the window grown by its halo).
+
+    >>> inner_slices(Window(4, 4, 2, 2), Window(2, 3, 6, 5))
+    (slice(1, 3, None), slice(2, 4, None))
+    """
+    r, c = int(core.row_off - pad.row_off), int(core.col_off - pad.col_off)
+    return slice(r, r + int(core.height)), slice(c, c + int(core.width))
+
+
 def _tiles(grid: Grid, window_size: int | None, halo: int) -> Iterator[tuple[tuple[slice, slice], tuple[slice, slice],
                                                                              tuple[slice, slice]]]:
     """(core slices, padded slices, core-within-padded slices) for each window."""
     size = window_size or max(grid.shape)
     for core, pad in grid.tiles(size, halo=halo):
-        cs, ps = window_slices(core), window_slices(pad)
-        inner = (slice(cs[0].start - ps[0].start, cs[0].stop - ps[0].start),
-                 slice(cs[1].start - ps[1].start, cs[1].stop - ps[1].start))
-        yield cs, ps, inner
+        yield window_slices(core), window_slices(pad), inner_slices(core, pad)
 
 
 # --------------------------------------------------------------------------------------
@@ -474,17 +488,23 @@ class WindowChange:
         threshold was given (it is chosen from the scores' histogram afterwards).
     direction : (m, n) float32 ndarray or None
         CVA direction in degrees (``cva`` only).
+    core : Window or None
+        The core on the grid, when the caller gave it (``window``).
+    counts : (K,) int64 ndarray or None
+        The core scores' counts in the bins of :func:`new_histogram`, when asked for (``histogram``).
     """
 
     score: np.ndarray
     valid: np.ndarray
     hit: np.ndarray | None = None
     direction: np.ndarray | None = None
+    core: Window | None = None
+    counts: np.ndarray | None = None
 
 
 def detect_window(method: str, ctx: FitContext, before: np.ndarray, after: np.ndarray, valid: np.ndarray,
                   core: tuple[slice, slice], *, threshold: float | None = None, keep: np.ndarray | None = None,
-                  opening_radius: int = 0) -> WindowChange:
+                  opening_radius: int = 0, window: Window | None = None, histogram: bool = False) -> WindowChange:
     """The score pass on one window: :func:`window_score`, then (with ``threshold``) :func:`window_hits`.
 
     Both :func:`detect_change` (in memory) and the streaming engine run every window through
@@ -507,6 +527,10 @@ def detect_window(method: str, ctx: FitContext, before: np.ndarray, after: np.nd
         The global threshold, when it is known before the scores are (``chi2``, ``fixed``).
     keep, opening_radius :
         As for :func:`threshold_open` (``keep`` on the whole window).
+    window : Window, optional
+        The core on the grid, carried into the result (``core``).
+    histogram : bool
+        Also count the core's scores in the bins of :func:`new_histogram` (``counts``).
 
     Returns
     -------
@@ -517,7 +541,12 @@ def detect_window(method: str, ctx: FitContext, before: np.ndarray, after: np.nd
     hit = None
     if threshold is not None:
         hit = window_hits(s, threshold, core, valid=ok, keep=keep, opening_radius=opening_radius)
-    return WindowChange(s[core], ok, hit, None if d is None else d[core])
+    counts = None
+    if histogram:
+        h = new_histogram(method)
+        h.add(s[core])
+        counts = h.counts
+    return WindowChange(s[core], ok, hit, None if d is None else d[core], window, counts)
 
 
 def window_hits(score: np.ndarray, threshold: float, core: tuple[slice, slice], *, valid: np.ndarray,
@@ -546,6 +575,219 @@ def increase_mask(b: np.ndarray, a: np.ndarray, bands: tuple[str, ...]) -> np.nd
 def changed_area_m2(row_counts: np.ndarray, grid: Grid) -> float:
     """Area of ``row_counts[i]`` changed pixels in each row ``i`` (geodesic row areas)."""
     return float(np.dot(row_counts.astype(np.float64), grid.pixel_area_m2()[:, 0]))
+
+
+# --------------------------------------------------------------------------------------
+# the passes: one driver, whether the windows are in memory or read from files
+# --------------------------------------------------------------------------------------
+class BitRows:
+    """An (M, N) bool mask stored one bit per pixel (a full tile: 15 MB instead of 120 MB);
+    row slices read back as bool arrays, so :class:`Components` takes it.
+
+    Examples
+    --------
+    >>> m = BitRows((3, 10))
+    >>> m.put((slice(1, 3), slice(3, 6)), np.ones((2, 3), bool))
+    >>> m[1:2].astype(int).tolist(), m.shape
+    ([[0, 0, 0, 1, 1, 1, 0, 0, 0, 0]], (3, 10))
+    """
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.bits = np.zeros((self.shape[0], -(-self.shape[1] // 8)), np.uint8)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return np.unpackbits(self.bits[rows], axis=1, count=self.shape[1]).view(bool)
+
+    def put(self, sl: tuple[slice, slice], values: np.ndarray) -> None:
+        """Set the pixels of the window ``sl`` (row and column slices with explicit bounds)."""
+        c0, c1 = int(sl[1].start), int(sl[1].stop)
+        if c0 % 8 == 0 and (c1 % 8 == 0 or c1 == self.shape[1]):  # whole bytes (every window but
+            self.bits[sl[0], c0 // 8:-(-c1 // 8)] = np.packbits(values, axis=1)  # in small grids)
+            return
+        b0, b1 = c0 // 8, -(-c1 // 8)
+        block = np.unpackbits(self.bits[sl[0], b0:b1], axis=1).view(bool)
+        block[:, c0 - 8 * b0:c1 - 8 * b0] = values
+        self.bits[sl[0], b0:b1] = np.packbits(block, axis=1)
+
+
+class WindowSource(Protocol):
+    """Where :func:`run_passes` gets its windows: two prepared in-memory scenes
+    (:class:`SceneWindows`), or the streaming engine's reads from files (local strips of
+    rows on threads, or one dask task per window), each window with its halo."""
+
+    def fit(self, windows: list[Window]) -> Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The ``(before, after, valid)`` data of each fit window's core, in order."""
+        ...
+
+    def n_windows(self) -> int:
+        """How many windows :meth:`scored` yields."""
+        ...
+
+    def scored(self, ctx: FitContext, threshold: float | None, *, first: bool,
+               histogram: bool) -> Iterable[tuple[WindowChange, Any]]:
+        """Every window through :func:`detect_window` (with ``window`` and ``histogram``), and
+        what the source adds for its caller; ``first``: the first score pass (a second one, once
+        the threshold is chosen from the histogram, needs only the hits)."""
+        ...
+
+
+@dataclass(eq=False)
+class Passes:
+    """What :func:`run_passes` measured: the fit, the threshold, the histogram, and the
+    bit-packed valid, hit and region-seed masks with their :class:`Components`."""
+
+    grid: Grid
+    method: str
+    sample: list[Window]
+    ctx: FitContext
+    #: The threshold was known before the scores were (``chi2``, ``fixed``).
+    known: bool
+    hist: Histogram
+    valid: BitRows
+    hit: BitRows
+    strong: BitRows | None
+    valid_rows: np.ndarray
+    choice: ThresholdChoice | None = None
+    components: Components | None = None
+
+    def add(self, w: WindowChange) -> None:
+        """One window of the first score pass: validity, histogram counts, hits."""
+        sl = window_slices(_core(w))
+        self.valid.put(sl, w.valid)
+        self.valid_rows[sl[0]] += w.valid.sum(1)
+        if w.counts is not None:
+            self.hist.counts += w.counts
+        if w.hit is not None:
+            self.add_hits(w)
+
+    def add_hits(self, w: WindowChange) -> None:
+        """One window's hits, and its region seeds (:func:`region_seeds`)."""
+        assert w.hit is not None
+        sl = window_slices(_core(w))
+        self.hit.put(sl, w.hit)
+        peak = region_peak(self.method)
+        if self.strong is not None and peak is not None:
+            self.strong.put(sl, region_seeds(w.hit, w.score, peak))
+
+    def strip(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Strip ``k`` of :attr:`components`: its object ids (0: none) and its valid pixels."""
+        assert self.components is not None
+        r0, r1 = self.components.bounds[k]
+        return self.components.labels(k), self.valid[r0:r1]
+
+
+def _core(w: WindowChange) -> Window:
+    if w.core is None:
+        raise ValueError("run_passes needs each window's core (detect_window(..., window=core))")
+    return w.core
+
+
+def run_passes(method: str, bands: tuple[str, ...], grid: Grid, source: WindowSource, *, threshold: str,
+               value: float | None, alpha: float, min_area_m2: float, always_histogram: bool = False,
+               workers: int = 1, on_window: Callable[[WindowChange, Any, bool], None] | None = None,
+               progress: Callable[[str, int, int], None] | None = None,
+               stage: Callable[[str], None] | None = None) -> Passes:
+    """The detector's passes over the windows of ``source``: fit, score (and hits), threshold,
+    minimum mapping unit.  :func:`detect_change` runs it over in-memory windows
+    (:class:`SceneWindows`) and the streaming engine over windows read from files, so a step
+    added here applies to both.
+
+    1. **fit**: :func:`fit_context` over the :func:`fit_windows` of ``grid``;
+    2. **score**: every window (:func:`detect_window`); with a threshold known beforehand
+       (``chi2``, ``fixed``) its hits come in the same pass, otherwise the scores are counted
+       into the histogram, the threshold chosen from it (:func:`choose_threshold`) and a
+       second pass gives the hits;
+    3. **minimum mapping unit**: :class:`Components` of the hits, seeded by
+       :func:`region_seeds` (:func:`region_peak`).
+
+    ``always_histogram`` counts the scores even when the threshold does not need them (the
+    in-memory result carries the histogram).  ``on_window(change, extra, first)`` sees every
+    window (``extra``: what the source added); ``progress(stage, done, total)`` is called per
+    window of the stages ``fit``, ``score`` and ``threshold``, ``stage(name)`` as each of
+    ``fit``, ``score`` and ``mask`` (the components) begins.
+    """
+    tick = progress or (lambda stage, done, total: None)
+    mark = stage or (lambda name: None)
+    sample = fit_windows(grid)
+    mark("fit")
+    parts = []
+    for i, part in enumerate(source.fit(sample), 1):
+        parts.append(part)
+        tick("fit", i, len(sample))
+    ctx = fit_context(method, bands, lambda: iter(parts))
+    parts = []  # the fit sample is no longer needed
+    method_t, value = resolve_threshold(method, threshold, value)
+    known = method_t in ("chi2", "fixed")
+    choice = choose_threshold(method, ctx, new_histogram(method), threshold=threshold, value=value,
+                              alpha=alpha) if known else None
+    peak = region_peak(method)
+    p = Passes(grid, method, sample, ctx, known, new_histogram(method), BitRows(grid.shape), BitRows(grid.shape),
+               BitRows(grid.shape) if peak is not None else None, np.zeros(grid.height, np.int64), choice)
+    mark("score")
+    n = source.n_windows()
+    for i, (w, extra) in enumerate(source.scored(ctx, choice.value if choice else None, first=True,
+                                                 histogram=always_histogram or not known), 1):
+        p.add(w)
+        if on_window is not None:
+            on_window(w, extra, True)
+        tick("score", i, n)
+    if choice is None:
+        choice = p.choice = choose_threshold(method, ctx, p.hist, threshold=threshold, value=value, alpha=alpha)
+        for i, (w, extra) in enumerate(source.scored(ctx, choice.value, first=False, histogram=False), 1):
+            p.add_hits(w)
+            if on_window is not None:
+                on_window(w, extra, False)
+            tick("threshold", i, n)
+    mark("mask")
+    p.components = Components(p.hit, grid.pixel_area_m2(), min_area_m2=max(min_area_m2, 0.0), seed=p.strong,
+                              workers=workers)
+    return p
+
+
+class SceneWindows:
+    """The in-memory :class:`WindowSource`: the band arrays of two prepared dates (clouds masked,
+    AFTER shifted) cut into ``window_size`` windows, each with the halo the score and the
+    opening need.
+
+    Parameters
+    ----------
+    method : str
+    before, after : (B, M, N) ndarray
+        The scored bands of each date.
+    valid : (M, N) bool ndarray
+        Valid on both dates (and any extra validity).
+    grid : Grid
+    window_size : int or None
+        Window edge (None: one window).
+    opening_radius : int
+    keep : (M, N) bool ndarray, optional
+        As for :func:`threshold_open` (``increase_only``).
+    """
+
+    def __init__(self, method: str, before: np.ndarray, after: np.ndarray, valid: np.ndarray, grid: Grid, *,
+                 window_size: int | None, opening_radius: int = 0, keep: np.ndarray | None = None) -> None:
+        self.method, self.before, self.after, self.valid, self.grid = method, before, after, valid, grid
+        self.opening_radius, self.keep = opening_radius, keep
+        halo = score_halo(method) + 2 * opening_radius
+        self.windows = list(grid.tiles(window_size or max(grid.shape), halo=halo))
+
+    def fit(self, windows: list[Window]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        for w in windows:
+            cs = window_slices(w)
+            yield self.before[(slice(None), *cs)], self.after[(slice(None), *cs)], self.valid[cs]
+
+    def n_windows(self) -> int:
+        return len(self.windows)
+
+    def scored(self, ctx: FitContext, threshold: float | None, *, first: bool,
+               histogram: bool) -> Iterator[tuple[WindowChange, Any]]:
+        for core, pad in self.windows:
+            ps = window_slices(pad)
+            keep = None if self.keep is None or threshold is None else self.keep[ps]
+            yield detect_window(self.method, ctx, self.before[(slice(None), *ps)], self.after[(slice(None), *ps)],
+                                self.valid[ps], inner_slices(core, pad), threshold=threshold, keep=keep,
+                                opening_radius=self.opening_radius, window=core, histogram=histogram), None
 
 
 def detect_change(before: Scene, after: Scene, *, method: Method = "default",
@@ -618,39 +860,33 @@ def detect_change(before: Scene, after: Scene, *, method: Method = "default",
         warn_low_valid(valid_fraction, before.label, after.label)
     xb = before.select(bands).data
     xa = after.select(bands).data
-    halo = score_halo(method)
-    sample = fit_windows(grid)
-
-    def fit_data() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        for w in sample:
-            cs = window_slices(w)
-            yield xb[(slice(None), *cs)], xa[(slice(None), *cs)], ok[cs]
-
-    # ---- pass 1: global statistics ---------------------------------------------------
-    ctx = fit_context(method, bands, fit_data)
-    # ---- pass 2: scores and the global histogram -------------------------------------
-    score = np.full(grid.shape, np.nan, dtype=np.float32)
-    direction = np.full(grid.shape, np.nan, dtype=np.float32) if method == "cva" else None
     increase = None
     if increase_only:
         ib, ia = before.select(METHOD_BANDS["bui"]).data, after.select(METHOD_BANDS["bui"]).data
         increase = increase_mask(ib, ia, METHOD_BANDS["bui"])
-    hist = new_histogram(method)
-    for cs, ps, inner in _tiles(grid, window_size, halo):
-        w = detect_window(method, ctx, xb[(slice(None), *ps)], xa[(slice(None), *ps)], ok[ps], inner)
-        score[cs] = w.score
-        hist.add(score[cs])
-        if direction is not None and w.direction is not None:
-            direction[cs] = w.direction
-    # ---- threshold from the global histogram -----------------------------------------
-    choice = choose_threshold(method, ctx, hist, threshold=threshold, value=value, alpha=alpha)
-    # ---- pass 3: mask and clean-up ---------------------------------------------------
-    mask = clean_mask(score, choice.value, grid, valid=ok, min_area_m2=min_area_m2, opening_radius=opening_radius,
-                      keep=increase, window_size=window_size, peak=region_peak(method))
+    source = SceneWindows(method, xb, xa, ok, grid, window_size=window_size, opening_radius=opening_radius,
+                          keep=increase)
+    score = np.full(grid.shape, np.nan, dtype=np.float32)
+    direction = np.full(grid.shape, np.nan, dtype=np.float32) if method == "cva" else None
+
+    def keep_scores(w: WindowChange, _: Any, first: bool) -> None:
+        if first:
+            cs = window_slices(_core(w))
+            score[cs] = w.score
+            if direction is not None and w.direction is not None:
+                direction[cs] = w.direction
+
+    p = run_passes(method, bands, grid, source, threshold=threshold, value=value, alpha=alpha,
+                   min_area_m2=min_area_m2, always_histogram=True, on_window=keep_scores)
+    assert p.components is not None and p.choice is not None
+    mask = np.empty(grid.shape, np.uint8)
+    for k, (r0, r1) in enumerate(p.components.bounds):
+        lab, v = p.strip(k)
+        mask[r0:r1] = to_mask(lab > 0, v)
     area = changed_area_m2((mask == 1).sum(1), grid)
-    params = detection_params(method, ctx, alpha=alpha, min_area_m2=min_area_m2, opening_radius=opening_radius,
-                              increase_only=increase_only, window_size=window_size, sample=sample, grid=grid)
-    return ChangeResult(score, mask, grid, method, choice, hist, valid_fraction, area, direction, None, params)
+    params = detection_params(method, p.ctx, alpha=alpha, min_area_m2=min_area_m2, opening_radius=opening_radius,
+                              increase_only=increase_only, window_size=window_size, sample=p.sample, grid=grid)
+    return ChangeResult(score, mask, grid, method, p.choice, p.hist, valid_fraction, area, direction, None, params)
 
 
 def check_method(method: str) -> None:
@@ -908,7 +1144,7 @@ class Components:
     ----------
     hit : (M, N) bool ndarray
         Or any object with ``shape`` whose row slices ``hit[r0:r1]`` are bool arrays
-        (the streaming engine's bit-packed :class:`campwatch.engine.BitRows`).
+        (the bit-packed :class:`BitRows` of :func:`run_passes`).
     row_areas : (M, 1) ndarray
         Area of a pixel in each row (``Grid.pixel_area_m2()``).
     min_area_m2 : float

@@ -2,7 +2,9 @@
 on full Sentinel-2 tiles.
 
 Neither date is ever held whole.  The work is the in-memory :func:`campwatch.compare.compare_scenes`
-chain, cut into windows, with the same pure per-window functions of :mod:`campwatch.detect`:
+chain, cut into windows: the passes are :func:`campwatch.detect.run_passes` (the same driver
+:func:`campwatch.detect.detect_change` runs over in-memory windows), over windows this module
+reads from the files with a halo and prepares (clouds, shift):
 
 0. **co-registration** (optional): the shift is estimated on the central
    :data:`COREG_WINDOW` × :data:`COREG_WINDOW` px (the whole grid when smaller) and applied
@@ -13,7 +15,7 @@ chain, cut into windows, with the same pure per-window functions of :mod:`campwa
 2. **score** — every window is read with a halo (clouds 4 px + shift + score 3 px + 2 ×
    opening radius), cloud-masked, shifted, scored, counted into the global histogram
    (when the threshold is chosen from it), thresholded and opened; its core score is written to ``change_score.tif`` and its
-   core hits and validity go into bit-packed masks (:class:`BitRows`, 15 MB each on a full
+   core hits and validity go into bit-packed masks (:class:`campwatch.detect.BitRows`, 15 MB each on a full
    tile; ``chi2`` and fixed thresholds are known before the scores are; ``otsu`` and
    ``ki`` take one more pass, after the histogram);
 3. **clean-up** — the minimum mapping unit over the hit mask, labelled strip by strip
@@ -67,12 +69,17 @@ from campwatch.compare import (
     OUTPUTS,
     bands_for_method,
     changes_layer,
+    clouds_block,
+    date_block,
     default_clouds,
     histogram_summary,
     limitations,
+    pair_params,
     quicklook_panels,
     quicklook_titles,
     require_date_order,
+    summary_head,
+    with_coverage,
 )
 from campwatch.coregister import MAX_SHIFT_PX, apply_shift, pick_band
 from campwatch.coregister import coregister as _coregister
@@ -82,26 +89,21 @@ from campwatch.detect import (
     MIN_VALID_FRACTION,
     NODATA,
     QUICKLOOK_LEGEND,
-    Components,
     FitContext,
+    WindowChange,
     change_figures,
     changed_area_m2,
     check_method,
-    choose_threshold,
     detect_window,
     detection_bands,
     detection_params,
-    fit_context,
     fit_windows,
     increase_mask,
-    new_histogram,
-    region_peak,
-    region_seeds,
-    resolve_threshold,
+    inner_slices,
+    run_passes,
     score_halo,
     to_mask,
     warn_low_valid,
-    window_slices,
 )
 from campwatch.grid import Grid
 from campwatch.io import (
@@ -205,19 +207,11 @@ class _Plan:
 
 @dataclass
 class _WindowOut:
-    core: Window
-    score: np.ndarray
-    hit: np.ndarray | None
-    valid: np.ndarray
-    counts: np.ndarray
+    """One scored window: :func:`campwatch.detect.detect_window`'s result and what the engine adds."""
+
+    change: WindowChange
     cloud: tuple[int, int, int, int]  # before valid, before flagged, after valid, after flagged
     thumbs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None
-
-
-def _inner(core: Window, pad: Window) -> tuple[slice, slice]:
-    r = int(core.row_off - pad.row_off)
-    c = int(core.col_off - pad.col_off)
-    return slice(r, r + int(core.height)), slice(c, c + int(core.width))
 
 
 def _pad(grid: Grid, core: Window, halo: int) -> Window:
@@ -281,7 +275,7 @@ def _fit_data(plan: _Plan, b: Scene, a: Scene, pad: Window, core: Window,
     if not clouded:
         b, a, _, _ = _clouds(plan, b, a)
     a = _shifted(plan, a, pad)
-    s = _inner(core, pad)
+    s = inner_slices(core, pad)
     ok = (b.valid & a.valid)[s]
     return _bands_of(b, plan.bands)[(slice(None), *s)].copy(), _bands_of(a, plan.bands)[(slice(None), *s)].copy(), ok
 
@@ -301,23 +295,20 @@ def _cloud_counts(masks: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
 
 
 def _process(plan: _Plan, b: Scene, a: Scene, pad: Window, core: Window, *, thumb: int,
-             want_score: bool) -> _WindowOut:
-    """Pass 2 on one window read with its halo: score, histogram counts, opened hits."""
+             histogram: bool) -> _WindowOut:
+    """A score pass on one window read with its halo: score, histogram counts (``histogram``),
+    opened hits (when the plan has the threshold), thumbnails (every ``thumb``-th pixel; 0: none)."""
     assert plan.ctx is not None
     b, a, clouded = _prepare(plan, b, a, pad)
-    inner = _inner(core, pad)
+    inner = inner_slices(core, pad)
     keep = None
     if plan.increase_only and plan.threshold is not None:
         keep = increase_mask(b.data, a.data, b.bands)  # both dates hold plan.read_bands, in order
     w = detect_window(plan.method, plan.ctx, _bands_of(b, plan.bands), _bands_of(a, plan.bands), b.valid & a.valid,
-                      inner, threshold=plan.threshold, keep=keep, opening_radius=plan.opening_radius)
-    counts = np.zeros(0, dtype=np.int64)
-    if want_score and plan.threshold is None:  # only a threshold chosen from the histogram needs it
-        h = new_histogram(plan.method)
-        h.add(w.score)
-        counts = h.counts
+                      inner, threshold=plan.threshold, keep=keep, opening_radius=plan.opening_radius,
+                      window=core, histogram=histogram)
     thumbs = None
-    if thumb and want_score:
+    if thumb:
         r0 = (-int(core.row_off)) % thumb
         c0 = (-int(core.col_off)) % thumb
         sl = (slice(inner[0].start + r0, inner[0].stop, thumb), slice(inner[1].start + c0, inner[1].stop, thumb))
@@ -325,8 +316,7 @@ def _process(plan: _Plan, b: Scene, a: Scene, pad: Window, core: Window, *, thum
         rgb = (rgb * 3)[:3] if len(rgb) < 3 else rgb
         idx = [b.bands.index(x) for x in rgb]  # decimate first, then pick the bands (no full-window copy)
         thumbs = (b.data[:, sl[0], sl[1]][idx], b.valid[sl], a.data[:, sl[0], sl[1]][idx], a.valid[sl])
-    return _WindowOut(core, w.score, w.hit, w.valid, counts,
-                      _cloud_counts(clouded, inner), thumbs)
+    return _WindowOut(w, _cloud_counts(clouded, inner), thumbs)
 
 
 # --------------------------------------------------------------------------------------
@@ -456,7 +446,7 @@ class _LocalStrips:
         prefetch thread: it reads while the main thread estimates the shift, one core each."""
         self._first = self._start_read(*self._strips()[0], None, executor=self.prefetcher)
 
-    def map_process(self, *, thumb: int, want_score: bool) -> Iterator[_WindowOut]:
+    def map_process(self, *, thumb: int, histogram: bool) -> Iterator[_WindowOut]:
         plan, grid, h = self.plan, self.plan.grid, self.plan.halo
         strips = self._strips()
         if h > self.strip:
@@ -484,7 +474,7 @@ class _LocalStrips:
                     scenes = [dataclasses.replace(sc, data=sc.data[:, rs, pc0:pc1].copy(),
                                                   valid=sc.valid[rs, pc0:pc1].copy(), grid=grid.window(pad))
                               for sc in held]
-                    return _process(plan, scenes[0], scenes[1], pad, core, thumb=thumb, want_score=want_score)
+                    return _process(plan, scenes[0], scenes[1], pad, core, thumb=thumb, histogram=histogram)
 
                 futs = [self.pool.submit(job, c0, c1) for c0, c1 in self._cols()]
                 del job
@@ -522,13 +512,13 @@ def _dask_fit(plan: _Plan, w: Window) -> Any:
     return _fit_data(plan, b, a, pad, w)
 
 
-def _dask_process(plan: _Plan, w: Window, thumb: int, want_score: bool) -> _WindowOut:
+def _dask_process(plan: _Plan, w: Window, thumb: int, histogram: bool) -> _WindowOut:
     from rasterio import Env
 
     with Env(GDAL_CACHEMAX=GDAL_CACHE):
         pad = _pad(plan.grid, w, plan.halo)
         b, a = _read(plan, pad)
-        return _process(plan, b, a, pad, w, thumb=thumb, want_score=want_score)
+        return _process(plan, b, a, pad, w, thumb=thumb, histogram=histogram)
 
 
 class _DaskWindows:
@@ -553,12 +543,56 @@ class _DaskWindows:
         """How many windows :meth:`map_process` yields."""
         return sum(1 for _ in self.plan.grid.tiles(self.chunk))
 
-    def map_process(self, *, thumb: int, want_score: bool) -> Iterator[_WindowOut]:
+    def map_process(self, *, thumb: int, histogram: bool) -> Iterator[_WindowOut]:
         plan = self.client.scatter(self.plan, broadcast=True)
         wins = [core for core, _ in self.plan.grid.tiles(self.chunk)]
         n = len(wins)
-        yield from self._ordered(self.client.map(_dask_process, [plan] * n, wins, [thumb] * n, [want_score] * n,
+        yield from self._ordered(self.client.map(_dask_process, [plan] * n, wins, [thumb] * n, [histogram] * n,
                                                  pure=False))
+
+
+class _EngineWindows:
+    """The executor (local strips or dask) as the :class:`campwatch.detect.WindowSource` of
+    :func:`campwatch.detect.run_passes`: each score pass runs with the fitted statistics and
+    threshold in the plan; the first also takes the quicklook thumbnails."""
+
+    def __init__(self, runner: Any, thumb: int) -> None:
+        self.runner, self.thumb = runner, thumb
+
+    def fit(self, windows: list[Window]) -> Iterator[Any]:
+        return self.runner.map_fit(windows)  # type: ignore[no-any-return]
+
+    def n_windows(self) -> int:
+        return self.runner.n_windows()  # type: ignore[no-any-return]
+
+    def scored(self, ctx: FitContext, threshold: float | None, *, first: bool,
+               histogram: bool) -> Iterator[tuple[WindowChange, _WindowOut]]:
+        self.runner.plan = dataclasses.replace(self.runner.plan, ctx=ctx, threshold=threshold)
+        for w in self.runner.map_process(thumb=self.thumb if first else 0, histogram=histogram):
+            yield w.change, w
+
+
+#: The steps of :func:`campwatch.detect.run_passes` and their keys in ``summary.json``'s timings.
+_STAGE_TIMINGS = {"fit": "fit_s", "score": "score_s", "mask": "clean_mask_s"}
+
+
+class _Clock:
+    """Wall and CPU seconds of consecutive steps, into ``summary.json``'s timings."""
+
+    def __init__(self, wall: dict[str, float], cpu: dict[str, float]) -> None:
+        self.wall, self.cpu = wall, cpu
+        self.key: str | None = None
+        self.t = self.c = 0.0
+
+    def start(self, stage: str) -> None:
+        self.stop()
+        self.key, self.t, self.c = _STAGE_TIMINGS[stage], time.perf_counter(), time.process_time()
+
+    def stop(self) -> None:
+        if self.key is not None:
+            self.wall[self.key] = time.perf_counter() - self.t
+            self.cpu[self.key] = time.process_time() - self.c
+        self.key = None
 
 
 # --------------------------------------------------------------------------------------
@@ -582,6 +616,11 @@ class StreamResult:
     params: dict[str, Any]
     summary: dict[str, Any]
     paths: dict[str, Path] = field(default_factory=dict)
+
+
+def _sources(src: Any, bands: tuple[str, ...]) -> list[str]:
+    """The files of ``bands`` of a source, each once."""
+    return list(dict.fromkeys(src.band(k).path for k in bands))
 
 
 def _aligned(size: int, block: int) -> int:
@@ -750,50 +789,29 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
                 timings["coregister_s"] = time.perf_counter() - t
                 cpu["coregister_s"] = time.process_time() - c
             runner.plan = plan
-            # ---- 1: global fit over the fit windows ----------------------------------
-            t, c = time.perf_counter(), time.process_time()
-            fit_parts = []
-            for i, part in enumerate(runner.map_fit(sample), 1):
-                fit_parts.append(part)
-                tick("fit", i, len(sample))
-            ctx = fit_context(method, bands, lambda: iter(fit_parts))
-            fit_parts = []  # the fit sample is no longer needed
-            timings["fit_s"] = time.perf_counter() - t
-            cpu["fit_s"] = time.process_time() - c
-            method_t, value = resolve_threshold(method, threshold, value)
-            known = method_t in ("chi2", "fixed")
-            choice = choose_threshold(method, ctx, new_histogram(method), threshold=threshold, value=value,
-                                      alpha=alpha) if known else None
-            plan = dataclasses.replace(plan, ctx=ctx, threshold=choice.value if choice else None)
-            runner.plan = plan
-            # ---- 2: scores, histogram, hits -------------------------------------------
-            t, c = time.perf_counter(), time.process_time()
-            state = _Collect(grid, method)
+            # ---- 1-3: fit, scores (histogram, hits), threshold, minimum mapping unit --------
+            state = _Collect(grid)
             tags = {"campwatch_version": __version__, "method": method}
-
+            clock = _Clock(timings, cpu)
             with raster_writer(paths["change_score.tif"], grid, dtype="float32", nodata=float("nan"),
                                tags=tags, band_names=["change_score"], fast=True) as write:
-                n_windows = runner.n_windows()
-                for i, w in enumerate(runner.map_process(thumb=state.thumb, want_score=True), 1):
-                    write(w.score, w.core)
-                    state.add(w)
-                    tick("score", i, n_windows)
-                if choice is None:
-                    choice = choose_threshold(method, ctx, state.hist, threshold=threshold, value=value, alpha=alpha)
-                    plan = dataclasses.replace(plan, threshold=choice.value)
-                    runner.plan = plan
-                    for i, w in enumerate(runner.map_process(thumb=0, want_score=False), 1):
+
+                def on_window(w: WindowChange, out: _WindowOut, first: bool) -> None:
+                    if first:
+                        write(w.score, w.core)
+                        state.add(out)
+                    if w.hit is not None:
                         state.add_hits(w)
-                        tick("threshold", i, n_windows)
+
+                passes = run_passes(method, bands, grid, _EngineWindows(runner, state.thumb), threshold=threshold,
+                                    value=value, alpha=alpha, min_area_m2=min_area_m2, workers=workers,
+                                    on_window=on_window, progress=tick, stage=clock.start)
+                choice, known, ctx, comps = passes.choice, passes.known, passes.ctx, passes.components
+                assert choice is not None and comps is not None
                 tags["threshold"] = f"{choice.value:.6g} ({choice.method})"
-            timings["score_s"] = time.perf_counter() - t
-            cpu["score_s"] = time.process_time() - c
         finally:
             runner.close()
-        # ---- 3: minimum mapping unit, mask, polygons ----------------------------------
-        t, c = time.perf_counter(), time.process_time()
-        comps = Components(state.hit, grid.pixel_area_m2(), min_area_m2=max(min_area_m2, 0.0), seed=state.strong,
-                           workers=workers)
+        # ---- mask and polygons, strip by strip --------------------------------------------
         row_counts = np.zeros(grid.height, dtype=np.int64)
 
         pieces = []
@@ -808,7 +826,7 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
                 r0, r1 = comps.bounds[k]
                 lab = comps.labels(k)
                 kept = lab > 0
-                valid = state.valid[r0:r1]
+                valid = passes.valid[r0:r1]
                 first = (-r0) % th
                 poly = None
                 if kept.any():
@@ -829,8 +847,7 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
                     if poly is not None:
                         pieces.append(poly)
                     tick("mask", k + 1, len(comps.bounds))
-        timings["clean_mask_s"] = time.perf_counter() - t
-        cpu["clean_mask_s"] = time.process_time() - c
+        clock.stop()
         # polygons and the quicklook together (the PNG's zlib stream releases the GIL)
         t, c = time.perf_counter(), time.process_time()
         with ThreadPoolExecutor(1, thread_name_prefix="campwatch-png") as png:
@@ -840,38 +857,29 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
             png_done.result()
         timings["polygons_quicklook_s"] = time.perf_counter() - t
         cpu["polygons_quicklook_s"] = time.process_time() - c
-    valid_px = int(state.valid_rows.sum())
+    valid_px = int(passes.valid_rows.sum())
     valid_fraction = valid_px / (grid.height * grid.width)
     if valid_fraction < MIN_VALID_FRACTION:
         warn_low_valid(valid_fraction, src_b.path, src_a.path)
     area = changed_area_m2(row_counts, grid)
     params = detection_params(method, ctx, alpha=alpha, min_area_m2=min_area_m2, opening_radius=opening_radius,
-                              increase_only=increase_only, window_size=window_size, sample=sample, grid=grid)
-    cloud_info: dict[str, Any] = {"masked": bool(clouds)}
-    if clouds:
-        nb, fb, na, fa = state.clouds
-        cloud_info.update(before_fraction=round(fb / nb, 6) if nb else 0.0,
-                          after_fraction=round(fa / na, 6) if na else 0.0,
-                          test=cloud_test_info())
-    params = {**params, "clouds": cloud_info, "aoi": None, "coregister": coregister, **extra}
-    valid_area = changed_area_m2(state.valid_rows, grid)  # the area of the valid pixels, row by row
+                              increase_only=increase_only, window_size=window_size, sample=passes.sample, grid=grid)
+    nb, fb, na, fa = state.clouds
+    cloud_info = clouds_block(bool(clouds), before_fraction=round(fb / nb, 6) if nb else 0.0,
+                              after_fraction=round(fa / na, 6) if na else 0.0,
+                              test=cloud_test_info() if clouds else None)
+    params = pair_params(params, clouds=cloud_info, aoi=None, coregister=coregister, extra=extra)
+    valid_area = changed_area_m2(passes.valid_rows, grid)  # the area of the valid pixels, row by row
     cov = coverage_of(valid_area, float(grid.pixel_area_m2().sum()) * grid.width, reference="grid")
     require_coverage(cov, min_fraction=min_observed_fraction, what=f"{before_path} -> {after_path}")
-    params = {**params, "coverage": cov, "min_observed_fraction": min_observed_fraction}
-    summary = change_figures(method, choice, changed_area_m2=area, valid_area_m2=valid_area,
+    params = with_coverage(params, cov, min_observed_fraction=min_observed_fraction)
+    figures = change_figures(method, choice, changed_area_m2=area, valid_area_m2=valid_area,
                              changed_pixels=int(row_counts.sum()), valid_fraction=valid_fraction, grid=grid,
                              coregistration=shift_dict, params=params)
-    if shift_dict is None:
-        summary["coregistration_note"] = NO_COREGISTER_NOTE
-    else:
-        summary["coregistration_note"] = coreg_note
-    summary["histogram"] = {**histogram_summary(state.hist, valid_pixels=valid_px), "accumulated": not known}
-    for name, src in (("before", src_b), ("after", src_a)):
-        summary[name] = {"date": src.date.isoformat() if src.date else None, "profile": src.profile.name,
-                         "sources": list(dict.fromkeys(src.band(k).path for k in read_bands))}
-    summary["clouds"] = cloud_info
-    summary["aoi"] = None
-    summary["coverage"] = cov
+    summary = summary_head(figures, coregistration_note=NO_COREGISTER_NOTE if shift_dict is None else coreg_note,
+                           histogram={**histogram_summary(passes.hist, valid_pixels=valid_px), "accumulated": not known},
+                           before=date_block(src_b.date, src_b.profile.name, _sources(src_b, read_bands)),
+                           after=date_block(src_a.date, src_a.profile.name, _sources(src_a, read_bands)))
     # the polygons carry the pair's confidence, known once coverage is
     gdf = changes_layer(polygons, summary, date_before=src_b.date, date_after=src_a.date)
     with atomic_path(paths["changes.gpkg"]) as tmp:
@@ -900,54 +908,17 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
     summary["outputs"] = sorted(names)
 
     write_json(paths["summary.json"], summary)
-    return StreamResult(grid, method, choice, None if known else state.hist, valid_fraction, area,
+    return StreamResult(grid, method, choice, None if known else passes.hist, valid_fraction, area,
                         int(row_counts.sum()), len(gdf),
                         shift_dict, params, summary, paths)
 
 
-class BitRows:
-    """An (M, N) bool mask stored one bit per pixel (a full tile: 15 MB instead of 120 MB);
-    row slices read back as bool arrays, so :class:`campwatch.detect.Components` takes it.
-
-    Examples
-    --------
-    >>> m = BitRows((3, 10))
-    >>> m.put((slice(1, 3), slice(3, 6)), np.ones((2, 3), bool))
-    >>> m[1:2].astype(int).tolist(), m.shape
-    ([[0, 0, 0, 1, 1, 1, 0, 0, 0, 0]], (3, 10))
-    """
-
-    def __init__(self, shape: tuple[int, int]) -> None:
-        self.shape = (int(shape[0]), int(shape[1]))
-        self.bits = np.zeros((self.shape[0], -(-self.shape[1] // 8)), np.uint8)
-
-    def __getitem__(self, rows: slice) -> np.ndarray:
-        return np.unpackbits(self.bits[rows], axis=1, count=self.shape[1]).view(bool)
-
-    def put(self, sl: tuple[slice, slice], values: np.ndarray) -> None:
-        """Set the pixels of the window ``sl`` (row and column slices with explicit bounds)."""
-        c0, c1 = int(sl[1].start), int(sl[1].stop)
-        if c0 % 8 == 0 and (c1 % 8 == 0 or c1 == self.shape[1]):  # whole bytes (every window but
-            self.bits[sl[0], c0 // 8:-(-c1 // 8)] = np.packbits(values, axis=1)  # in small grids)
-            return
-        b0, b1 = c0 // 8, -(-c1 // 8)
-        block = np.unpackbits(self.bits[sl[0], b0:b1], axis=1).view(bool)
-        block[:, c0 - 8 * b0:c1 - 8 * b0] = values
-        self.bits[sl[0], b0:b1] = np.packbits(block, axis=1)
-
-
 class _Collect:
-    """Pass-2 results gathered on the client: 1-byte masks, histogram, hit scores, thumbnails."""
+    """What the engine keeps of the score passes beyond :class:`campwatch.detect.Passes`: cloud
+    counts, the hit pixels' scores (for the polygons) and the quicklook thumbnails."""
 
-    def __init__(self, grid: Grid, method: str) -> None:
+    def __init__(self, grid: Grid) -> None:
         self.grid = grid
-        self.hit = BitRows(grid.shape)
-        self.valid = BitRows(grid.shape)
-        #: hits above the region peak (:func:`campwatch.detect.region_peak`): a region needs one
-        self.peak = region_peak(method)
-        self.strong = BitRows(grid.shape) if self.peak is not None else None
-        self.valid_rows = np.zeros(grid.height, np.int64)
-        self.hist = new_histogram(method)
         self.clouds = np.zeros(4, dtype=np.int64)
         self.thumb = max(1, math.ceil(max(grid.shape) / QUICKLOOK_PX))
         th = (-(-grid.height // self.thumb), -(-grid.width // self.thumb))
@@ -958,15 +929,10 @@ class _Collect:
         self._scores: list[tuple[Window, np.ndarray, np.ndarray]] = []
 
     def add(self, w: _WindowOut) -> None:
-        r0, c0 = int(w.core.row_off), int(w.core.col_off)
-        sl = window_slices(w.core)
-        self.valid.put(sl, w.valid)
-        self.valid_rows[sl[0]] += w.valid.sum(1)
-        if w.counts.size:
-            self.hist.counts += w.counts
+        core = w.change.core
+        assert core is not None
+        r0, c0 = int(core.row_off), int(core.col_off)
         self.clouds += np.asarray(w.cloud)
-        if w.hit is not None:
-            self.add_hits(w)
         if w.thumbs is not None:
             t = self.thumb
             ts = (slice(-(-r0 // t), None), slice(-(-c0 // t), None))
@@ -978,11 +944,8 @@ class _Collect:
             self.vb[ts] = vb
             self.va[ts] = va
 
-    def add_hits(self, w: _WindowOut) -> None:
-        assert w.hit is not None
-        self.hit.put(window_slices(w.core), w.hit)
-        if self.strong is not None and self.peak is not None:
-            self.strong.put(window_slices(w.core), region_seeds(w.hit, w.score, self.peak))
+    def add_hits(self, w: WindowChange) -> None:
+        assert w.hit is not None and w.core is not None
         idx = np.flatnonzero(w.hit).astype(np.int64)
         self._scores.append((w.core, idx, w.score.ravel()[idx]))
 
