@@ -748,7 +748,8 @@ def run_passes(method: str, bands: tuple[str, ...], grid: Grid, source: WindowSo
 class SceneWindows:
     """The in-memory :class:`WindowSource`: the band arrays of two prepared dates (clouds masked,
     AFTER shifted) cut into ``window_size`` windows, each with the halo the score and the
-    opening need.
+    opening need.  The first score pass fills :attr:`score` (and :attr:`direction` for
+    ``cva``) over the whole grid; a second pass takes its hits from them instead of scoring again.
 
     Parameters
     ----------
@@ -771,6 +772,8 @@ class SceneWindows:
         self.opening_radius, self.keep = opening_radius, keep
         halo = score_halo(method) + 2 * opening_radius
         self.windows = list(grid.tiles(window_size or max(grid.shape), halo=halo))
+        self.score = np.full(grid.shape, np.nan, dtype=np.float32)
+        self.direction = np.full(grid.shape, np.nan, dtype=np.float32) if method == "cva" else None
 
     def fit(self, windows: list[Window]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         for w in windows:
@@ -783,11 +786,21 @@ class SceneWindows:
     def scored(self, ctx: FitContext, threshold: float | None, *, first: bool,
                histogram: bool) -> Iterator[tuple[WindowChange, Any]]:
         for core, pad in self.windows:
-            ps = window_slices(pad)
+            ps, cs, inner = window_slices(pad), window_slices(core), inner_slices(core, pad)
             keep = None if self.keep is None or threshold is None else self.keep[ps]
-            yield detect_window(self.method, ctx, self.before[(slice(None), *ps)], self.after[(slice(None), *ps)],
-                                self.valid[ps], inner_slices(core, pad), threshold=threshold, keep=keep,
-                                opening_radius=self.opening_radius, window=core, histogram=histogram), None
+            if not first:  # the scores are known: only the hits are new (threshold_open reads exact scores
+                assert threshold is not None  # up to 2 * opening_radius from the core, as a re-score would)
+                hit = window_hits(self.score[ps], threshold, inner, valid=self.valid[cs], keep=keep,
+                                  opening_radius=self.opening_radius)
+                yield WindowChange(self.score[cs], self.valid[cs], hit, None, core), None
+                continue
+            w = detect_window(self.method, ctx, self.before[(slice(None), *ps)], self.after[(slice(None), *ps)],
+                              self.valid[ps], inner, threshold=threshold, keep=keep,
+                              opening_radius=self.opening_radius, window=core, histogram=histogram)
+            self.score[cs] = w.score
+            if self.direction is not None and w.direction is not None:
+                self.direction[cs] = w.direction
+            yield w, None
 
 
 def detect_change(before: Scene, after: Scene, *, method: Method = "default",
@@ -866,18 +879,9 @@ def detect_change(before: Scene, after: Scene, *, method: Method = "default",
         increase = increase_mask(ib, ia, METHOD_BANDS["bui"])
     source = SceneWindows(method, xb, xa, ok, grid, window_size=window_size, opening_radius=opening_radius,
                           keep=increase)
-    score = np.full(grid.shape, np.nan, dtype=np.float32)
-    direction = np.full(grid.shape, np.nan, dtype=np.float32) if method == "cva" else None
-
-    def keep_scores(w: WindowChange, _: Any, first: bool) -> None:
-        if first:
-            cs = window_slices(_core(w))
-            score[cs] = w.score
-            if direction is not None and w.direction is not None:
-                direction[cs] = w.direction
-
     p = run_passes(method, bands, grid, source, threshold=threshold, value=value, alpha=alpha,
-                   min_area_m2=min_area_m2, always_histogram=True, on_window=keep_scores)
+                   min_area_m2=min_area_m2, always_histogram=True)
+    score, direction = source.score, source.direction
     assert p.components is not None and p.choice is not None
     mask = np.empty(grid.shape, np.uint8)
     for k, (r0, r1) in enumerate(p.components.bounds):
