@@ -96,3 +96,30 @@ def test_clean_mask_opening_removes_single_pixels(pair):
     s[50:60, 50:60] = 9
     m = clean_mask(s, 5.0, b.grid, valid=np.ones(b.grid.shape, bool), opening_radius=1)
     assert m[10, 10] == 0 and m[55, 55] == 1
+
+
+def test_deep_confirmation_drops_whole_regions_and_raises_precision(pair, monkeypatch):
+    """The default keeps a region only where a pretrained network's features changed too: the
+    confirmed mask is the unconfirmed one minus whole regions, and it scores better on rennes's labels."""
+    from scipy import ndimage
+
+    import campwatch.detect as detect
+
+    b, a, lab = pair
+    truth, ok = labels_to_bool(lab)
+    confirmed = detect_change(b, a)
+    monkeypatch.setattr(detect, "DEEP_CONFIRMED", ())
+    plain = detect_change(b, a)
+    assert "deep_confirmation" not in plain.params
+    block = confirmed.params["deep_confirmation"]
+    on, off = confirmed.mask == 1, plain.mask == 1
+    assert not (on & ~off).any()  # nothing added
+    eight = np.ones((3, 3), bool)
+    regions, n = ndimage.label(off, structure=eight)
+    assert block["regions"] == n and 0 < block["confirmed"] < n
+    # every region is kept whole or dropped whole
+    kept = np.unique(regions[on])
+    assert np.array_equal(np.isin(regions, kept) & off, on) and len(kept) == block["confirmed"]
+    assert 0.3 < block["cut"] < 3.0 and block["pixels_scored"] > 0
+    c, p = confusion(on, truth, valid=ok), confusion(off, truth, valid=ok)
+    assert c.precision > p.precision and c.f1 >= p.f1

@@ -71,8 +71,8 @@ def test_streamed_otsu_takes_a_third_pass(paths, tmp_path):
     assert r.summary["processing"]["passes"] == 3
 
 
-@pytest.mark.parametrize("threshold, stages", [("chi2", ["fit", "score", "mask"]),
-                                                ("otsu", ["fit", "score", "threshold", "mask"])])
+@pytest.mark.parametrize("threshold, stages", [("chi2", ["fit", "score", "confirm", "mask"]),
+                                                ("otsu", ["fit", "score", "threshold", "confirm", "mask"])])
 def test_streaming_reports_progress_per_window_and_strip(paths, tmp_path, threshold, stages):
     """Each stage counts up to its total, in order, and every window is counted once."""
     before, after = paths

@@ -201,13 +201,24 @@ def test_deep_change_is_the_same_in_tiles_and_finds_labelled_change(shared_data:
 
     from campwatch.bench.vhr import _counts, levir_pairs, pixel_scores
     from campwatch.vhr import naive_cva
-    from campwatch.vhr.deep import deep_change
+    from campwatch.vhr.deep import deep_change, deep_moments
 
     root = shared_data / "vhr-sztaki-airchange"
     a, b = _read(root / "A" / "Archieve_1.tif", root / "B" / "Archieve_1.tif")
     xb, xa, valid = rgb_stack(a), rgb_stack(b), a.valid & b.valid
     whole = deep_change(xb, xa, valid, tile=2048)
     assert np.abs(deep_change(xb, xa, valid, tile=256) - whole).max() < 1e-4 * whole.max()
+    # a window scored with the whole scene's channel moments (summed over two halves) is that
+    # part of the whole map away from the cut; with its own moments it is not
+    half = xb.shape[1] // 2 // 16 * 16
+    mom = deep_moments(xb[:, :half], xa[:, :half], valid[:half])
+    for i, m in deep_moments(xb[:, half:], xa[:, half:], valid[half:]).items():
+        mom[i] = mom[i] + m
+    top = deep_change(xb[:, :half + 128], xa[:, :half + 128], valid[:half + 128], moments=mom)[:half - 128]
+    own = deep_change(xb[:, :half + 128], xa[:, :half + 128], valid[:half + 128])[:half - 128]
+    ref = whole[:half - 128]
+    err_top, err_own = np.abs(top - ref).mean(), np.abs(own - ref).mean()
+    assert err_top < 0.25 * err_own, (err_top, err_own)
     with pytest.raises(ValueError, match="multiples of 16"):
         deep_change(xb, xa, valid, tile=250)
     deep, naive = np.zeros(3, np.int64), np.zeros(3, np.int64)

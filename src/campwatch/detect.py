@@ -27,7 +27,8 @@ Methods (``method=``)
     (max NDVI 0.45 → weight 1, 0.75 → weight 0).  Thresholded by a chi-square
     significance test (4 dof, ``alpha = 1e-6``); a change region (8-connected) is then kept
     only if its strongest pixel exceeds :data:`REGION_PEAK_SIGMA` (10 noise sigmas), a
-    hysteresis that decides per region instead of per pixel.
+    hysteresis that decides per region instead of per pixel, and if a pretrained network's
+    features changed there too (:func:`confirm_regions`).
 ``naive-cva``
     The baseline: every band of each date standardised on its own, Euclidean distance,
     Otsu.  Kept to measure against.
@@ -57,9 +58,20 @@ summed over all pixels), ``campwatch bench oscd``:
 - relative normalisation of the 4 10 m bands, σ units, 3 × 3 mean, χ² threshold: 0.25;
 - + open-water exclusion: 0.26;
 - + vegetation down-weighting: 0.29 (saclay_e best-F1 0.16 → 0.24);
-- + region peak ≥ 10 σ (the default, issue 18): 0.326, precision 0.224 → 0.299, recall
+- + region peak ≥ 10 σ (issue 18): 0.326, precision 0.224 → 0.299, recall
   0.405 → 0.359; leave one city out (peak chosen on 6 cities from 7-14 σ, scored on the 7th)
   0.324, 6 of 7 cities up (pisa 0.194 → 0.175).
+- + deep confirmation (the default since 2026-12-08, :func:`confirm_regions`): a kept region
+  stays only if the mean over its pixels of a pretrained network's feature change (VHR mode's
+  :func:`campwatch.vhr.deep.deep_change`, EfficientNet-lite0's ImageNet features of red, green
+  and blue, no training) exceeds that change's Otsu cut over the scene: 0.357 (P 0.355, R 0.359),
+  no city lower (bercy 0.235 -> 0.235, bordeaux 0.252 -> 0.256, nantes 0.499 -> 0.502, paris
+  0.172 -> 0.174, pisa 0.185 -> 0.244, rennes 0.548 -> 0.554, saclay_e 0.289 -> 0.289).  It
+  has no parameter chosen on the cities (the cut is each scene's own), so its
+  leave-one-city-out figure is its pooled one.  The same test per pixel instead of per
+  region (``benchmarks/oscd_deep.py``) gives 0.354 with bercy level and 6 cities up.  Its cost:
+  the network over every 1024-px tile that holds a kept region and over the fit sample, about
+  1 s per megapixel and date (see README, full tiles).
 
 Measured for issue 18 and not kept (pooled F1 on the same 7 cities, today's 0.289):
 SWIR (swir16, swir22 resampled from 20 m) in the magnitude, 5 or 6 dof: 0.271 / 0.251, lower
@@ -75,25 +87,19 @@ lowers 3 folds and raises 3, for a second tuned constant; a wider cloud buffer (
 dropping regions that touch no data: 0.294-0.342, paris up (cloud haze) but 3-4 of the other
 cities down against the kept rule (bercy's and saclay_e's clouds border labelled change); growing kept regions by one pixel: 0.287-0.303;
 keeping only regions that brightened, lost NDVI or gained the built-up index: 0.260-0.319;
-self-trained HGB needs scikit-learn and was not better, so it is not a dependency. SLIC
+self-trained HGB needs scikit-learn and was not better, so it is not a dependency (a per-scene
+logistic regression on 66 band features, trained on the confident change that the deep change
+confirms: 0.166-0.229). SLIC
 superpixels over both dates were too slow to measure on 1.5 M pixels (> 12 CPU minutes), far over
-a whole tile's budget.  Felzenszwalb segments of both dates' standardised 10 m bands (11-18 s for
+a whole tile's budget (on 2026-12-08, SLIC at 4-64 px per segment on the 7 cities'
+cached maps, mean score over the chi-square level, with or without the deep change and the
+region peak: 0.268-0.323).  Felzenszwalb segments of both dates' standardised 10 m bands (11-18 s for
 the 7 cities) against the kept 0.326: each segment kept whose mean (or median) score passes the
 chi-square level, then the region peak: 0.330 / 0.329 at 3.3 px per segment, 0.325 at 11, 0.259 at
 78, 0.202 at 213; the kept regions grown by the segments they touch: 0.311-0.326.  The +0.004 is
 within one city's noise and object decisions lose as soon as segments reach object size (a
 10 m building is one or two pixels), so segments are not used.
 
-Measured and not yet in the default (``benchmarks/oscd_deep.py``, 2026-12-07): keeping only the
-changed pixels where a pretrained network's features also changed (VHR mode's
-:func:`campwatch.vhr.deep.deep_change` on the RGB bands, above its own Otsu cut) raises 6 of the
-7 cities and leaves bercy level (bercy 0.235 -> 0.235, bordeaux 0.252 -> 0.259, nantes 0.499 ->
-0.509, paris 0.172 -> 0.176, pisa 0.185 -> 0.226, rennes 0.548 -> 0.564, saclay_e 0.289 -> 0.291)
-and the pooled F1 0.326 -> 0.354 (P 0.299 -> 0.351, R 0.359 -> 0.357), with no parameter chosen
-per city (so leave-one-city-out gives the same figures).
-Not adopted yet: the streaming engine would need its own pass of the network (1/16-pixel features
-need a 128-pixel halo and scene-wide channel spreads) to stay equal to this path, and on a full
-tile the network costs about 1 s per megapixel and date on one core, minutes against today's 13 s.
 
 Phenology and harvests move NIR and NDVI by large amounts over large, densely vegetated
 areas; built-up change (new roofs, roads, cleared construction ground) raises visible
@@ -127,7 +133,8 @@ from campwatch.normalise import (
     radcal_from_mad,
 )
 from campwatch.scene import Scene
-from campwatch.threshold import Histogram, ThresholdChoice, ThresholdMethod, chi2_threshold, select_threshold
+from campwatch.threshold import Histogram, ThresholdChoice, ThresholdMethod, chi2_threshold, otsu, select_threshold
+from campwatch.vhr.deep import DEEP_BLOCKS, deep_change, deep_moments
 
 __all__ = ["ChangeResult", "detect_change", "Method", "METHODS", "METHOD_BANDS", "clean_mask",
            "rgb_composite", "NODATA", "MIN_VALID_FRACTION", "Components", "fit_windows", "threshold_open", "change_overlay",
@@ -631,6 +638,11 @@ class WindowSource(Protocol):
         the threshold is chosen from the histogram, needs only the hits)."""
         ...
 
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The ``(before, after, valid)`` prepared data of any window (no halo added), as
+        :meth:`fit` gives a fit window's: for :func:`confirm_regions`."""
+        ...
+
 
 @dataclass(eq=False)
 class Passes:
@@ -650,6 +662,8 @@ class Passes:
     valid_rows: np.ndarray
     choice: ThresholdChoice | None = None
     components: Components | None = None
+    #: What :func:`confirm_regions` did (None: the method's regions are not confirmed).
+    confirmation: dict[str, Any] | None = None
 
     def add(self, w: WindowChange) -> None:
         """One window of the first score pass: validity, histogram counts, hits."""
@@ -699,13 +713,15 @@ def run_passes(method: str, bands: tuple[str, ...], grid: Grid, source: WindowSo
        into the histogram, the threshold chosen from it (:func:`choose_threshold`) and a
        second pass gives the hits;
     3. **minimum mapping unit**: :class:`Components` of the hits, seeded by
-       :func:`region_seeds` (:func:`region_peak`).
+       :func:`region_seeds` (:func:`region_peak`);
+    4. **confirmation** (methods in :data:`DEEP_CONFIRMED`): :func:`confirm_regions`.
 
     ``always_histogram`` counts the scores even when the threshold does not need them (the
     in-memory result carries the histogram).  ``on_window(change, extra, first)`` sees every
     window (``extra``: what the source added); ``progress(stage, done, total)`` is called per
-    window of the stages ``fit``, ``score`` and ``threshold``, ``stage(name)`` as each of
-    ``fit``, ``score`` and ``mask`` (the components) begins.
+    window of the stages ``fit``, ``score`` and ``threshold`` and per strip of ``confirm``,
+    ``stage(name)`` as each of ``fit``, ``score``, ``mask`` (the components), ``confirm`` and
+    ``mask`` again (what the caller does with the components) begins.
     """
     tick = progress or (lambda stage, done, total: None)
     mark = stage or (lambda name: None)
@@ -716,6 +732,7 @@ def run_passes(method: str, bands: tuple[str, ...], grid: Grid, source: WindowSo
         parts.append(part)
         tick("fit", i, len(sample))
     ctx = fit_context(method, bands, lambda: iter(parts))
+    stats = deep_stats(parts, bands) if method in DEEP_CONFIRMED else None
     parts = []  # the fit sample is no longer needed
     method_t, value = resolve_threshold(method, threshold, value)
     known = method_t in ("chi2", "fixed")
@@ -742,7 +759,118 @@ def run_passes(method: str, bands: tuple[str, ...], grid: Grid, source: WindowSo
     mark("mask")
     p.components = Components(p.hit, grid.pixel_area_m2(), min_area_m2=max(min_area_m2, 0.0), seed=p.strong,
                               workers=workers)
+    if stats is not None:
+        mark("confirm")
+        p.confirmation = confirm_regions(p.components, p.valid, source, stats, bands,
+                                         progress=lambda done, total: tick("confirm", done, total))
+        mark("mask")  # the caller's mask strips follow
     return p
+
+
+#: Methods whose change regions :func:`confirm_regions` keeps only where a pretrained
+#: network's features changed too.
+DEEP_CONFIRMED = ("default",)
+#: Edge of the tiles the network runs on, and the rows and columns read around each (its
+#: reach, :data:`campwatch.vhr.deep.MIN_HALO`, with room; both multiples of 16 so every tile's
+#: features line up with the grid's).
+DEEP_TILE, DEEP_HALO = 1024, 128
+_RGB = ("red", "green", "blue")
+
+
+@dataclass(frozen=True)
+class DeepStats:
+    """The scene statistics :func:`confirm_regions` needs, from the fit sample: each date's
+    red, green and blue 99th percentiles (the network sees each band over its own, as
+    :func:`campwatch.vhr.rgb_stack` scales VHR scenes) and the network channels' moments
+    (:func:`campwatch.vhr.deep.deep_moments`, summed over the fit windows)."""
+
+    scale_before: np.ndarray
+    scale_after: np.ndarray
+    moments: dict[int, np.ndarray]
+    pixels: int
+
+    def rgb(self, data: np.ndarray, bands: tuple[str, ...], *, after: bool) -> np.ndarray:
+        """The network's input from one date's ``data`` in ``bands`` order."""
+        scale = self.scale_after if after else self.scale_before
+        return data[[bands.index(b) for b in _RGB]] / scale[:, None, None]
+
+
+def deep_stats(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], bands: tuple[str, ...]) -> DeepStats | None:
+    """:class:`DeepStats` from the fit windows' ``(before, after, valid)`` (None: no valid pixel)."""
+    idx = [bands.index(b) for b in _RGB]
+    if not any(v.any() for _, _, v in parts):
+        return None
+    scales = [np.array([np.percentile(np.concatenate([x[i][v] for x, v in ((b if k == 0 else a, v)
+                                                                             for b, a, v in parts) if v.any()]), 99.0)
+                        for i in idx]) for k in (0, 1)]
+    scales = [np.where(s > 0, s, 1.0) for s in scales]
+    stats = DeepStats(scales[0], scales[1], {}, int(sum(v.sum() for _, _, v in parts)))
+    for b, a, v in parts:
+        if not v.any():
+            continue
+        for i, m in deep_moments(stats.rgb(b, bands, after=False), stats.rgb(a, bands, after=True), v,
+                                 tile=DEEP_TILE, halo=DEEP_HALO).items():
+            stats.moments[i] = stats.moments[i] + m if i in stats.moments else m
+    return stats
+
+
+def confirm_regions(comps: Components, valid: BitRows, source: WindowSource, stats: DeepStats,
+                    bands: tuple[str, ...], *,
+                    progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Keep the change regions whose pixels' deep change averages above the scene's Otsu cut.
+
+    The deep change is :func:`campwatch.vhr.deep.deep_change` (DCVA with EfficientNet-lite0's
+    ImageNet features, no training) of both dates' red, green and blue, in :data:`DEEP_TILE`
+    tiles read with a :data:`DEEP_HALO` margin, each network channel in units of its spread
+    over the fit sample (:class:`DeepStats`).  Only tiles that hold a kept region are run;
+    the cut is Otsu's over the valid pixels of those tiles, so it comes from the scene, not
+    from a constant.  A region is kept when the mean deep change over its pixels exceeds
+    the cut: a decision per region, as the region peak is.  ``comps`` is changed in place
+    (:meth:`Components.keep_only`).  ``progress(done, total)`` is called per strip of ``comps``.
+    Returns the summary's ``deep_confirmation`` block.
+
+    Measured on the 7 labelled OSCD cities of ``../shared/data/oscd`` (``campwatch bench
+    oscd``): see the module docstring.
+    """
+    m, n = valid.shape
+    hist = Histogram.linear(0.0, 4.0, bins=2048)
+    sums = np.zeros(comps.kept_count + 1)
+    counts = np.zeros(comps.kept_count + 1)
+    scored_px = 0
+    for k, (r0, r1) in enumerate(comps.bounds):
+        if progress is not None:
+            progress(k + 1, len(comps.bounds))
+        lab = comps.labels(k)
+        if not lab.any():
+            continue
+        ok_rows = valid[r0:r1]
+        for c0 in range(0, n, DEEP_TILE):
+            c1 = min(c0 + DEEP_TILE, n)
+            ids = lab[:, c0:c1]
+            if not ids.any():
+                continue
+            pr0, pc0 = max(r0 - DEEP_HALO, 0), max(c0 - DEEP_HALO, 0)
+            pad = Window(pc0, pr0, min(c1 + DEEP_HALO, n) - pc0, min(r1 + DEEP_HALO, m) - pr0)
+            b, a, v = source.read(pad)
+            size = -(-max(int(pad.height), int(pad.width)) // 16) * 16
+            d = deep_change(stats.rgb(b, bands, after=False), stats.rgb(a, bands, after=True), v,
+                            tile=size, halo=DEEP_HALO, moments=stats.moments)
+            d = d[r0 - pr0:r1 - pr0, c0 - pc0:c1 - pc0]
+            ok = ok_rows[:, c0:c1] & v[r0 - pr0:r1 - pr0, c0 - pc0:c1 - pc0]
+            hist.add(d[ok])
+            scored_px += int(ok.sum())
+            sums += np.bincount(ids[ok], weights=d[ok], minlength=len(sums))
+            counts += np.bincount(ids[ok], minlength=len(counts))
+    before = comps.kept_count
+    if not before:
+        return {"method": "deep", "cut": None, "regions": 0, "confirmed": 0, "pixels_scored": 0}
+    cut = otsu(hist)
+    keep = (counts > 0) & (sums > cut * counts)
+    comps.keep_only(keep)
+    return {"method": "deep", "cut": round(float(cut), 6), "regions": before, "confirmed": comps.kept_count,
+            "pixels_scored": scored_px, "network": "EfficientNet-lite0 (ImageNet), blocks " +
+            ", ".join(str(b) for b in DEEP_BLOCKS), "tile_px": DEEP_TILE, "halo_px": DEEP_HALO,
+            "spread_sample_pixels": stats.pixels}
 
 
 class SceneWindows:
@@ -782,6 +910,9 @@ class SceneWindows:
 
     def n_windows(self) -> int:
         return len(self.windows)
+
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return next(self.fit([window]))
 
     def scored(self, ctx: FitContext, threshold: float | None, *, first: bool,
                histogram: bool) -> Iterator[tuple[WindowChange, Any]]:
@@ -889,7 +1020,8 @@ def detect_change(before: Scene, after: Scene, *, method: Method = "default",
         mask[r0:r1] = to_mask(lab > 0, v)
     area = changed_area_m2((mask == 1).sum(1), grid)
     params = detection_params(method, p.ctx, alpha=alpha, min_area_m2=min_area_m2, opening_radius=opening_radius,
-                              increase_only=increase_only, window_size=window_size, sample=p.sample, grid=grid)
+                              increase_only=increase_only, window_size=window_size, sample=p.sample, grid=grid,
+                              confirmation=p.confirmation)
     return ChangeResult(score, mask, grid, method, p.choice, p.hist, valid_fraction, area, direction, None, params)
 
 
@@ -941,7 +1073,8 @@ def warn_low_valid(valid_fraction: float, before_label: str, after_label: str) -
 
 
 def detection_params(method: str, ctx: FitContext, *, alpha: float, min_area_m2: float, opening_radius: int,
-                     increase_only: bool, window_size: int | None, sample: list[Window], grid: Grid) -> dict[str, Any]:
+                     increase_only: bool, window_size: int | None, sample: list[Window], grid: Grid,
+                     confirmation: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``params`` block of a result: every parameter and fitted statistic."""
     fit_px = sum(int(w.height * w.width) for w in sample)
     params = {"method": method, "bands": list(ctx.bands), "alpha": alpha, "min_area_m2": min_area_m2,
@@ -953,6 +1086,8 @@ def detection_params(method: str, ctx: FitContext, *, alpha: float, min_area_m2:
               **ctx.extra.get("report", {})}
     if ctx.rel is not None:
         params["radiometric_fit"] = ctx.rel.to_dict()
+    if confirmation is not None:
+        params["deep_confirmation"] = confirmation
     return params
 
 
@@ -1257,6 +1392,17 @@ class Components:
         self.kept_count = int(keep.sum())
         self._label_obj = obj[comp].astype(np.int32)  # strip label (+ offset) -> object id (0: dropped)
         self.object_area_m2 = comp_area[np.flatnonzero(keep)[order]]
+
+    def keep_only(self, keep: np.ndarray) -> None:
+        """Drop the objects whose ``keep[id]`` is False (``keep[0]``, the background, is not
+        read) and number the others 1, 2, ... in their order."""
+        keep = np.asarray(keep, dtype=bool).copy()
+        keep[0] = False
+        new = np.zeros(len(keep), np.int32)
+        new[keep] = np.arange(1, int(keep.sum()) + 1)
+        self._label_obj = new[self._label_obj]
+        self.object_area_m2 = self.object_area_m2[keep[1:]]
+        self.kept_count = int(keep.sum())
 
     def labels(self, k: int) -> np.ndarray:
         """(rows, N) int32 object ids of strip ``k`` (0: background or dropped)."""

@@ -136,9 +136,11 @@ __all__ = ["StreamResult", "compare_streaming", "should_stream", "auto_stream", 
 
 #: What :func:`compare_streaming` reports to its ``progress`` callback, in order, and what each
 #: stage counts: the fit sample's windows, every window scored, every window thresholded
-#: (only when the threshold needs the whole histogram), and the mask's strips.
+#: (only when the threshold needs the whole histogram), the strips of the deep confirmation
+#: (methods in :data:`campwatch.detect.DEEP_CONFIRMED`), and the mask's strips.
 PROGRESS_STAGES = {"fit": "fitting the radiometry (sample windows)", "score": "scoring windows",
-                   "threshold": "thresholding windows", "mask": "minimum mapping unit and polygons (strips)"}
+                   "threshold": "thresholding windows", "confirm": "confirming regions by deep features (strips)",
+                   "mask": "minimum mapping unit and polygons (strips)"}
 Progress = Callable[[str, int, int], None]
 
 #: ``campwatch compare`` streams by default above this many pixels (4096 × 4096).
@@ -565,6 +567,11 @@ class _EngineWindows:
     def n_windows(self) -> int:
         return self.runner.n_windows()  # type: ignore[no-any-return]
 
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        plan = self.runner.plan
+        pad = _pad(plan.grid, window, plan.prep_halo)
+        return _fit_data(plan, *_read(plan, pad), pad, window)
+
     def scored(self, ctx: FitContext, threshold: float | None, *, first: bool,
                histogram: bool) -> Iterator[tuple[WindowChange, _WindowOut]]:
         self.runner.plan = dataclasses.replace(self.runner.plan, ctx=ctx, threshold=threshold)
@@ -573,7 +580,7 @@ class _EngineWindows:
 
 
 #: The steps of :func:`campwatch.detect.run_passes` and their keys in ``summary.json``'s timings.
-_STAGE_TIMINGS = {"fit": "fit_s", "score": "score_s", "mask": "clean_mask_s"}
+_STAGE_TIMINGS = {"fit": "fit_s", "score": "score_s", "mask": "clean_mask_s", "confirm": "confirm_s"}
 
 
 class _Clock:
@@ -590,8 +597,8 @@ class _Clock:
 
     def stop(self) -> None:
         if self.key is not None:
-            self.wall[self.key] = time.perf_counter() - self.t
-            self.cpu[self.key] = time.process_time() - self.c
+            self.wall[self.key] = self.wall.get(self.key, 0.0) + time.perf_counter() - self.t
+            self.cpu[self.key] = self.cpu.get(self.key, 0.0) + time.process_time() - self.c
         self.key = None
 
 
@@ -863,7 +870,8 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
         warn_low_valid(valid_fraction, src_b.path, src_a.path)
     area = changed_area_m2(row_counts, grid)
     params = detection_params(method, ctx, alpha=alpha, min_area_m2=min_area_m2, opening_radius=opening_radius,
-                              increase_only=increase_only, window_size=window_size, sample=passes.sample, grid=grid)
+                              increase_only=increase_only, window_size=window_size, sample=passes.sample, grid=grid,
+                              confirmation=passes.confirmation)
     nb, fb, na, fa = state.clouds
     cloud_info = clouds_block(bool(clouds), before_fraction=round(fb / nb, 6) if nb else 0.0,
                               after_fraction=round(fa / na, 6) if na else 0.0,

