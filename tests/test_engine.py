@@ -205,7 +205,11 @@ def test_strip_components_region_peak_equal_whole_mask(paths):
     assert comps.count == n and comps.kept_count == int((peak > REGION_PEAK_SIGMA).sum()) < n
     kept = np.concatenate([comps.labels(k) for k in range(len(comps.bounds))]) > 0
     assert np.array_equal(kept, np.concatenate([[False], peak > REGION_PEAK_SIGMA])[lab])
-    assert np.array_equal(kept, r.mask == 1)
+    # compare's mask is these regions less those the deep features do not confirm (whole ones)
+    on, block = r.mask == 1, r.params["deep_confirmation"]
+    assert not (on & ~kept).any() and block["regions"] == comps.kept_count
+    assert np.array_equal(np.isin(lab, np.unique(lab[on])) & kept, on)
+    assert len(np.unique(lab[on])) == block["confirmed"] < comps.kept_count
 
 
 def test_streamed_cloud_fractions_are_counted_before_the_shift(samples, tmp_path):
