@@ -15,7 +15,8 @@ out; it never opens a file.  Work is window by window, in passes:
    components can cross windows).
 
 The sequence is written once, in :func:`run_passes`; :func:`detect_change` runs it over
-in-memory windows (:class:`SceneWindows`), the streaming engine over windows it reads from files.
+in-memory windows (:class:`SceneWindows`), the streaming engine over windows it reads from files,
+and :func:`clean_mask` runs its clean-up (:func:`score_hits`, :class:`HitMask`) on known scores.
 
 Methods (``method=``)
 ---------------------
@@ -140,7 +141,7 @@ __all__ = ["ChangeResult", "detect_change", "Method", "METHODS", "METHOD_BANDS",
            "rgb_composite", "NODATA", "MIN_VALID_FRACTION", "Components", "fit_windows", "threshold_open", "change_overlay",
            "QUICKLOOK_LEGEND", "REGION_PEAK_SIGMA", "region_peak", "region_seeds", "FitContext", "window_slices",
            "WindowChange", "detect_window", "window_hits", "to_mask", "change_figures", "check_method",
-           "BitRows", "Passes", "SceneWindows", "WindowSource", "inner_slices", "run_passes"]
+           "BitRows", "HitMask", "Passes", "SceneWindows", "score_hits", "WindowSource", "inner_slices", "run_passes"]
 
 Method = Literal["default", "naive-cva", "cva", "irmad", "diff", "ratio", "pca-diff", "pca-kmeans",
                  "ndvi", "ndbi", "bui"]
@@ -324,14 +325,6 @@ def inner_slices(core: Window, pad: Window) -> tuple[slice, slice]:
     """
     r, c = int(core.row_off - pad.row_off), int(core.col_off - pad.col_off)
     return slice(r, r + int(core.height)), slice(c, c + int(core.width))
-
-
-def _tiles(grid: Grid, window_size: int | None, halo: int) -> Iterator[tuple[tuple[slice, slice], tuple[slice, slice],
-                                                                             tuple[slice, slice]]]:
-    """(core slices, padded slices, core-within-padded slices) for each window."""
-    size = window_size or max(grid.shape)
-    for core, pad in grid.tiles(size, halo=halo):
-        yield window_slices(core), window_slices(pad), inner_slices(core, pad)
 
 
 # --------------------------------------------------------------------------------------
@@ -644,10 +637,43 @@ class WindowSource(Protocol):
         ...
 
 
+class HitMask:
+    """The hit pixels of the score passes, window by window, with their region seeds
+    (:func:`region_seeds`), bit-packed, and the minimum mapping unit over them
+    (:meth:`components`): the clean-up of :func:`run_passes` and of :func:`clean_mask`.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        The grid's (M, N).
+    peak : float or None
+        :func:`region_peak`: a region is kept only if one of its pixels scores above it
+        (None: no such test).
+    """
+
+    def __init__(self, shape: tuple[int, int], *, peak: float | None) -> None:
+        self.peak = peak
+        self.hit = BitRows(shape)
+        self.strong = BitRows(shape) if peak is not None else None
+
+    def add(self, w: WindowChange) -> None:
+        """One window's hits, and its region seeds."""
+        assert w.hit is not None
+        sl = window_slices(_core(w))
+        self.hit.put(sl, w.hit)
+        if self.strong is not None and self.peak is not None:
+            self.strong.put(sl, region_seeds(w.hit, w.score, self.peak))
+
+    def components(self, grid: Grid, *, min_area_m2: float, workers: int = 1) -> Components:
+        """:class:`Components` of the hits: regions below ``min_area_m2`` (or without a seed) dropped."""
+        return Components(self.hit, grid.pixel_area_m2(), min_area_m2=max(min_area_m2, 0.0), seed=self.strong,
+                          workers=workers)
+
+
 @dataclass(eq=False)
 class Passes:
-    """What :func:`run_passes` measured: the fit, the threshold, the histogram, and the
-    bit-packed valid, hit and region-seed masks with their :class:`Components`."""
+    """What :func:`run_passes` measured: the fit, the threshold, the histogram, the
+    bit-packed valid mask and the :class:`HitMask` with its :class:`Components`."""
 
     grid: Grid
     method: str
@@ -657,8 +683,7 @@ class Passes:
     known: bool
     hist: Histogram
     valid: BitRows
-    hit: BitRows
-    strong: BitRows | None
+    hits: HitMask
     valid_rows: np.ndarray
     choice: ThresholdChoice | None = None
     components: Components | None = None
@@ -673,22 +698,7 @@ class Passes:
         if w.counts is not None:
             self.hist.counts += w.counts
         if w.hit is not None:
-            self.add_hits(w)
-
-    def add_hits(self, w: WindowChange) -> None:
-        """One window's hits, and its region seeds (:func:`region_seeds`)."""
-        assert w.hit is not None
-        sl = window_slices(_core(w))
-        self.hit.put(sl, w.hit)
-        peak = region_peak(self.method)
-        if self.strong is not None and peak is not None:
-            self.strong.put(sl, region_seeds(w.hit, w.score, peak))
-
-    def strip(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Strip ``k`` of :attr:`components`: its object ids (0: none) and its valid pixels."""
-        assert self.components is not None
-        r0, r1 = self.components.bounds[k]
-        return self.components.labels(k), self.valid[r0:r1]
+            self.hits.add(w)
 
 
 def _core(w: WindowChange) -> Window:
@@ -713,7 +723,8 @@ def run_passes(method: str, bands: tuple[str, ...], grid: Grid, source: WindowSo
        into the histogram, the threshold chosen from it (:func:`choose_threshold`) and a
        second pass gives the hits;
     3. **minimum mapping unit**: :class:`Components` of the hits, seeded by
-       :func:`region_seeds` (:func:`region_peak`);
+       :func:`region_seeds` (:func:`region_peak`), both held by a :class:`HitMask` (the
+       clean-up :func:`clean_mask` runs too);
     4. **confirmation** (methods in :data:`DEEP_CONFIRMED`): :func:`confirm_regions`.
 
     ``always_histogram`` counts the scores even when the threshold does not need them (the
@@ -738,9 +749,8 @@ def run_passes(method: str, bands: tuple[str, ...], grid: Grid, source: WindowSo
     known = method_t in ("chi2", "fixed")
     choice = choose_threshold(method, ctx, new_histogram(method), threshold=threshold, value=value,
                               alpha=alpha) if known else None
-    peak = region_peak(method)
-    p = Passes(grid, method, sample, ctx, known, new_histogram(method), BitRows(grid.shape), BitRows(grid.shape),
-               BitRows(grid.shape) if peak is not None else None, np.zeros(grid.height, np.int64), choice)
+    p = Passes(grid, method, sample, ctx, known, new_histogram(method), BitRows(grid.shape),
+               HitMask(grid.shape, peak=region_peak(method)), np.zeros(grid.height, np.int64), choice)
     mark("score")
     n = source.n_windows()
     for i, (w, extra) in enumerate(source.scored(ctx, choice.value if choice else None, first=True,
@@ -752,13 +762,12 @@ def run_passes(method: str, bands: tuple[str, ...], grid: Grid, source: WindowSo
     if choice is None:
         choice = p.choice = choose_threshold(method, ctx, p.hist, threshold=threshold, value=value, alpha=alpha)
         for i, (w, extra) in enumerate(source.scored(ctx, choice.value, first=False, histogram=False), 1):
-            p.add_hits(w)
+            p.hits.add(w)
             if on_window is not None:
                 on_window(w, extra, False)
             tick("threshold", i, n)
     mark("mask")
-    p.components = Components(p.hit, grid.pixel_area_m2(), min_area_m2=max(min_area_m2, 0.0), seed=p.strong,
-                              workers=workers)
+    p.components = p.hits.components(grid, min_area_m2=min_area_m2, workers=workers)
     if stats is not None:
         mark("confirm")
         p.confirmation = confirm_regions(p.components, p.valid, source, stats, bands,
@@ -916,15 +925,15 @@ class SceneWindows:
 
     def scored(self, ctx: FitContext, threshold: float | None, *, first: bool,
                histogram: bool) -> Iterator[tuple[WindowChange, Any]]:
+        if not first:  # the scores are known: only the hits are new
+            assert threshold is not None
+            for w in score_hits(self.score, threshold, self.windows, valid=self.valid, keep=self.keep,
+                                opening_radius=self.opening_radius):
+                yield w, None
+            return
         for core, pad in self.windows:
             ps, cs, inner = window_slices(pad), window_slices(core), inner_slices(core, pad)
             keep = None if self.keep is None or threshold is None else self.keep[ps]
-            if not first:  # the scores are known: only the hits are new (threshold_open reads exact scores
-                assert threshold is not None  # up to 2 * opening_radius from the core, as a re-score would)
-                hit = window_hits(self.score[ps], threshold, inner, valid=self.valid[cs], keep=keep,
-                                  opening_radius=self.opening_radius)
-                yield WindowChange(self.score[cs], self.valid[cs], hit, None, core), None
-                continue
             w = detect_window(self.method, ctx, self.before[(slice(None), *ps)], self.after[(slice(None), *ps)],
                               self.valid[ps], inner, threshold=threshold, keep=keep,
                               opening_radius=self.opening_radius, window=core, histogram=histogram)
@@ -932,6 +941,24 @@ class SceneWindows:
             if self.direction is not None and w.direction is not None:
                 self.direction[cs] = w.direction
             yield w, None
+
+
+def score_hits(score: np.ndarray, threshold: float, windows: Iterable[tuple[Window, Window]], *,
+               valid: np.ndarray, keep: np.ndarray | None = None,
+               opening_radius: int = 0) -> Iterator[WindowChange]:
+    """The hits of each ``(core, padded)`` window of scores known on the whole grid
+    (:func:`window_hits`): the second score pass of :class:`SceneWindows` and the windows of
+    :func:`clean_mask`.  ``threshold_open`` reads exact scores up to ``2 * opening_radius``
+    pixels from the core, as a pass that scores the window again would; the padded windows
+    need that halo.
+
+    ``score``, ``valid`` and ``keep`` are (M, N) arrays on the grid.
+    """
+    for core, pad in windows:
+        ps, cs, inner = window_slices(pad), window_slices(core), inner_slices(core, pad)
+        hit = window_hits(score[ps], threshold, inner, valid=valid[cs], keep=None if keep is None else keep[ps],
+                          opening_radius=opening_radius)
+        yield WindowChange(score[cs], valid[cs], hit, None, core)
 
 
 def detect_change(before: Scene, after: Scene, *, method: Method = "default",
@@ -1014,10 +1041,7 @@ def detect_change(before: Scene, after: Scene, *, method: Method = "default",
                    min_area_m2=min_area_m2, always_histogram=True)
     score, direction = source.score, source.direction
     assert p.components is not None and p.choice is not None
-    mask = np.empty(grid.shape, np.uint8)
-    for k, (r0, r1) in enumerate(p.components.bounds):
-        lab, v = p.strip(k)
-        mask[r0:r1] = to_mask(lab > 0, v)
+    mask = p.components.to_mask(p.valid)
     area = changed_area_m2((mask == 1).sum(1), grid)
     params = detection_params(method, p.ctx, alpha=alpha, min_area_m2=min_area_m2, opening_radius=opening_radius,
                               increase_only=increase_only, window_size=window_size, sample=p.sample, grid=grid,
@@ -1416,11 +1440,21 @@ class Components:
         out[hit] = self._label_obj[vals + self.offsets[k]]
         return out
 
+    def to_mask(self, valid: Any) -> np.ndarray:
+        """(M, N) uint8 :func:`to_mask` of the kept components, strip by strip; ``valid`` is an
+        (M, N) bool array or like it (:class:`BitRows`)."""
+        mask = np.empty(self.hit.shape, np.uint8)
+        for k, (r0, r1) in enumerate(self.bounds):
+            mask[r0:r1] = to_mask(self.labels(k) > 0, valid[r0:r1])
+        return mask
+
 
 def clean_mask(score: np.ndarray, threshold: float, grid: Grid, *, valid: np.ndarray, min_area_m2: float = 0.0,
                opening_radius: int = 0, keep: np.ndarray | None = None,
                window_size: int | None = None, peak: float | None = None) -> np.ndarray:
-    """Threshold, open, and drop regions below the minimum mapping unit.
+    """Threshold, open, and drop regions below the minimum mapping unit, on scores already known
+    (to try another threshold on a result's ``score``, say): the clean-up of :func:`run_passes`,
+    through the same :func:`score_hits` and :class:`HitMask`.
 
     With ``peak``, a region (8-connected) is also dropped unless one of its pixels scores
     above ``peak`` (hysteresis; :func:`region_peak`).
@@ -1439,25 +1473,12 @@ def clean_mask(score: np.ndarray, threshold: float, grid: Grid, *, valid: np.nda
     >>> int(clean_mask(s, 5.0, g, valid=np.ones((6, 6), bool), peak=10.0).sum())
     9
     """
-    hit = np.zeros(grid.shape, dtype=bool)
+    hits = HitMask(grid.shape, peak=peak)
     halo = 2 * opening_radius  # erosion then dilation: each reaches r pixels
-    for cs, ps, inner in _tiles(grid, window_size, halo):
-        hit[cs] = window_hits(score[ps], threshold, inner, valid=valid[cs],
-                              keep=None if keep is None else keep[ps], opening_radius=opening_radius)
-    seed = None if peak is None else region_seeds(hit, score, peak)
-    if (min_area_m2 > 0 or seed is not None) and hit.any():
-        hit = drop_small(hit, grid, min_area_m2, seed=seed)
-    return to_mask(hit, valid)
-
-
-def drop_small(hit: np.ndarray, grid: Grid, min_area_m2: float, *, seed: np.ndarray | None = None) -> np.ndarray:
-    """``hit`` without the 8-connected regions smaller than ``min_area_m2``, or without a
-    ``seed`` pixel when seeds are given (see :class:`Components`)."""
-    comps = Components(hit, grid.pixel_area_m2(), min_area_m2=min_area_m2, seed=seed)
-    out = np.zeros_like(hit)
-    for k, (r0, r1) in enumerate(comps.bounds):
-        out[r0:r1] = comps.labels(k) > 0
-    return out
+    for w in score_hits(score, threshold, grid.tiles(window_size or max(grid.shape), halo=halo), valid=valid,
+                        keep=keep, opening_radius=opening_radius):
+        hits.add(w)
+    return hits.components(grid, min_area_m2=min_area_m2).to_mask(valid)
 
 
 def to_mask(hit: np.ndarray, valid: np.ndarray) -> np.ndarray:

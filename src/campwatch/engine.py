@@ -120,6 +120,7 @@ from campwatch.io import (
 )
 from campwatch.masks import (
     MIN_OBSERVED_FRACTION,
+    cloud_fraction,
     cloud_test_info,
     coverage_of,
     mask_clouds,
@@ -873,8 +874,8 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
                               increase_only=increase_only, window_size=window_size, sample=passes.sample, grid=grid,
                               confirmation=passes.confirmation)
     nb, fb, na, fa = state.clouds
-    cloud_info = clouds_block(bool(clouds), before_fraction=round(fb / nb, 6) if nb else 0.0,
-                              after_fraction=round(fa / na, 6) if na else 0.0,
+    cloud_info = clouds_block(bool(clouds), before_fraction=cloud_fraction(int(fb), int(nb)),
+                              after_fraction=cloud_fraction(int(fa), int(na)),
                               test=cloud_test_info() if clouds else None)
     params = pair_params(params, clouds=cloud_info, aoi=None, coregister=coregister, extra=extra)
     valid_area = changed_area_m2(passes.valid_rows, grid)  # the area of the valid pixels, row by row

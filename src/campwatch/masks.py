@@ -23,6 +23,7 @@ __all__ = [
     "aoi_mask",
     "SCL_INVALID",
     "cloud_flags",
+    "cloud_fraction",
     "cloud_mask",
     "grow_square",
     "invalidate",
@@ -275,11 +276,23 @@ def mask_clouds(scene: Scene, *, buffer_px: int = 2, in_place: bool = False, **t
     True
     """
     clouds = cloud_flags(scene, buffer_px=buffer_px, **thresholds)
-    n_valid = int(scene.valid.sum())
-    fraction = float(clouds.sum() / n_valid) if n_valid else 0.0
+    fraction = cloud_fraction(int(clouds.sum()), int(scene.valid.sum()))
     masked = invalidate(scene, clouds, in_place=in_place)
-    return dataclasses.replace(masked, meta={**scene.meta, "cloud_fraction": round(fraction, 6),
+    return dataclasses.replace(masked, meta={**scene.meta, "cloud_fraction": fraction,
                                              "cloud_test": cloud_test_info(buffer_px=buffer_px, **thresholds)})
+
+
+def cloud_fraction(flagged: int, valid: int) -> float:
+    """The cloud fraction :func:`mask_clouds` reports: ``flagged`` of the ``valid`` pixels (valid
+    before the cloud test), rounded to 6 decimals; 0 when none is valid.  The streaming engine
+    gives it the counts it summed over the windows.
+
+    Examples
+    --------
+    >>> cloud_fraction(1, 3), cloud_fraction(0, 0)
+    (0.333333, 0.0)
+    """
+    return round(flagged / valid, 6) if valid else 0.0
 
 
 def invalidate(scene: Scene, flags: np.ndarray, *, in_place: bool = False) -> Scene:
