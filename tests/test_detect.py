@@ -98,19 +98,16 @@ def test_clean_mask_opening_removes_single_pixels(pair):
     assert m[10, 10] == 0 and m[55, 55] == 1
 
 
-def test_deep_confirmation_drops_whole_regions_and_raises_precision(pair, monkeypatch):
+def test_deep_confirmation_drops_whole_regions_and_raises_precision(pair):
     """The default keeps a region only where a pretrained network's features changed too: the
     confirmed mask is the unconfirmed one minus whole regions, and it scores better on rennes's labels."""
     from scipy import ndimage
 
-    import campwatch.detect as detect
-
     b, a, lab = pair
     truth, ok = labels_to_bool(lab)
     confirmed = detect_change(b, a)
-    monkeypatch.setattr(detect, "DEEP_CONFIRMED", ())
-    plain = detect_change(b, a)
-    assert "deep_confirmation" not in plain.params
+    plain = detect_change(b, a, deep_confirm=False)
+    assert plain.params["deep_confirmation"]["method"] == "skipped"
     block = confirmed.params["deep_confirmation"]
     on, off = confirmed.mask == 1, plain.mask == 1
     assert not (on & ~off).any()  # nothing added

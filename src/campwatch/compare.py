@@ -192,7 +192,7 @@ def compare_scenes(before: Scene, after: Scene, *, method: Method = "default",
                    alpha: float = 1e-6, min_area_m2: float = 200.0, opening_radius: int = 0,
                    increase_only: bool = False, coregister: bool = True, clouds: bool | None = None,
                    aoi: Any = None, window_size: int | None = 512, structures: bool = False,
-                   min_observed_fraction: float = MIN_OBSERVED_FRACTION) -> ChangeResult:
+                   min_observed_fraction: float = MIN_OBSERVED_FRACTION, deep_confirm: bool = True) -> ChangeResult:
     """Compare two aligned scenes.
 
     Parameters
@@ -217,6 +217,10 @@ def compare_scenes(before: Scene, after: Scene, *, method: Method = "default",
         the misregistration that enters its significance test is then the estimated shift.
         An object's growth counts as significant only where the change detector confirms it
         (see ``change`` in :func:`campwatch.structures.growth_between`).
+    deep_confirm : bool
+        The default method keeps a change region only where a pretrained network's features
+        changed too (:func:`campwatch.detect.confirm_regions`); False skips that step (about
+        1 s per megapixel and date; the summary says it was skipped).
     min_observed_fraction : float
         The share of the AOI's own geodesic area (of BEFORE's grid without an AOI) that must be
         observed on both dates; below it :class:`~campwatch.errors.InsufficientDataError` is
@@ -251,7 +255,7 @@ def compare_scenes(before: Scene, after: Scene, *, method: Method = "default",
         result = _compare_10m(before, after, method=method, threshold=threshold, value=value, alpha=alpha,
                               min_area_m2=min_area_m2, opening_radius=opening_radius, increase_only=increase_only,
                               coregister=coregister, clouds=clouds, aoi=aoi, window_size=window_size,
-                              structures=structures)
+                              structures=structures, deep_confirm=deep_confirm)
     cov = coverage(result.mask != NODATA, result.grid, aoi=aoi)
     require_coverage(cov, min_fraction=min_observed_fraction,
                      what=f"{_label(before)} -> {_label(after)}")
@@ -307,7 +311,7 @@ def _label(scene: Scene) -> str:
 def _compare_10m(before: Scene, after: Scene, *, method: Method, threshold: ThresholdMethod | Literal["auto"],
                  value: float | None, alpha: float, min_area_m2: float, opening_radius: int, increase_only: bool,
                  coregister: bool, clouds: bool | None, aoi: Any, window_size: int | None,
-                 structures: bool) -> ChangeResult:
+                 structures: bool, deep_confirm: bool = True) -> ChangeResult:
     """:func:`compare_scenes` for the spectral detectors (every method but VHR mode)."""
     extra: dict[str, Any] = {}
     if clouds is None:
@@ -335,7 +339,7 @@ def _compare_10m(before: Scene, after: Scene, *, method: Method, threshold: Thre
                     "note": "pixels outside the AOI polygon are no data (255)"}
     result = detect_change(before, after, method=method, threshold=threshold, value=value, alpha=alpha,
                            min_area_m2=min_area_m2, opening_radius=opening_radius, increase_only=increase_only,
-                           valid=valid, window_size=window_size)
+                           valid=valid, window_size=window_size, deep_confirm=deep_confirm)
     params = pair_params(result.params, clouds=cloud_info, aoi=aoi_info, coregister=coregister, extra=extra)
     growth = None
     if structures:

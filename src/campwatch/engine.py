@@ -644,7 +644,7 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
                       client: Any = None, overwrite: bool = False,
                       structures: bool = False, strip_rows: int | None = None,
                       min_observed_fraction: float = MIN_OBSERVED_FRACTION,
-                      progress: Progress | None = None) -> StreamResult:
+                      progress: Progress | None = None, deep_confirm: bool = True) -> StreamResult:
     """Compare two scenes window by window and write the ``compare`` outputs into ``outdir``.
 
     Parameters
@@ -662,6 +662,10 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
         Run the windows as dask tasks on this client (or scheduler address).
     structures : bool
         Footprint growth is not streamed: when True, the summary says it was not computed.
+    deep_confirm : bool
+        The default method keeps a change region only where a pretrained network's features
+        changed too (:func:`campwatch.detect.confirm_regions`); False skips that step (about
+        1 s per megapixel and date; the summary says it was skipped).
     strip_rows : int, optional
         Rows per local strip (default: the file's block height, at least 256); at least
         the halo.  Strips that are not a multiple of the block height decode blocks twice.
@@ -691,7 +695,8 @@ def compare_streaming(before_path: str | os.PathLike[str], after_path: str | os.
                          min_area_m2=min_area_m2, opening_radius=opening_radius, increase_only=increase_only,
                          coregister=coregister, clouds=clouds, profile=profile, band_map=band_map,
                          window_size=window_size, workers=workers, client=client, structures=structures,
-                         strip_rows=strip_rows, min_observed_fraction=min_observed_fraction, progress=progress)
+                         strip_rows=strip_rows, min_observed_fraction=min_observed_fraction, progress=progress,
+                         deep_confirm=deep_confirm)
     return dataclasses.replace(r, paths={n: Path(outdir) / n for n in r.paths})
 
 
@@ -704,7 +709,7 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
                       client: Any = None,
                       structures: bool = False, strip_rows: int | None = None,
                       min_observed_fraction: float = MIN_OBSERVED_FRACTION,
-                      progress: Progress | None = None) -> StreamResult:
+                      progress: Progress | None = None, deep_confirm: bool = True) -> StreamResult:
     """:func:`compare_streaming` into the fresh folder ``outdir``."""
     tick = progress or (lambda stage, done, total: None)
     from rasterio import Env
@@ -813,7 +818,8 @@ def _stream_into(before_path: str | os.PathLike[str], after_path: str | os.PathL
 
                 passes = run_passes(method, bands, grid, _EngineWindows(runner, state.thumb), threshold=threshold,
                                     value=value, alpha=alpha, min_area_m2=min_area_m2, workers=workers,
-                                    on_window=on_window, progress=tick, stage=clock.start)
+                                    on_window=on_window, progress=tick, stage=clock.start,
+                                    deep_confirm=deep_confirm)
                 choice, known, ctx, comps = passes.choice, passes.known, passes.ctx, passes.components
                 assert choice is not None and comps is not None
                 tags["threshold"] = f"{choice.value:.6g} ({choice.method})"

@@ -29,6 +29,9 @@ from campwatch.detect import METHODS
 @click.option("--clouds/--no-clouds", default=None, help="Mask clouds (default: on for Sentinel-2 without SCL).")
 @click.option("--structures/--no-structures", default=True, show_default=True,
               help="Also measure built-up footprint growth (layer 'structures' of changes.gpkg, structures.geojson, summary 'structures').")
+@click.option("--deep-confirm/--no-deep-confirm", "deep_confirm", default=True, show_default=True,
+              help="Keep a change region only where a pretrained network's features changed too (default "
+                   "method; costs about 1 s per megapixel and date).")
 @click.option("--stream/--in-memory", "stream", default=None,
               help="Process window by window at bounded memory (default: without --aoi, when BEFORE has more "
                    "than 4096 x 4096 pixels of 5 m or more).")
@@ -44,7 +47,7 @@ def command(before: str, after: str, outdir: str, aoi: str | None, method: str, 
             alpha: float,
             min_area_m2: float, opening_radius: int, increase_only: bool, no_coregister: bool, clouds: bool | None,
             structures: bool, stream: bool | None, workers: int, dask_address: str | None, profile: str | None,
-            band_map: dict[str, int] | None, min_observed: float, overwrite: bool) -> None:
+            band_map: dict[str, int] | None, min_observed: float, overwrite: bool, deep_confirm: bool) -> None:
     """Compare BEFORE and AFTER (files or band folders); outputs are on BEFORE's grid.
 
     Without --aoi the whole overlap is processed.  BEFORE must not be dated after AFTER.
@@ -81,7 +84,7 @@ def command(before: str, after: str, outdir: str, aoi: str | None, method: str, 
                                   min_area_m2=min_area_m2, opening_radius=opening_radius, increase_only=increase_only,
                                   coregister=not no_coregister, clouds=clouds, profile=profile, band_map=band_map,
                                   workers=workers, client=dask_address, overwrite=overwrite, structures=structures,
-                                  min_observed_fraction=min_observed, progress=progress)
+                                  min_observed_fraction=min_observed, progress=progress, deep_confirm=deep_confirm)
         s = r.summary
         result(f"{r.method} (streamed, {s['processing']['executor']}): changed {r.changed_area_m2:,.0f} m² "
                f"({s['changed_fraction']:.3%} of valid), threshold {r.threshold.value:.4g} "
@@ -104,7 +107,7 @@ def command(before: str, after: str, outdir: str, aoi: str | None, method: str, 
         res = compare_scenes(b, a, method=method, threshold=t, value=value, alpha=alpha,  # type: ignore[arg-type]
                              min_area_m2=min_area_m2, opening_radius=opening_radius, increase_only=increase_only,
                              coregister=not no_coregister, clouds=clouds, aoi=aoi_obj, structures=structures,
-                             min_observed_fraction=min_observed)
+                             min_observed_fraction=min_observed, deep_confirm=deep_confirm)
         bar.update(step, advance=1, description=f"writing {outdir}")
         paths = write_compare_outputs(res, outdir, before=b, after=a, overwrite=overwrite)
         bar.update(step, advance=1)
