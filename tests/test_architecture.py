@@ -3,7 +3,8 @@
 Every import counts: module level, function level and ``if TYPE_CHECKING:`` blocks, read with
 :mod:`ast` from the files :mod:`pkgutil` finds (the source is parsed, not run, so a lazy import
 cannot hide an upward edge).  ``campwatch.io`` and ``campwatch.io.*`` are one module (io may become a package);
-so are ``campwatch.bench`` and its submodules, except the pure ``campwatch.bench.metrics`` (:data:`OWN_NODE`).
+so are ``campwatch.detect`` and its submodules (the core node ``detect``), and ``campwatch.bench`` and its
+submodules, except the pure ``campwatch.bench.metrics`` (:data:`OWN_NODE`).
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def _top(module: str) -> str:
 
 
 def test_graph_is_read():
-    assert {"campwatch.detect", "campwatch.vhr.growth", "campwatch.cli.main"} <= set(MODULES)
+    assert {"campwatch.detect", "campwatch.detect.passes", "campwatch.vhr.growth", "campwatch.cli.main"} <= set(MODULES)
     assert any(e.importer == "campwatch.compare" and _top(e.target) == "detect" for e in EDGES)
     assert any(e.importer == "campwatch.fetch" and e.target == "campwatch.io" and e.name is None for e in EDGES)
 
@@ -193,6 +194,10 @@ def test_no_private_name_from_another_module():
 def test_the_checks_catch_what_they_should():
     """The rules above, on made-up edges: each kind of offence is named with its module and import."""
     assert _top("campwatch.io.read") == _top("campwatch.io") == "io"
+    assert _top("campwatch.detect.passes") == _top("campwatch.detect") == "detect" in CORE
+    assert _upward([Edge("campwatch.detect.methods", "campwatch.io.readers", "read_raster", 3)]) == [
+        "core module campwatch.detect.methods (line 3) imports campwatch.io.readers.read_raster "
+        "(io, plot, a tool or the CLI)"]
     e = Edge("campwatch.structures", "campwatch.plot", "growth_html", 504)
     assert _top(e.importer) in CORE and _top(e.target) in ABOVE_CORE
     assert str(e) == "campwatch.structures (line 504) imports campwatch.plot.growth_html"

@@ -142,7 +142,7 @@ def test_cloud_kernel_is_the_numpy_cloud_test(samples, shared_data):
 
 
 def test_default_score_kernel_is_the_numpy_score(samples):
-    from campwatch.detect import _default_score
+    from campwatch.detect.methods import _default_score
 
     for city in ("rennes", "paris"):
         b, a, _ = read_pair(samples / city / "imgs_1", samples / city / "imgs_2")

@@ -301,7 +301,7 @@ def _grow_cross(mask: np.ndarray) -> np.ndarray:
 @njit(cache=True, nogil=True, error_model="numpy")
 def default_score(b: np.ndarray, a: np.ndarray, v: np.ndarray, sel: np.ndarray, gain: np.ndarray,
                   offset: np.ndarray, sigma: np.ndarray, nir: int, red: int, swir: int) -> np.ndarray:
-    """(M, N) float32: :func:`campwatch.detect._default_score` then ``window_score``'s NaN
+    """(M, N) float32: :func:`campwatch.detect.methods._default_score` then ``window_score``'s NaN
     outside ``v``, in the float32 arithmetic of the numpy code (``gain``, ``offset``,
     ``sigma`` float32; ``swir`` -1 when the scene has no swir16)."""
     _, m, n = b.shape
