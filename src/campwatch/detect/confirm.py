@@ -53,14 +53,14 @@ class DeepStats:
 
 def deep_stats(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], bands: tuple[str, ...]) -> DeepStats | None:
     """:class:`DeepStats` from the fit windows' ``(before, after, valid)`` (None: no valid pixel)."""
-    idx = [bands.index(b) for b in _RGB]
     if not any(v.any() for _, _, v in parts):
         return None
-    scales = [np.array([np.percentile(np.concatenate([x[i][v] for x, v in ((b if k == 0 else a, v)
-                                                                             for b, a, v in parts) if v.any()]), 99.0)
-                        for i in idx]) for k in (0, 1)]
-    scales = [np.where(s > 0, s, 1.0) for s in scales]
-    stats = DeepStats(scales[0], scales[1], {}, int(sum(v.sum() for _, _, v in parts)))
+
+    def scale(date: int) -> np.ndarray:  # each band's 99th percentile over the valid sample pixels
+        q = [np.percentile(np.concatenate([p[date][bands.index(b)][p[2]] for p in parts]), 99.0) for b in _RGB]
+        return np.where(np.array(q) > 0, q, 1.0)
+
+    stats = DeepStats(scale(0), scale(1), {}, int(sum(v.sum() for _, _, v in parts)))
     for b, a, v in parts:
         if not v.any():
             continue
@@ -70,15 +70,17 @@ def deep_stats(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], bands: tu
     return stats
 
 
-def confirm_regions(comps: Components, valid: BitRows, source: WindowSource, stats: DeepStats,
-                    bands: tuple[str, ...], *, workers: int = 1,
+def confirm_regions(comps: Components, valid: BitRows, source: WindowSource,
+                    fit_sample: list[tuple[np.ndarray, np.ndarray, np.ndarray]], bands: tuple[str, ...], *,
+                    workers: int = 1,
                     progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Keep the change regions whose pixels' deep change averages above the scene's Otsu cut.
 
     The deep change is :func:`campwatch.vhr.deep.deep_change` (DCVA with EfficientNet-lite0's
     ImageNet features, no training) of both dates' red, green and blue, in :data:`DEEP_TILE`
     tiles read with a :data:`DEEP_HALO` margin, each network channel in units of its spread
-    over the fit sample (:class:`DeepStats`).  Only tiles that hold a kept region are run;
+    over the ``(before, after, valid)`` windows of ``fit_sample`` (:func:`deep_stats`, run only
+    when a region is kept).  Only tiles that hold a kept region are run;
     the cut is Otsu's over the valid pixels of those tiles, so it comes from the scene, not
     from a constant.  A region is kept when the mean deep change over its pixels exceeds
     the cut: a decision per region, as the region peak is.  ``comps`` is changed in place
@@ -90,6 +92,12 @@ def confirm_regions(comps: Components, valid: BitRows, source: WindowSource, sta
     oscd``): see the docstring of :mod:`campwatch.detect.methods`.
     """
     m, n = valid.shape
+    before = comps.kept_count
+    stats = deep_stats(fit_sample, bands) if before else None
+    if stats is None:
+        note = "no change region" if not before else "no valid pixel in the fit sample: regions kept unconfirmed"
+        return {"method": "deep", "cut": None, "regions": before, "confirmed": before, "pixels_scored": 0,
+                "note": note}
     hist = Histogram.linear(0.0, 4.0, bins=2048)
     sums = np.zeros(comps.kept_count + 1)
     counts = np.zeros(comps.kept_count + 1)
@@ -119,9 +127,6 @@ def confirm_regions(comps: Components, valid: BitRows, source: WindowSource, sta
                 counts += np.bincount(ids[ok], minlength=len(counts))
             if progress is not None:
                 progress(k + 1, len(comps.bounds))
-    before = comps.kept_count
-    if not before:
-        return {"method": "deep", "cut": None, "regions": 0, "confirmed": 0, "pixels_scored": 0}
     cut = otsu(hist)
     keep = (counts > 0) & (sums > cut * counts)
     comps.keep_only(keep)

@@ -45,7 +45,7 @@ from campwatch.detect.components import (
     window_core,
     window_slices,
 )
-from campwatch.detect.confirm import DEEP_CONFIRMED, confirm_regions, deep_stats
+from campwatch.detect.confirm import DEEP_CONFIRMED, confirm_regions
 from campwatch.detect.methods import (
     METHOD_BANDS,
     MIN_VALID_FRACTION,
@@ -241,8 +241,11 @@ def run_passes(method: str, bands: tuple[str, ...], grid: Grid, source: WindowSo
         parts.append(part)
         tick("fit", i, len(sample))
     ctx = fit_context(method, bands, lambda: iter(parts))
-    stats = deep_stats(parts, bands) if method in DEEP_CONFIRMED and deep_confirm else None
-    parts = []  # the fit sample is no longer needed
+    confirming = method in DEEP_CONFIRMED and deep_confirm
+    # the deep confirmation takes its scene statistics from the fit sample, and only once a region
+    # is kept (a no-change pair runs no network); the rest of the passes do not need the sample
+    fit_sample = parts if confirming else []
+    parts = []
     method_t, value = resolve_threshold(method, threshold, value)
     known = method_t in ("chi2", "fixed")
     choice = choose_threshold(method, ctx, new_histogram(method), threshold=threshold, value=value,
@@ -266,10 +269,11 @@ def run_passes(method: str, bands: tuple[str, ...], grid: Grid, source: WindowSo
             tick("threshold", i, n)
     mark("mask")
     p.components = p.hits.components(grid, min_area_m2=min_area_m2, workers=workers)
-    if stats is not None:
+    if confirming:
         mark("confirm")
-        p.confirmation = confirm_regions(p.components, p.valid, source, stats, bands, workers=workers,
+        p.confirmation = confirm_regions(p.components, p.valid, source, fit_sample, bands, workers=workers,
                                          progress=lambda done, total: tick("confirm", done, total))
+        fit_sample = []
         mark("mask")  # the caller's mask strips follow
     elif method in DEEP_CONFIRMED:
         p.confirmation = {"method": "skipped", "note": "deep_confirm=False: change regions are not confirmed by "
