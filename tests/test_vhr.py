@@ -105,6 +105,10 @@ def test_xbd_pair_runs_on_two_sensors(shared_data: Path) -> None:
     assert s["undamaged_false_alarm"] <= 0.1, s
     debris = lost[lost["reason"].str.startswith("roof-like before")]
     assert len(debris) > 10 and debris["low_confidence"].all()
+    # every rubble segment was confirmed by the deep change, and the summary says how many were tested
+    record = res.params["rubble_deep_confirmation"]
+    assert 0 < record["confirmed"] <= record["segments"], record
+    assert res.params["deep_change_threshold"] > 0
     # objects under the 20 m2 building size come only from the small-object test, flagged as such
     small = lost[lost["area_m2"] < 19.0]
     assert len(small) > 0 and small["reason"].str.startswith("small compact object before").all()
@@ -139,10 +143,11 @@ def test_xbd_destroyed_recall_target(shared_data: Path) -> None:
 
 @pytest.mark.slow
 def test_levir_pooled_f1_target(shared_data: Path) -> None:
-    # issue 10: the demolition tiers tuned on xBD must not cost LEVIR (mostly new buildings) its target
+    # issue 10: the demolition tiers tuned on xBD must not cost LEVIR (mostly new buildings) its target.
+    # Measured 0.528 before the rubble segments were confirmed by the deep change, 0.558 after
     r = run_levir(shared_data / "vhr-levircd")
     assert r["pairs"] == 11
-    assert r["vhr"]["f1"] >= 0.5, r["vhr"]
+    assert r["vhr"]["f1"] >= 0.54, r["vhr"]
     assert r["vhr"]["f1"] > r["naive"]["f1"] + 0.25, (r["vhr"], r["naive"])
 
 
@@ -187,4 +192,7 @@ def test_coarse_vhr_pixels_are_flagged(shared_data: Path) -> None:
         warnings.simplefilter("ignore")
         fine = vhr_change(c, d)
     assert not any(f.startswith("pixels of") for f in fine.flags) and fine.params["pixel_change_threshold"] is None
-    assert fine.params["deep_change_threshold"] is None and fine.params["pixel_change_segment_m2"] is None
+    assert fine.params["pixel_change_segment_m2"] is None
+    # there the network runs only to confirm rubble segments, when the rubble test found one
+    found = fine.params["rubble_deep_confirmation"]["segments"] > 0
+    assert (fine.params["deep_change_threshold"] is not None) == found

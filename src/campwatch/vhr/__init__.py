@@ -26,7 +26,9 @@ used at coarse pixels (step 6); nothing is trained on the scene and no label is 
 5. **Rubble test** (:func:`debris_objects`): roof-like segments of any roof colour on
    the first date that turned into bright, finely broken texture are also demolished
    (the grey-roof detector of step 1 misses most brown and red roofs), and so are
-   small compact objects (sheds) whose outline and cast shadow are gone.
+   small compact objects (sheds) whose outline and cast shadow are gone.  Each such
+   segment is kept only if its mean deep change (step 6's network) is above the scene's
+   own Otsu cut of it (:func:`deep_confirmed`), as the 10 m default confirms its regions.
 
 6. **Deep features at coarse pixels** (:func:`campwatch.vhr.deep.deep_change`): above 1 m
    a house is a few pixels and the building logic misses most change, so the mask also holds
@@ -44,7 +46,7 @@ from campwatch.vhr.change import naive_cva, smoothed_grey, structure_similarity,
 from campwatch.vhr.common import GROWTH_CLASSES
 from campwatch.vhr.growth import COARSE_VHR_M, VHRChangeResult, VHRLowConfidenceWarning, vhr_change
 from campwatch.vhr.normalise import normalise_to, rgb_stack
-from campwatch.vhr.rubble import debris_objects
+from campwatch.vhr.rubble import debris_objects, deep_confirmed
 
 __all__ = [
     "COARSE_VHR_M",
@@ -55,6 +57,7 @@ __all__ = [
     "building_mask",
     "building_objects",
     "debris_objects",
+    "deep_confirmed",
     "naive_cva",
     "normalise_to",
     "rgb_stack",

@@ -5,6 +5,7 @@ with counts: :func:`vhr_change` runs every stage."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,7 @@ from campwatch.vhr.change import (
 from campwatch.vhr.common import GROWTH_CLASSES, SMALL_DEMOLITION_M2, otsu_cut, to_px
 from campwatch.vhr.deep import deep_change
 from campwatch.vhr.normalise import normalise_to, rgb_stack
-from campwatch.vhr.rubble import debris_objects
+from campwatch.vhr.rubble import debris_objects, deep_confirmed
 
 __all__ = ["COARSE_VHR_M", "VHRChangeResult", "VHRLowConfidenceWarning", "add_rubble", "classify_buildings",
            "drop_same_structure", "vhr_change"]
@@ -300,7 +301,8 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
                smooth_m: float = 2.0, threshold: float | None = None, min_fraction: float = 0.2,
                whole_fraction: float = 0.7, lost_fraction: float = 0.7, min_area_m2: float = 20.0, building_threshold: float = 0.45,
                min_shadow_fraction: float = 0.12, debris: bool = True,
-               max_similarity: float = 0.6, otsu_fraction: float = 0.5) -> VHRChangeResult:
+               max_similarity: float = 0.6, otsu_fraction: float = 0.5,
+               rubble: Mapping[str, Any] | None = None) -> VHRChangeResult:
     """Building-level change between two sub-metre RGB(N) dates, with growth classes.
 
     Parameters
@@ -338,8 +340,10 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
     debris : bool
         Also report as demolished the roof-like segments of the first date, of any roof
         colour, that turned into rubble-like texture and hold no building on the second
-        date (:func:`debris_objects`).  The per-date building detector misses most
-        brown and red roofs, so without this test few destroyed houses are found.
+        date (:func:`debris_objects`), each confirmed by its mean deep change above the scene's
+        Otsu cut (:func:`deep_confirmed`; ``params["rubble_deep_confirmation"]``).  The per-date
+        building detector misses most brown and red roofs, so without this test few destroyed
+        houses are found.
     max_similarity : float
         A new, demolished, expanded or shrunk building (or part) whose grey levels, over it
         and a 2 m rim, correlate with the other date's at least this much
@@ -418,11 +422,14 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
     # flatten) and the change of a pretrained network's features (deep_change). Their mean is averaged
     # over segments of both dates (pair_segments); a segment changed when that is above 1
     pixel_cut = raw_cut = deep_cut = None
+    rubble_record: dict[str, int] | None = None
     pixel_change = np.zeros(valid.shape, bool)
+    deep: np.ndarray | None = None
     if coarse:
         deep = deep_change(xb, xa, valid)
+        deep_cut = otsu_cut(deep[valid])
         raw = np.sqrt(np.square(np.nan_to_num(xa[:3] - xb[:3])).sum(axis=0))
-        pixel_cut, raw_cut, deep_cut = otsu, otsu_cut(raw[valid]), otsu_cut(deep[valid])
+        pixel_cut, raw_cut = otsu, otsu_cut(raw[valid])
         evidence = (score / max(pixel_cut, 1e-9) + raw / max(raw_cut, 1e-9) + deep / max(deep_cut, 1e-9)) / 3
         segments = pair_segments(xb, xa_n, valid, pixel_size_m=px)
         pixel_change = (segment_mean(evidence, segments, valid) > 1.0) & valid
@@ -448,7 +455,18 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
         drop_same_structure(parts, low, lab_b, xb, xa_n, pixel_size_m=px, max_similarity=max_similarity, grey=grey)
     if debris:
         # roof-like segments of any colour that became rubble, where no building stands after
-        lab_d = debris_objects(xb, xa_n, valid, pixel_size_m=px, exclude=near_a, min_area_m2=min_area_m2, grey=grey)
+        lab_d = debris_objects(xb, xa_n, valid, pixel_size_m=px, exclude=near_a, grey=grey,
+                               **{"min_area_m2": min_area_m2, **(rubble or {})})
+        # each rubble segment must also have changed in a pretrained network's features: its mean
+        # deep change above the scene's own Otsu cut of it (the 10 m default confirms its regions
+        # the same way). The network runs only when the test found a segment.
+        if lab_d.any():
+            if deep is None:
+                deep = deep_change(xb, xa, valid)
+                deep_cut = otsu_cut(deep[valid])
+            lab_d, rubble_record = deep_confirmed(lab_d, deep / max(deep_cut or 0.0, 1e-9), valid)
+        else:
+            rubble_record = {"segments": 0, "confirmed": 0}
         add_rubble(parts, low, lab_b, lab_d, touches_gap, pixel_size_m=px, min_area_m2=min_area_m2)
     empty = np.zeros(valid.shape, np.int32)
     frames = [_polygons(parts[k], before.grid, k, changed, low[k]) for k in GROWTH_CLASSES]
@@ -464,6 +482,7 @@ def vhr_change(before: Scene, after: Scene, *, coregister: bool = True, toleranc
               "min_shadow_fraction": min_shadow_fraction, "coregister": coregister, "debris": debris,
               "max_similarity": max_similarity, "otsu_fraction": otsu_fraction, "pixel_change_threshold": pixel_cut,
               "raw_change_threshold": raw_cut, "deep_change_threshold": deep_cut,
-              "pixel_change_segment_m2": PAIR_SEGMENT_M2 if coarse else None}
+              "pixel_change_segment_m2": PAIR_SEGMENT_M2 if coarse else None, "rubble": dict(rubble or {}),
+              "rubble_deep_confirmation": rubble_record}
     return VHRChangeResult(before.grid, score, float(threshold), mask & valid, lab_b, lab_a, growth, counts,
                            flags, params, shift_record, fit)

@@ -8,10 +8,10 @@ from scipy import ndimage
 from skimage import measure, segmentation
 
 from campwatch.vhr.buildings import vegetation_index
-from campwatch.vhr.change import structure_similarity
+from campwatch.vhr.change import segment_mean, structure_similarity
 from campwatch.vhr.common import SMALL_DEMOLITION_M2, to_px
 
-__all__ = ["debris_objects"]
+__all__ = ["debris_objects", "deep_confirmed"]
 
 
 def _local_std(x: np.ndarray, size: int) -> np.ndarray:
@@ -166,6 +166,34 @@ def debris_objects(before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, 
     new_id = np.zeros(n, np.int32)
     new_id[ok] = np.arange(1, int(ok.sum()) + 1, dtype=np.int32)
     return new_id[seg]
+
+
+def deep_confirmed(labels: np.ndarray, evidence: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
+    """The segments of ``labels`` whose mean ``evidence`` over their valid pixels is above 1.
+
+    ``evidence`` is a change map in units of its scene's own cut (for VHR mode, the deep change
+    of :func:`campwatch.vhr.deep.deep_change` over its Otsu cut), so the rule has no constant
+    of its own.  A roof that the texture and colour tests take for rubble, but whose
+    neighbourhood a pretrained network sees as unchanged (a roof in another colour balance,
+    a car park filling up), is dropped.
+
+    Returns
+    -------
+    labels : (M, N) int32 ndarray
+        The kept segments with their ids; 0 elsewhere.
+    record : dict
+        ``segments`` tested and ``confirmed``.
+
+    Examples
+    --------
+    >>> lab = np.array([[1, 1, 2, 2]]); ev = np.array([[2.0, 0.5, 0.2, 0.9]])
+    >>> deep_confirmed(lab, ev, np.ones((1, 4), bool))
+    (array([[1, 1, 0, 0]], dtype=int32), {'segments': 2, 'confirmed': 1})
+    """
+    labels = np.asarray(labels, np.int32)
+    keep = (labels > 0) & (segment_mean(evidence, labels, np.asarray(valid, bool)) > 1.0)
+    record = {"segments": int(np.unique(labels[labels > 0]).size), "confirmed": int(np.unique(labels[keep]).size)}
+    return np.where(keep, labels, 0).astype(np.int32), record
 
 
 def _vanished_small(seg: np.ndarray, cand: np.ndarray, before: np.ndarray, after: np.ndarray, valid: np.ndarray, *,
