@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import sys
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -55,7 +56,7 @@ def scaled(name: str, value: Any, factor: float) -> Any:
     """``value`` times ``factor`` (element-wise for tuples; shares and correlations capped at 1)."""
     if isinstance(value, tuple):
         return tuple(scaled(name, v, factor) for v in value)
-    out = float(value) * factor
+    out = round(float(value) * factor, 6)
     return min(out, 1.0) if name in _FRACTIONS else out
 
 
@@ -109,6 +110,7 @@ def main() -> None:
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         for label, name, figs in pool.map(score, tasks):
             table.setdefault(label, {})[name] = figs
+            print(f"{time.perf_counter() - t0:6.0f} s  {label}  {name}  {figs}", file=sys.stderr, flush=True)
     cols = [(n, key) for n, k, _ in sets for key in {"pixels": ["f1"], "xbd": ["destroyed", "undamaged"]}.get(k, ["flagged"])]
     base = table["default"]
     print(f"{len(runs)} settings x {len(sets)} datasets in {time.perf_counter() - t0:.0f} s "
