@@ -26,12 +26,11 @@ import argparse
 import inspect
 import sys
 import time
-import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from campwatch.bench.vhr import run_levir, run_unlabelled, run_xbd, vhr_datasets
+from campwatch.bench.vhr import run_dataset, vhr_datasets
 from campwatch.vhr import debris_objects, vhr_change
 
 #: vhr_change's own cuts chosen on shared pairs, and debris_objects' (passed through ``rubble=``);
@@ -78,17 +77,13 @@ def score(task: tuple[str, str, str, dict[str, Any]]) -> tuple[str, str, dict[st
     """Run one dataset with one parameter set; the figures of ``campwatch bench vhr``."""
     label, name, kind, params = task
     path = Path(name)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if kind == "pixels":
-            r = run_levir(path, params=params)
-            figs = {"f1": r["vhr"]["f1"]}
-        elif kind == "xbd":
-            r = run_xbd(path, params=params)
-            figs = {"destroyed": r["vhr"]["destroyed_recall"], "undamaged": r["vhr"]["undamaged_false_alarm"]}
-        else:
-            r = run_unlabelled(path, params=params)
-            figs = {"flagged": r["vhr"]["flagged_fraction"]}
+    r = run_dataset(kind, path, params=params)
+    if kind == "pixels":
+        figs = {"f1": r["vhr"]["f1"]}
+    elif kind == "xbd":
+        figs = {"destroyed": r["vhr"]["destroyed_recall"], "undamaged": r["vhr"]["undamaged_false_alarm"]}
+    else:
+        figs = {"flagged": r["vhr"]["flagged_fraction"]}
     return label, path.name, figs
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "pixel_scores",
     "read_xbd_pair",
     "run_bench",
+    "run_dataset",
     "run_levir",
     "run_protocol",
     "run_unlabelled",
@@ -401,6 +402,18 @@ def run_unlabelled(root: str | os.PathLike[str], *, params: dict[str, Any] | Non
             "counts": res.counts, "flags": res.flags, "coregistration": res.coregistration}
 
 
+def run_dataset(kind: str, path: str | os.PathLike[str], *, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One dataset of :func:`vhr_datasets` scored by its kind (``run_levir``, ``run_xbd`` or
+    ``run_unlabelled``), warnings silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if kind == "pixels":
+            return run_levir(path, params=params)
+        if kind == "xbd":
+            return run_xbd(path, params=params)
+        return run_unlabelled(path, params=params)
+
+
 def run_protocol(shared: str | os.PathLike[str], *,
                  candidates: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The validation protocol of ``campwatch bench vhr --all``: every dataset on its own with
@@ -416,14 +429,7 @@ def run_protocol(shared: str | os.PathLike[str], *,
     for name, kind, path in sets:
         scores[name] = {}
         for cname, params in cands.items():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                if kind == "pixels":
-                    r = run_levir(path, params=params)
-                elif kind == "xbd":
-                    r = run_xbd(path, params=params)
-                else:
-                    r = run_unlabelled(path, params=params)
+            r = run_dataset(kind, path, params=params)
             r["kind"] = kind
             scores[name][cname] = r
     pixel_sets = [n for n, k, _ in sets if k == "pixels"]
